@@ -1,0 +1,213 @@
+// Package okta holds the wire types of Okta's Agent Pools management API
+// (/api/v1/agentPools/...) as poolserver serves it and the official Okta
+// SDKs decode it: pools, agents, updates, update settings, schedules and
+// Okta's error object.
+package okta
+
+import (
+	"slices"
+	"time"
+)
+
+// AgentType is the kind of agent a pool holds.
+type AgentType string
+
+// The agent types of the seed.
+const (
+	AgentTypeAD     AgentType = "AD"
+	AgentTypeIWA    AgentType = "IWA"
+	AgentTypeLDAP   AgentType = "LDAP"
+	AgentTypeMFA    AgentType = "MFA"
+	AgentTypeOPP    AgentType = "OPP"
+	AgentTypeRUM    AgentType = "RUM"
+	AgentTypeRadius AgentType = "Radius"
+)
+
+// AgentTypes lists every AgentType in the order pools are listed.
+var AgentTypes = []AgentType{AgentTypeAD, AgentTypeIWA, AgentTypeLDAP, AgentTypeMFA, AgentTypeOPP, AgentTypeRUM, AgentTypeRadius}
+
+// Valid reports whether t is one of the seed's agent types.
+func (t AgentType) Valid() bool { return slices.Contains(AgentTypes, t) }
+
+// OperationalStatus is the health of an agent or a pool.
+type OperationalStatus string
+
+// The operational statuses of the seed.
+const (
+	OperationalStatusDegraded    OperationalStatus = "DEGRADED"
+	OperationalStatusDisrupted   OperationalStatus = "DISRUPTED"
+	OperationalStatusInactive    OperationalStatus = "INACTIVE"
+	OperationalStatusOperational OperationalStatus = "OPERATIONAL"
+)
+
+// Valid reports whether s is one of the seed's operational statuses.
+func (s OperationalStatus) Valid() bool {
+	switch s {
+	case OperationalStatusDegraded, OperationalStatusDisrupted, OperationalStatusInactive, OperationalStatusOperational:
+		return true
+	}
+	return false
+}
+
+// AgentUpdateInstanceStatus is one agent's progress in an update.
+type AgentUpdateInstanceStatus string
+
+// The per-agent update statuses of the seed.
+const (
+	InstanceCancelled         AgentUpdateInstanceStatus = "Cancelled"
+	InstanceFailed            AgentUpdateInstanceStatus = "Failed"
+	InstanceInProgress        AgentUpdateInstanceStatus = "InProgress"
+	InstancePendingCompletion AgentUpdateInstanceStatus = "PendingCompletion"
+	InstanceScheduled         AgentUpdateInstanceStatus = "Scheduled"
+	InstanceSuccess           AgentUpdateInstanceStatus = "Success"
+)
+
+// Valid reports whether s is one of the seed's per-agent update statuses.
+func (s AgentUpdateInstanceStatus) Valid() bool {
+	switch s {
+	case InstanceCancelled, InstanceFailed, InstanceInProgress, InstancePendingCompletion, InstanceScheduled, InstanceSuccess:
+		return true
+	}
+	return false
+}
+
+// AgentUpdateJobStatus is an update's overall status.
+type AgentUpdateJobStatus string
+
+// The update statuses of the seed.
+const (
+	JobCancelled  AgentUpdateJobStatus = "Cancelled"
+	JobFailed     AgentUpdateJobStatus = "Failed"
+	JobInProgress AgentUpdateJobStatus = "InProgress"
+	JobPaused     AgentUpdateJobStatus = "Paused"
+	JobScheduled  AgentUpdateJobStatus = "Scheduled"
+	JobSuccess    AgentUpdateJobStatus = "Success"
+)
+
+// Valid reports whether s is one of the seed's update statuses.
+func (s AgentUpdateJobStatus) Valid() bool {
+	switch s {
+	case JobCancelled, JobFailed, JobInProgress, JobPaused, JobScheduled, JobSuccess:
+		return true
+	}
+	return false
+}
+
+// ReleaseChannel is the release channel a pool follows.
+type ReleaseChannel string
+
+// The release channels of the seed.
+const (
+	ChannelBeta ReleaseChannel = "BETA"
+	ChannelEA   ReleaseChannel = "EA"
+	ChannelGA   ReleaseChannel = "GA"
+	ChannelTest ReleaseChannel = "TEST"
+)
+
+// Valid reports whether c is one of the seed's release channels.
+func (c ReleaseChannel) Valid() bool {
+	switch c {
+	case ChannelBeta, ChannelEA, ChannelGA, ChannelTest:
+		return true
+	}
+	return false
+}
+
+// Href is one link of a HAL `_links` object.
+type Href struct {
+	Href string `json:"href"`
+}
+
+// LinksSelf is the `_links` object with a self link.
+type LinksSelf struct {
+	Self *Href `json:"self,omitempty"`
+}
+
+// Agent is one managed program on one host, as a member of a pool.
+type Agent struct {
+	ID                  string                    `json:"id,omitempty"`
+	IsHidden            *bool                     `json:"isHidden,omitempty"`
+	IsLatestGAedVersion *bool                     `json:"isLatestGAedVersion,omitempty"`
+	LastConnection      *time.Time                `json:"lastConnection,omitempty"`
+	Name                string                    `json:"name,omitempty"`
+	OperationalStatus   OperationalStatus         `json:"operationalStatus,omitempty"`
+	PoolID              string                    `json:"poolId,omitempty"`
+	Type                AgentType                 `json:"type,omitempty"`
+	UpdateMessage       string                    `json:"updateMessage,omitempty"`
+	UpdateStatus        AgentUpdateInstanceStatus `json:"updateStatus,omitempty"`
+	Version             string                    `json:"version,omitempty"`
+	Links               *LinksSelf                `json:"_links,omitempty"`
+}
+
+// AgentPool is a group of agents of one type.
+type AgentPool struct {
+	Agents            []Agent           `json:"agents"`
+	ID                string            `json:"id"`
+	Name              string            `json:"name"`
+	OperationalStatus OperationalStatus `json:"operationalStatus"`
+	Type              AgentType         `json:"type"`
+}
+
+// AutoUpdateSchedule is an update's maintenance schedule.
+type AutoUpdateSchedule struct {
+	Cron        string     `json:"cron,omitempty"`
+	Delay       *int       `json:"delay,omitempty"`
+	Duration    *int       `json:"duration,omitempty"`
+	LastUpdated *time.Time `json:"lastUpdated,omitempty"`
+	Timezone    string     `json:"timezone,omitempty"`
+}
+
+// AgentPoolUpdate is a fleet-wide update of a pool's agents.
+type AgentPoolUpdate struct {
+	Agents        []Agent              `json:"agents"`
+	AgentType     AgentType            `json:"agentType,omitempty"`
+	Enabled       bool                 `json:"enabled"`
+	ID            string               `json:"id"`
+	Name          string               `json:"name,omitempty"`
+	NotifyAdmin   bool                 `json:"notifyAdmin"`
+	Reason        string               `json:"reason,omitempty"`
+	Schedule      *AutoUpdateSchedule  `json:"schedule,omitempty"`
+	SortOrder     int                  `json:"sortOrder"`
+	Status        AgentUpdateJobStatus `json:"status"`
+	TargetVersion string               `json:"targetVersion,omitempty"`
+	Links         *LinksSelf           `json:"_links,omitempty"`
+}
+
+// AgentPoolUpdateSetting is a pool's automatic update settings.
+type AgentPoolUpdateSetting struct {
+	AgentType               AgentType      `json:"agentType"`
+	ContinueOnError         bool           `json:"continueOnError"`
+	LatestVersion           string         `json:"latestVersion,omitempty"`
+	MinimalSupportedVersion string         `json:"minimalSupportedVersion,omitempty"`
+	PoolID                  string         `json:"poolId"`
+	PoolName                string         `json:"poolName"`
+	ReleaseChannel          ReleaseChannel `json:"releaseChannel"`
+}
+
+// ErrorCause is one entry of an Error's errorCauses.
+type ErrorCause struct {
+	ErrorSummary string `json:"errorSummary"`
+}
+
+// Error is Okta's error object. ErrorCauses is always an array (never null):
+// the Node SDK falls back to a bare HTTP error otherwise.
+type Error struct {
+	ErrorCode    string       `json:"errorCode"`
+	ErrorSummary string       `json:"errorSummary"`
+	ErrorLink    string       `json:"errorLink"`
+	ErrorID      string       `json:"errorId"`
+	ErrorCauses  []ErrorCause `json:"errorCauses"`
+}
+
+// Okta's error codes that poolserver returns.
+const (
+	CodeValidation       = "E0000001" // API validation failed
+	CodeMalformedBody    = "E0000003" // the request body was not well-formed
+	CodeAuthentication   = "E0000004" // authentication failed
+	CodeForbidden        = "E0000006" // no permission for the action
+	CodeNotFound         = "E0000007" // resource not found
+	CodeInvalidToken     = "E0000011" // invalid token provided
+	CodeMethodNotAllowed = "E0000022" // the endpoint does not support the method
+	CodeRateLimit        = "E0000047" // API call exceeded rate limit
+	CodeInternal         = "E0000009" // internal server error
+)

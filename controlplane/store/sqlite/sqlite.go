@@ -1,0 +1,548 @@
+// Package sqlite is the embedded SQLite backend of the control plane's
+// store (pure Go: modernc.org/sqlite, no cgo).
+//
+// The database runs in WAL mode so readers never block the writer and the
+// poolserver CLI can write while a server runs. Writes go through one
+// connection whose transactions begin IMMEDIATE (no lock-upgrade deadlocks);
+// reads use a small pool of connections.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside a data directory.
+const FileName = "poolserver.db"
+
+// DB is the SQLite store.
+type DB struct {
+	w *sql.DB // one connection, BEGIN IMMEDIATE
+	r *sql.DB // readers
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database in dataDir and applies the
+// embedded migrations.
+func Open(ctx context.Context, dataDir string) (*DB, error) {
+	return OpenFile(ctx, filepath.Join(dataDir, FileName))
+}
+
+// OpenFile opens the database at path and applies the embedded migrations.
+func OpenFile(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	db := &DB{w: w, r: r}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.r.PingContext(ctx)
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(filepath.Base(name), ".sql")
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ms(time.Now())); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// inTx runs fn in a write transaction.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func isUnique(err error) bool {
+	var se *sqlite3.Error
+	return errors.As(err, &se) && (se.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+type scanner interface{ Scan(...any) error }
+
+// Pools.
+
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, created_at`
+
+func scanPool(s scanner) (*store.Pool, error) {
+	var p store.Pool
+	var created int64
+	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &created); err != nil {
+		return nil, err
+	}
+	p.CreatedAt = fromMS(created)
+	return &p, nil
+}
+
+// CreatePool inserts a pool and sets its Seq.
+func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
+	if p.Settings.ReleaseChannel == "" {
+		p.Settings.ReleaseChannel = okta.ChannelGA
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, ms(p.CreatedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create pool: %w", err)
+	}
+	p.Seq, err = res.LastInsertId()
+	return err
+}
+
+// GetPool returns the pool with the given id.
+func (db *DB) GetPool(ctx context.Context, id string) (*store.Pool, error) {
+	p, err := scanPool(db.r.QueryRowContext(ctx, `SELECT `+poolCols+` FROM pools WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("pool %s: %w", id, store.ErrNotFound)
+	}
+	return p, err
+}
+
+// ListPools returns one page of one type's pools.
+func (db *DB) ListPools(ctx context.Context, q store.PoolQuery) ([]*store.Pool, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+poolCols+` FROM pools WHERE type = ? AND seq > ? ORDER BY seq LIMIT ?`, q.Type, q.AfterSeq, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Pool
+	for rows.Next() {
+		p, err := scanPool(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ModifyPool applies fn to a pool inside one transaction.
+func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) error) (*store.Pool, error) {
+	var p *store.Pool
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		p, err = scanPool(tx.QueryRowContext(ctx, `SELECT `+poolCols+` FROM pools WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("pool %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ? WHERE id = ?`,
+			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Agents.
+
+const agentCols = `seq, id, pool_id, client_id, name, type, version, last_connection, operational_status, is_hidden, created_at`
+
+func scanAgent(s scanner) (*store.Agent, error) {
+	var a store.Agent
+	var last, created int64
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
+		return nil, err
+	}
+	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
+	return &a, nil
+}
+
+// CreateAgent inserts an agent and sets its Seq.
+func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
+	if a.OperationalStatus == "" {
+		a.OperationalStatus = okta.OperationalStatusInactive
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, name, type, version, last_connection, operational_status, is_hidden, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create agent: %w", err)
+	}
+	a.Seq, err = res.LastInsertId()
+	return err
+}
+
+// ListAgents returns the agents of the given pools in creation order.
+func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent, error) {
+	if len(poolIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(poolIDs))
+	for i, id := range poolIDs {
+		args[i] = id
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE pool_id IN (`+placeholders(len(poolIDs))+`) ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Agent
+	for rows.Next() {
+		a, err := scanAgent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// Updates.
+
+const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, created_at, modified_at`
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func scanUpdate(s scanner) (*store.Update, error) {
+	var u store.Update
+	var hasSchedule bool
+	var sc store.Schedule
+	var delay, duration sql.NullInt64
+	var last, created, modified int64
+	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &created, &modified); err != nil {
+		return nil, err
+	}
+	if hasSchedule {
+		if delay.Valid {
+			d := int(delay.Int64)
+			sc.Delay = &d
+		}
+		if duration.Valid {
+			d := int(duration.Int64)
+			sc.Duration = &d
+		}
+		sc.LastUpdated = fromMS(last)
+		u.Schedule = &sc
+	}
+	u.CreatedAt, u.ModifiedAt = fromMS(created), fromMS(modified)
+	return &u, nil
+}
+
+func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error {
+	if len(us) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Update, len(us))
+	args := make([]any, len(us))
+	for i, u := range us {
+		byID[u.ID] = u
+		args[i] = u.ID
+		u.Agents = nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at FROM update_agents
+		WHERE update_id IN (`+placeholders(len(us))+`) ORDER BY update_id, position`, args...)
+	if err != nil {
+		return fmt.Errorf("load update agents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var ua store.UpdateAgent
+		var modified int64
+		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified); err != nil {
+			return err
+		}
+		ua.ModifiedAt = fromMS(modified)
+		byID[id].Agents = append(byID[id].Agents, ua)
+	}
+	return rows.Err()
+}
+
+func updateArgs(u *store.Update) []any {
+	sc := u.Schedule
+	has := sc != nil
+	if sc == nil {
+		sc = &store.Schedule{}
+	}
+	var delay, duration sql.NullInt64
+	if sc.Delay != nil {
+		delay = sql.NullInt64{Int64: int64(*sc.Delay), Valid: true}
+	}
+	if sc.Duration != nil {
+		duration = sql.NullInt64{Int64: int64(*sc.Duration), Valid: true}
+	}
+	return []any{u.Name, u.AgentType, u.Enabled, u.NotifyAdmin, u.Reason, u.SortOrder, u.Status, u.ResumeStatus, u.TargetVersion,
+		has, sc.Cron, sc.Timezone, delay, duration, ms(sc.LastUpdated), u.AllAgents, ms(u.ModifiedAt)}
+}
+
+func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ?`, u.ID); err != nil {
+		return err
+	}
+	for i := range u.Agents {
+		ua := &u.Agents[i]
+		ua.Position = i
+		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt)); err != nil {
+			return fmt.Errorf("save update agent %s: %w", ua.AgentID, err)
+		}
+	}
+	return nil
+}
+
+// CreateUpdate inserts an update with its agents and sets its Seq.
+func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
+		res, err := tx.ExecContext(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, modified_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
+			}
+			return fmt.Errorf("create update: %w", err)
+		}
+		if u.Seq, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return saveUpdateAgents(ctx, tx, u)
+	})
+}
+
+func getUpdate(ctx context.Context, q queryer, poolID, id string) (*store.Update, error) {
+	u, err := scanUpdate(q.QueryRowContext(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = ? AND id = ?`, poolID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get update %s: %w", id, err)
+	}
+	return u, loadUpdateAgents(ctx, q, u)
+}
+
+// GetUpdate returns one update of a pool with its agents.
+func (db *DB) GetUpdate(ctx context.Context, poolID, id string) (*store.Update, error) {
+	return getUpdate(ctx, db.r, poolID, id)
+}
+
+// ListUpdates returns a pool's updates in creation order.
+func (db *DB) ListUpdates(ctx context.Context, poolID string, scheduled *bool) ([]*store.Update, error) {
+	query := `SELECT ` + updateCols + ` FROM updates WHERE pool_id = ?`
+	args := []any{poolID}
+	if scheduled != nil {
+		query += ` AND has_schedule = ?`
+		args = append(args, *scheduled)
+	}
+	rows, err := db.r.QueryContext(ctx, query+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list updates: %w", err)
+	}
+	var out []*store.Update
+	for rows.Next() {
+		u, err := scanUpdate(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, loadUpdateAgents(ctx, db.r, out...)
+}
+
+// ModifyUpdate applies fn to an update inside one transaction.
+func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*store.Update) error) (*store.Update, error) {
+	var u *store.Update
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if u, err = getUpdate(ctx, tx, poolID, id); err != nil {
+			return err
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+		args := append(updateArgs(u), u.ID)
+		if _, err := tx.ExecContext(ctx, `UPDATE updates SET name = ?, agent_type = ?, enabled = ?, notify_admin = ?, reason = ?, sort_order = ?, status = ?, resume_status = ?, target_version = ?,
+			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
+			return fmt.Errorf("save update %s: %w", id, err)
+		}
+		return saveUpdateAgents(ctx, tx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// DeleteUpdate deletes an update when check allows it.
+func (db *DB) DeleteUpdate(ctx context.Context, poolID, id string, check func(*store.Update) error) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		u, err := getUpdate(ctx, tx, poolID, id)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM updates WHERE id = ?`, id)
+		return err
+	})
+}
+
+// Tokens.
+
+// CreateToken stores a token (its hash, never its secret).
+func (db *DB) CreateToken(ctx context.Context, t *store.Token) error {
+	scopes := make([]string, len(t.Scopes))
+	for i, s := range t.Scopes {
+		scopes[i] = string(s)
+	}
+	_, err := db.w.ExecContext(ctx, `INSERT INTO tokens (id, name, hash, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.Hash, strings.Join(scopes, " "), ms(t.CreatedAt), ms(t.ExpiresAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create token: %w", store.ErrConflict)
+		}
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash returns the token whose secret hashes to hash.
+func (db *DB) TokenByHash(ctx context.Context, hash []byte) (*store.Token, error) {
+	var t store.Token
+	var scopes string
+	var created, expires int64
+	err := db.r.QueryRowContext(ctx, `SELECT id, name, hash, scopes, created_at, expires_at FROM tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.Name, &t.Hash, &scopes, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", err)
+	}
+	for _, s := range strings.Fields(scopes) {
+		t.Scopes = append(t.Scopes, store.Scope(s))
+	}
+	t.CreatedAt, t.ExpiresAt = fromMS(created), fromMS(expires)
+	return &t, nil
+}

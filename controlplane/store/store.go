@@ -1,0 +1,181 @@
+// Package store defines the control plane's persistence: the model types
+// (pools, agents, updates, tokens) and the Store interface that the SQLite
+// and PostgreSQL backends implement. Handlers and the rollout engine depend
+// only on this package, never on a driver.
+//
+// Every method takes a context first. Read-modify-write operations take a
+// mutate function that runs inside one transaction, so a lifecycle action or
+// a settings change is atomic on every backend.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+)
+
+// Errors the backends return; callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// Settings are a pool's automatic update settings.
+type Settings struct {
+	ReleaseChannel          okta.ReleaseChannel
+	ContinueOnError         bool
+	LatestVersion           string
+	MinimalSupportedVersion string
+}
+
+// Pool is a group of agents of one type.
+type Pool struct {
+	Seq       int64 // creation order; the pagination key
+	ID        string
+	Name      string
+	Type      okta.AgentType
+	Settings  Settings
+	CreatedAt time.Time
+}
+
+// Agent is one managed program on one host, a member of a pool.
+type Agent struct {
+	Seq               int64
+	ID                string
+	PoolID            string
+	ClientID          string // the managed client (host) that runs it
+	Name              string
+	Type              okta.AgentType
+	Version           string
+	LastConnection    time.Time // zero when never seen
+	OperationalStatus okta.OperationalStatus
+	IsHidden          bool
+	CreatedAt         time.Time
+}
+
+// Schedule is an update's maintenance schedule.
+type Schedule struct {
+	Cron        string
+	Timezone    string
+	Delay       *int // days
+	Duration    *int // minutes
+	LastUpdated time.Time
+}
+
+// UpdateAgent is one agent's share of an update.
+type UpdateAgent struct {
+	AgentID    string
+	Position   int
+	Status     okta.AgentUpdateInstanceStatus
+	Message    string
+	ModifiedAt time.Time
+}
+
+// Update is a fleet-wide update of a pool's agents.
+type Update struct {
+	Seq           int64
+	ID            string
+	PoolID        string
+	Name          string
+	AgentType     okta.AgentType
+	Enabled       bool
+	NotifyAdmin   bool
+	Reason        string
+	SortOrder     int
+	Status        okta.AgentUpdateJobStatus
+	ResumeStatus  okta.AgentUpdateJobStatus // the status a paused update resumes to
+	TargetVersion string
+	Schedule      *Schedule // nil for an ad-hoc (flow 2) update
+	AllAgents     bool      // no agents named: every agent of the pool
+	Agents        []UpdateAgent
+	CreatedAt     time.Time
+	ModifiedAt    time.Time
+}
+
+// Scope names an API permission carried by a token.
+type Scope string
+
+// The scopes of the Agent Pools API.
+const (
+	ScopeRead   Scope = "okta.agentPools.read"
+	ScopeManage Scope = "okta.agentPools.manage"
+)
+
+// Token is an API token. Only the SHA-256 of its secret is stored.
+type Token struct {
+	ID        string
+	Name      string
+	Hash      []byte
+	Scopes    []Scope
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: never
+}
+
+// Has reports whether the token grants scope s; manage implies read.
+func (t *Token) Has(s Scope) bool {
+	for _, have := range t.Scopes {
+		if have == s || (have == ScopeManage && s == ScopeRead) {
+			return true
+		}
+	}
+	return false
+}
+
+// PoolQuery selects one page of one type's pools in creation order.
+type PoolQuery struct {
+	Type     okta.AgentType
+	AfterSeq int64
+	Limit    int
+}
+
+// Store is the control plane's persistence. Implementations must be safe
+// for concurrent use and must let other processes (the poolserver CLI) write
+// to the same database while a server runs.
+type Store interface {
+	CreatePool(ctx context.Context, p *Pool) error
+	GetPool(ctx context.Context, id string) (*Pool, error)
+	ListPools(ctx context.Context, q PoolQuery) ([]*Pool, error)
+	// ModifyPool loads a pool, applies fn and saves the result atomically.
+	ModifyPool(ctx context.Context, id string, fn func(*Pool) error) (*Pool, error)
+
+	CreateAgent(ctx context.Context, a *Agent) error
+	// ListAgents returns the agents of the given pools in creation order.
+	ListAgents(ctx context.Context, poolIDs ...string) ([]*Agent, error)
+
+	CreateUpdate(ctx context.Context, u *Update) error
+	GetUpdate(ctx context.Context, poolID, id string) (*Update, error)
+	// ListUpdates returns a pool's updates in creation order; scheduled
+	// selects only scheduled (true) or only ad-hoc (false) updates.
+	ListUpdates(ctx context.Context, poolID string, scheduled *bool) ([]*Update, error)
+	// ModifyUpdate loads an update, applies fn and saves it atomically,
+	// agents included.
+	ModifyUpdate(ctx context.Context, poolID, id string, fn func(*Update) error) (*Update, error)
+	// DeleteUpdate deletes an update if check (run inside the transaction
+	// on the current state) returns nil.
+	DeleteUpdate(ctx context.Context, poolID, id string, check func(*Update) error) error
+
+	CreateToken(ctx context.Context, t *Token) error
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+const idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// NewID returns an opaque 20-character id starting with prefix, in the
+// style of Okta's ids (e.g. "pol3k9Xq...").
+func NewID(prefix string) string {
+	const n = 20
+	b := make([]byte, n-len(prefix))
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	out := []byte(prefix)
+	for _, c := range b {
+		out = append(out, idAlphabet[int(c)%len(idAlphabet)])
+	}
+	return string(out)
+}
