@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/controlplane/store/sqlite"
+	"github.com/poolagent/poolagent/internal/logging"
+	"github.com/poolagent/poolagent/internal/version"
+	"go.uber.org/zap"
+)
+
+func cmdVersion(w io.Writer) error {
+	_, err := fmt.Fprintln(w, "poolserver", version.String())
+	return err
+}
+
+// openStore opens the data dir's store, creating the directory.
+func openStore(ctx context.Context, dataDir string) (store.Store, error) {
+	if dataDir == "" {
+		return nil, usageError{"--data-dir is required"}
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return sqlite.Open(ctx, dataDir)
+}
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", "", "TOML config file")
+	listen := fs.String("listen", "", "address to listen on (overrides the config)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg := controlplane.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = controlplane.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	// Flags override the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+
+	st, err := openStore(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("poolserver serving", zap.String("version", version.String()), zap.String("listen", l.Addr().String()),
+		zap.String("dataDir", cfg.DataDir))
+	srv := controlplane.New(cfg, st, log)
+	if err := srv.Serve(ctx, l); err != nil {
+		return err
+	}
+	log.Info("poolserver stopped")
+	return nil
+}
+
+func cmdTokenCreate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	name := fs.String("name", "", "a name for the token (shown in logs and the audit trail)")
+	ttl := fs.Duration("ttl", 0, "lifetime of the token (0: no expiry)")
+	var scopes stringList
+	fs.Var(&scopes, "scope", "okta.agentPools.read or okta.agentPools.manage (repeatable)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	sc, err := controlplane.ParseScopes(scopes)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *ttl < 0 {
+		return usageError{"--ttl must not be negative"}
+	}
+	if *name == "" {
+		*name = "token-" + time.Now().UTC().Format("20060102T150405Z")
+	}
+	st, err := openStore(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, _, err := controlplane.CreateToken(ctx, st, *name, sc, *ttl, time.Now())
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, secret)
+	return err
+}
+
+func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("pool create", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	name := fs.String("name", "", "pool name")
+	typ := fs.String("type", "", "agent type: AD, IWA, LDAP, MFA, OPP, RUM or Radius")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usageError{"--name is required"}
+	}
+	t := okta.AgentType(*typ)
+	if !t.Valid() {
+		// Accept any capitalisation ("radius", "ldap").
+		for _, v := range okta.AgentTypes {
+			if strings.EqualFold(string(v), *typ) {
+				t = v
+			}
+		}
+	}
+	if !t.Valid() {
+		return usageError{fmt.Sprintf("--type %q: want one of AD, IWA, LDAP, MFA, OPP, RUM, Radius", *typ)}
+	}
+	st, err := openStore(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p := &store.Pool{ID: store.NewID("pol"), Name: *name, Type: t, CreatedAt: time.Now().UTC()}
+	if err := st.CreatePool(ctx, p); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("create pool: id collision, try again: %w", err)
+		}
+		return fmt.Errorf("create pool: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, p.ID)
+	return err
+}

@@ -1,0 +1,92 @@
+// Command poolserver is the control plane of poolagent: it serves Okta's
+// Agent Pools API and the heartbeat endpoint, and turns updates into
+// per-host jobs.
+//
+//	poolserver serve --data-dir DIR --listen 127.0.0.1:PORT [--config FILE]
+//	poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name N] [--ttl D]
+//	poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
+//	poolserver version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// usageError is a command-line mistake: exit code 2 with usage.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage:
+  poolserver serve --data-dir DIR --listen HOST:PORT [--config FILE] [--log-level LEVEL]
+  poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name NAME] [--ttl DURATION]
+  poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
+  poolserver version
+
+scopes: okta.agentPools.read, okta.agentPools.manage (manage implies read)
+agent types: AD, IWA, LDAP, MFA, OPP, RUM, Radius`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "poolserver:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, usage)
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run dispatches a subcommand; it is main without the process exits.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"missing command"}
+	}
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && (cmd == "token" || cmd == "pool") {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stderr)
+	case "token create":
+		return cmdTokenCreate(ctx, rest, stdout)
+	case "pool create":
+		return cmdPoolCreate(ctx, rest, stdout)
+	case "version", "--version":
+		return cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseFlags parses fs and refuses stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}

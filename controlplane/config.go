@@ -1,0 +1,135 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration written in TOML as a string ("30s", "2m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. \"30s\", \"5m\")", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// RateLimitConfig bounds each API token's requests, as Okta does.
+type RateLimitConfig struct {
+	// RequestsPerWindow is how many requests one token may make per window.
+	RequestsPerWindow int `toml:"requests_per_window"`
+	// Window is the length of a rate limit window.
+	Window Duration `toml:"window"`
+}
+
+// Config is poolserver's configuration (configs/poolserver.toml).
+type Config struct {
+	// Listen is the address to serve on.
+	Listen string `toml:"listen"`
+	// DataDir holds the SQLite database and the artifacts.
+	DataDir string `toml:"data_dir"`
+	// ExternalURL is the base URL clients reach the server at, for the
+	// absolute URLs in Link headers and _links; empty: from each request.
+	ExternalURL string `toml:"external_url"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// LogFormat is auto (console on a terminal, else JSON), console or json.
+	LogFormat string `toml:"log_format"`
+	// ShutdownTimeout bounds the drain of in-flight requests on SIGTERM.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// IdleTimeout closes kept-alive connections idle this long; keep it
+	// above twice the agents' heartbeat interval.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// RateLimit bounds each token's API requests.
+	RateLimit RateLimitConfig `toml:"rate_limit"`
+}
+
+// DefaultConfig returns the defaults every key starts from.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "/var/lib/poolserver",
+		LogLevel:        "info",
+		LogFormat:       "auto",
+		ShutdownTimeout: Duration{10 * time.Second},
+		IdleTimeout:     Duration{3 * time.Minute},
+		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{time.Minute}},
+	}
+}
+
+// LoadConfig reads a TOML file over the defaults. An unknown key or a bad
+// value is an error naming the key.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return cfg, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and names the first bad key.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if c.ExternalURL != "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("external_url: %q is not an http(s) URL", c.ExternalURL)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "auto", "console", "json":
+	default:
+		return fmt.Errorf("log_format: %q: want auto, console or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout.Duration <= 0 {
+		return errors.New("shutdown_timeout: must be positive")
+	}
+	if c.IdleTimeout.Duration <= 0 {
+		return errors.New("idle_timeout: must be positive")
+	}
+	if c.RateLimit.RequestsPerWindow < 1 {
+		return fmt.Errorf("rate_limit.requests_per_window: must be at least 1, got %d", c.RateLimit.RequestsPerWindow)
+	}
+	if c.RateLimit.Window.Duration < time.Second {
+		return fmt.Errorf("rate_limit.window: must be at least 1s, got %s", c.RateLimit.Window.Duration)
+	}
+	return nil
+}

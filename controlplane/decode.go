@@ -1,0 +1,77 @@
+package controlplane
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"unicode/utf8"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 1 << 20
+
+// readBody reads a bounded request body.
+func readBody(r *http.Request) ([]byte, *oktaError) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, errMalformed("the request body could not be read: " + err.Error())
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, errMalformed(fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
+	}
+	return body, nil
+}
+
+// decodeJSON decodes one JSON object from body into v. Unknown fields are
+// ignored (the SDKs send back whole objects); syntax errors, a wrong JSON
+// type for a field and invalid UTF-8 are reported with the field's name.
+func decodeJSON(body []byte, v any) *oktaError {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return errMalformed("the request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return errMalformed("the request body is not valid UTF-8")
+	}
+	if body[0] != '{' {
+		return errMalformed("the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errMalformed("the request body has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) *oktaError {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return errMalformed(fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return errValidation(fmt.Sprintf("%s: expected %s, got JSON %s", field, typ.Type, typ.Value))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errMalformed("the request body ends in the middle of the JSON object")
+	}
+	var fe fieldError
+	if errors.As(err, &fe) {
+		return errValidation(fe.Error())
+	}
+	return errMalformed(err.Error())
+}
+
+// fieldError is a decoding error raised by a custom unmarshaler.
+type fieldError struct{ field, msg string }
+
+func (e fieldError) Error() string { return e.field + ": " + e.msg }

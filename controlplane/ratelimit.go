@@ -1,0 +1,70 @@
+package controlplane
+
+import (
+	"sync"
+	"time"
+)
+
+// rateLimiter counts requests per key (a token id, or a client address for
+// unauthenticated requests) in fixed windows, as Okta does: the reply
+// headers give the limit, what remains and when the window resets.
+//
+// The counts live in this replica's memory: with N replicas behind a load
+// balancer a token may make up to N times the limit.
+type rateLimiter struct {
+	limit  int
+	window time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	start time.Time
+	count int
+}
+
+// quota is the outcome of one take.
+type quota struct {
+	Limit     int
+	Remaining int
+	Reset     time.Time // end of the current window
+	Allowed   bool
+}
+
+func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rateLimiter {
+	return &rateLimiter{limit: limit, window: window, now: now, buckets: make(map[string]*bucket)}
+}
+
+// take counts one request for key.
+func (l *rateLimiter) take(key string) quota {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > 10*l.window {
+		for k, b := range l.buckets {
+			if now.Sub(b.start) >= l.window {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b := l.buckets[key]
+	if b == nil || now.Sub(b.start) >= l.window {
+		b = &bucket{start: now.Truncate(l.window)}
+		if now.Sub(b.start) >= l.window { // a window that does not divide time evenly
+			b.start = now
+		}
+		l.buckets[key] = b
+	}
+	q := quota{Limit: l.limit, Reset: b.start.Add(l.window)}
+	if b.count >= l.limit {
+		return q
+	}
+	b.count++
+	q.Remaining = l.limit - b.count
+	q.Allowed = true
+	return q
+}

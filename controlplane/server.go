@@ -1,0 +1,226 @@
+// Package controlplane is poolserver: the Agent Pools management API
+// (/api/v1/agentPools/...), authentication and rate limits, and the update
+// lifecycle, over a store.Store.
+//
+// All routes live in one table (Server.routes). Errors on /api/v1 use
+// Okta's error object.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"go.uber.org/zap"
+)
+
+// Clock tells the time; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// SystemClock is the real clock.
+var SystemClock Clock = systemClock{}
+
+// Server is the control plane's HTTP API.
+type Server struct {
+	cfg     Config
+	store   store.Store
+	log     *zap.Logger
+	clock   Clock
+	limiter *rateLimiter
+	tokens  tokenCache
+	handler http.Handler
+	// onChange is called after an operator changes a pool's updates or
+	// settings, so the rollout engine can act at once.
+	onChange func(poolID string)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock sets the clock (tests use a fake one).
+func WithClock(c Clock) Option { return func(s *Server) { s.clock = c } }
+
+// New returns a Server over st. cfg must be valid (see Config.Validate).
+func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}}}
+	for _, o := range opts {
+		o(s)
+	}
+	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) notify(poolID string) {
+	if s.onChange != nil {
+		s.onChange(poolID)
+	}
+}
+
+// routes is the one route table of poolserver.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	read, manage := store.ScopeRead, store.ScopeManage
+	const pools = "/api/v1/agentPools"
+	const upd = pools + "/{poolId}/updates/{updateId}"
+	routes := []struct {
+		method, path string
+		h            http.Handler
+	}{
+		{"GET", pools, s.oktaAPI(read, s.handleListPools)},
+		{"GET", pools + "/{poolId}/updates", s.oktaAPI(read, s.handleListUpdates)},
+		{"POST", pools + "/{poolId}/updates", s.oktaAPI(manage, s.handleCreateUpdate)},
+		{"GET", pools + "/{poolId}/updates/settings", s.oktaAPI(read, s.handleGetSettings)},
+		{"POST", pools + "/{poolId}/updates/settings", s.oktaAPI(manage, s.handleSetSettings)},
+		{"GET", upd, s.oktaAPI(read, s.handleGetUpdate)},
+		{"POST", upd, s.oktaAPI(manage, s.handleModifyUpdate)},
+		{"DELETE", upd, s.oktaAPI(manage, s.handleDeleteUpdate)},
+	}
+	for _, a := range []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionRetry, ActionStop} {
+		routes = append(routes, struct {
+			method, path string
+			h            http.Handler
+		}{"POST", upd + "/" + string(a), s.oktaAPI(manage, s.handleAction(a))})
+	}
+	// Every other method on a known path answers 405 in Okta's format
+	// (ServeMux's own 405 is plain text).
+	served := map[string]map[string]bool{}
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, rt.h)
+		if served[rt.path] == nil {
+			served[rt.path] = map[string]bool{}
+		}
+		served[rt.path][rt.method] = true
+	}
+	for path, methods := range served {
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			if !methods[m] && !(m == "GET" && methods["HEAD"]) {
+				mux.HandleFunc(m+" "+path, s.methodNotAllowed)
+			}
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeOktaError(w, errNotFound(r.URL.Path))
+	})
+	return s.recoverer(s.logRequests(mux))
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeOktaError(w, newOktaError(http.StatusMethodNotAllowed, okta.CodeMethodNotAllowed,
+		fmt.Sprintf("The endpoint does not support the provided HTTP method: %s", r.Method)))
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs every request at debug level and failures at info. It
+// never logs headers (they carry secrets).
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		lvl := zap.DebugLevel
+		if rec.status >= 500 {
+			lvl = zap.WarnLevel
+		}
+		if ce := s.log.Check(lvl, "request"); ce != nil {
+			ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", rec.status),
+				zap.Duration("took", time.Since(start)), zap.String("remote", clientAddr(r)))
+		}
+	})
+}
+
+// recoverer turns a panic in a handler into a 500 in Okta's format.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", zap.Any("panic", v), zap.String("path", r.URL.Path), zap.Stack("stack"))
+				writeOktaError(w, newOktaError(http.StatusInternalServerError, okta.CodeInternal, "Internal Server Error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve serves HTTP on l until ctx is cancelled, then drains in-flight
+// requests for up to cfg.ShutdownTimeout.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute, // artifact downloads
+		IdleTimeout:       s.cfg.IdleTimeout.Duration,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: draining in-flight requests", zap.Duration("timeout", s.cfg.ShutdownTimeout.Duration))
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain requests: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// updateFields are the log fields of an update.
+func updateFields(u *store.Update) []zap.Field {
+	return []zap.Field{zap.String("pool", u.PoolID), zap.String("update", u.ID), zap.String("status", string(u.Status)),
+		zap.String("targetVersion", u.TargetVersion), zap.Bool("enabled", u.Enabled)}
+}
+
+func statusField(key string, s okta.AgentUpdateJobStatus) zap.Field { return zap.String(key, string(s)) }
+
