@@ -1,0 +1,80 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// SystemService controls a service of the host's service manager: a
+// systemd unit on Linux, a service of the Service Control Manager on
+// Windows, a launchd daemon on macOS.
+type SystemService struct {
+	// Name is the unit name ("okta-ad-agent.service"), the Windows
+	// service name, or the launchd label.
+	Name string
+	// Plist is the launchd property list (macOS only); default
+	// /Library/LaunchDaemons/<Name>.plist.
+	Plist string
+	// Timeout bounds each operation. Default 60 s.
+	Timeout time.Duration
+}
+
+// NewSystemService returns a SystemService for name.
+func NewSystemService(name string) *SystemService { return &SystemService{Name: name} }
+
+// Start starts the service; a running service is left alone.
+func (s *SystemService) Start(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return wrap("start", s.Name, s.start(ctx))
+}
+
+// Stop stops the service and returns once it is stopped.
+func (s *SystemService) Stop(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return wrap("stop", s.Name, s.stop(ctx))
+}
+
+// Running reports whether the service is running.
+func (s *SystemService) Running(ctx context.Context) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	up, err := s.running(ctx)
+	return up, wrap("query", s.Name, err)
+}
+
+func (s *SystemService) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := s.Timeout
+	if t <= 0 {
+		t = 60 * time.Second
+	}
+	return context.WithTimeout(ctx, t)
+}
+
+func wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s service %s: %w", op, name, err)
+}
+
+// run executes a service-manager command and folds its output into the
+// error, since that is where systemctl and launchctl say what went wrong.
+func run(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 512 {
+			msg = msg[:512]
+		}
+		if msg != "" {
+			return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
+		}
+		return string(out), fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
