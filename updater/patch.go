@@ -87,6 +87,14 @@ func applyBSDiff(oldPath, patchPath, out string, wantSize int64) error {
 	if n := offtin(hdr[24:32]); n != wantSize {
 		return fmt.Errorf("patch produces %d bytes, artifact has %d", n, wantSize)
 	}
+	// The patcher allocates the control and diff blocks as announced.
+	st, err := pf.Stat()
+	if err != nil {
+		return err
+	}
+	if c, d := offtin(hdr[8:16]), offtin(hdr[16:24]); c < 0 || d < 0 || c+d > st.Size()-32 {
+		return errors.New("patch header announces blocks larger than the patch")
+	}
 	if _, err := pf.Seek(0, io.SeekStart); err != nil {
 		return err
 	}

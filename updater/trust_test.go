@@ -1,0 +1,126 @@
+package updater
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestTrustedCommentRoundTrip(t *testing.T) {
+	c := TrustedComment("AD", "1.2.3", "windows", "amd64")
+	if want := "poolagent-artifact name=AD version=1.2.3 os=windows arch=amd64"; c != want {
+		t.Fatalf("TrustedComment = %q, want %q", c, want)
+	}
+	m, err := ParseTrustedComment(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m != (Meta{"AD", "1.2.3", "windows", "amd64"}) {
+		t.Fatalf("parsed %+v", m)
+	}
+}
+
+func TestParseTrustedCommentRejects(t *testing.T) {
+	for _, c := range []string{
+		"",
+		"timestamp:1700000000", // minisign's default comment
+		"poolagent-artifact name=AD version=1.0 os=linux",
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 extra=1",
+		"poolagent-artifact name=AD name=LDAP version=1.0 os=linux arch=amd64",
+		"poolagent-artifact name= version=1.0 os=linux arch=amd64",
+		"poolagent-artifactx name=AD version=1.0 os=linux arch=amd64",
+	} {
+		if _, err := ParseTrustedComment(c); err == nil {
+			t.Errorf("ParseTrustedComment(%q) = nil error", c)
+		}
+	}
+}
+
+func TestNewKeyring(t *testing.T) {
+	a, b := newSigner(t), newSigner(t)
+	pubFile, _ := a.pub.MarshalText() // with its comment line, as in a .pub file
+	for _, tc := range []struct {
+		name    string
+		keys    []string
+		revoked []string
+		ok      bool
+	}{
+		{"one key", []string{a.pubText()}, nil, true},
+		{"pub file text", []string{string(pubFile)}, nil, true},
+		{"rotation", []string{a.pubText(), b.pubText()}, []string{FormatKeyID(a.pub.ID())}, true},
+		{"no keys", nil, nil, false},
+		{"garbage key", []string{"not a key"}, nil, false},
+		{"bad revoked id", []string{a.pubText()}, []string{"xyz"}, false},
+		{"all revoked", []string{a.pubText()}, []string{FormatKeyID(a.pub.ID())}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewKeyring(tc.keys, tc.revoked)
+			if (err == nil) != tc.ok {
+				t.Fatalf("NewKeyring: err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestVerify covers the trust model on a real download: what is accepted
+// and, with its failure class, what is refused.
+func TestVerify(t *testing.T) {
+	release, rotated, stranger, retired := newSigner(t), newSigner(t), newSigner(t), newSigner(t)
+	data := readFixture(t, "agent-1.1.0.sh")
+	m := meta("1.1.0")
+	other := func(f func(*Meta)) Meta { x := m; f(&x); return x }
+	for _, tc := range []struct {
+		name string
+		sig  []byte
+		want error // nil: accepted
+	}{
+		{"signed by the release key", release.sign(t, data, m), nil},
+		{"signed by the rotated-in key", rotated.sign(t, data, m), nil},
+		{"no signature", nil, ErrSignature},
+		{"garbage signature", []byte("untrusted comment: x\nnot base64\n"), ErrSignature},
+		{"signature of other bytes", release.sign(t, append([]byte("#"), data...), m), ErrSignature},
+		{"untrusted key", stranger.sign(t, data, m), ErrUntrustedKey},
+		{"revoked key", retired.sign(t, data, m), ErrSignature},
+		{"another program", release.sign(t, data, other(func(x *Meta) { x.Name = "LDAP" })), ErrMetadata},
+		{"another version", release.sign(t, data, other(func(x *Meta) { x.Version = "1.0.9" })), ErrMetadata},
+		{"another os", release.sign(t, data, other(func(x *Meta) { x.OS = "windows" })), ErrMetadata},
+		{"another arch", release.sign(t, data, other(func(x *Meta) { x.Arch = "arm64" })), ErrMetadata},
+		{"tampered trusted comment", tamperComment(release.sign(t, data, m)), ErrSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newArtifactServer(t)
+			u := newTestUpdater(t, []string{release.pubText(), rotated.pubText(), retired.pubText()}, func(c *Config) {
+				c.RevokedKeyIDs = []string{FormatKeyID(retired.pub.ID())}
+			})
+			job := Job{ID: "j", Artifact: Artifact{Meta: m, URL: srv.put("/a", data), Size: int64(len(data)), SHA256: sum(data), Signature: tc.sig}}
+			f, err := u.Fetch(t.Context(), job, Target{}, nil)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				if f.SHA256 != sum(data) {
+					t.Fatalf("Fetched sha %s", f.SHA256)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Fetch error = %v, want %v", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "download artifact AD 1.1.0: ") {
+				t.Errorf("error does not name the operation: %v", err)
+			}
+		})
+	}
+}
+
+// tamperComment rewrites the trusted comment line of a signature, keeping
+// its syntax valid.
+func tamperComment(sig []byte) []byte {
+	lines := strings.Split(string(sig), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "trusted comment: ") {
+			lines[i] = "trusted comment: " + TrustedComment("AD", "9.9.9", "linux", "amd64")
+		}
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
