@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kardianos/service"
+)
+
+// toKardianos maps a validated Config with defaults applied to kardianos's
+// configuration for goos. It is pure so that every platform's mapping can be
+// tested anywhere.
+func toKardianos(c Config, goos string) *service.Config {
+	k := &service.Config{
+		Name:             c.Name,
+		DisplayName:      c.DisplayName,
+		Description:      c.Description,
+		UserName:         c.User,
+		Arguments:        append([]string(nil), c.Arguments...),
+		Executable:       c.Executable,
+		WorkingDirectory: c.WorkingDirectory,
+		Option:           service.KeyValue{},
+	}
+	if len(c.Env) > 0 {
+		k.EnvVars = make(map[string]string, len(c.Env))
+		for name, v := range c.Env {
+			k.EnvVars[name] = v
+		}
+	}
+	switch goos {
+	case "windows":
+		k.Dependencies = append([]string(nil), c.Dependencies...)
+		k.Option["StartType"] = "automatic"
+		k.Option["DelayedAutoStart"] = c.DelayedAutoStart
+		if c.Restart == RestartNever {
+			k.Option["OnFailure"] = "noaction"
+		} else {
+			k.Option["OnFailure"] = "restart"
+		}
+		k.Option["OnFailureDelayDuration"] = c.RestartDelay.String()
+		// With a single recovery action Windows repeats it on every later
+		// failure; the reset period only clears the failure count.
+		k.Option["OnFailureResetPeriod"] = int((24 * time.Hour) / time.Second)
+	case "darwin":
+		// launchd's boolean KeepAlive restarts after any exit; it cannot
+		// express "on failure" without a custom plist.
+		k.Option["KeepAlive"] = c.Restart != RestartNever
+		k.Option["RunAtLoad"] = true
+		// launchd discards output otherwise; kardianos writes it to
+		// <LogDirectory>/<Name>.out.log and .err.log.
+		k.Option["LogOutput"] = true
+	default:
+		// Linux (and other Unix): our own systemd unit. SysV, upstart and
+		// OpenRC hosts get kardianos's built-in scripts.
+		k.Option["SystemdScript"] = systemdUnitTemplate(c)
+		if c.LimitNOFILE > 0 {
+			k.Option["LimitNOFILE"] = c.LimitNOFILE
+		}
+		k.Option["Restart"] = string(c.Restart)
+	}
+	return k
+}
+
+// systemdUnitTemplate returns the unit template handed to kardianos as its
+// SystemdScript option. Values known now are written literally; the keys
+// kardianos fills in at install time (Description, Path, Arguments,
+// WorkingDirectory, UserName, Name) stay template actions so that kardianos
+// resolves the executable and quotes paths and arguments itself. Every
+// literal value has been checked by validate to hold no newline and no "{{".
+func systemdUnitTemplate(c Config) string {
+	var b strings.Builder
+	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+
+	line("[Unit]")
+	line("Description={{Description}}")
+	line("ConditionFileIsExecutable={{Path | cmdEscape}}")
+	deps := append([]string{"network-online.target"}, c.Dependencies...)
+	line("Wants=%s", strings.Join(deps, " "))
+	line("After=%s", strings.Join(deps, " "))
+	// Never stop retrying: a fleet agent that gives up cannot be reached
+	// again without someone logging in to the host.
+	line("StartLimitIntervalSec=0")
+	line("")
+	line("[Service]")
+	line("Type=simple")
+	line("ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}")
+	b.WriteString("{{if WorkingDirectory}}WorkingDirectory={{WorkingDirectory | cmdEscape}}\n{{end}}")
+	b.WriteString("{{if UserName}}User={{UserName}}\n{{end}}")
+	line("Restart=%s", c.Restart)
+	line("RestartSec=%d", seconds(c.RestartDelay))
+	line("TimeoutStopSec=%d", seconds(c.StopTimeout)+10)
+	// SIGTERM goes to the daemon only; it stops what it started, and
+	// whatever is left gets SIGKILL when TimeoutStopSec runs out.
+	line("KillMode=mixed")
+	if c.LimitNOFILE > 0 {
+		line("LimitNOFILE=%d", c.LimitNOFILE)
+	}
+	line("EnvironmentFile=-/etc/default/{{Name}}")
+	line("EnvironmentFile=-/etc/sysconfig/{{Name}}")
+	names := make([]string, 0, len(c.Env))
+	for name := range c.Env {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		line("Environment=%s", systemdQuote(name+"="+c.Env[name]))
+	}
+	for _, d := range hardeningDirectives(c.Hardening) {
+		line("%s", d)
+	}
+	line("")
+	line("[Install]")
+	line("WantedBy=multi-user.target")
+	return b.String()
+}
+
+// hardeningDirectives returns the unit lines for h, in a fixed order.
+func hardeningDirectives(h *SystemdHardening) []string {
+	if h == nil {
+		return nil
+	}
+	var d []string
+	flag := func(name string, on bool) {
+		if on {
+			d = append(d, name+"=yes")
+		}
+	}
+	flag("NoNewPrivileges", h.NoNewPrivileges)
+	if h.ProtectSystem != "" {
+		d = append(d, "ProtectSystem="+h.ProtectSystem)
+	}
+	if h.ProtectHome != "" {
+		d = append(d, "ProtectHome="+h.ProtectHome)
+	}
+	if len(h.ReadWritePaths) > 0 {
+		d = append(d, "ReadWritePaths="+strings.Join(h.ReadWritePaths, " "))
+	}
+	flag("PrivateTmp", h.PrivateTmp)
+	flag("ProtectKernelModules", h.ProtectKernelModules)
+	flag("ProtectKernelLogs", h.ProtectKernelLogs)
+	flag("ProtectKernelTunables", h.ProtectKernelTunables)
+	flag("ProtectControlGroups", h.ProtectControlGroups)
+	flag("ProtectClock", h.ProtectClock)
+	flag("ProtectHostname", h.ProtectHostname)
+	flag("RestrictRealtime", h.RestrictRealtime)
+	flag("LockPersonality", h.LockPersonality)
+	return d
+}
+
+// systemdQuote double-quotes s for a unit file: backslashes and quotes are
+// escaped and '%' (systemd's specifier character) doubled.
+func systemdQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// seconds rounds d up to whole seconds, at least 1.
+func seconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
