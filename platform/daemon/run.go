@@ -68,7 +68,13 @@ func (m *Manager) runForeground(ctx context.Context, prog Program) error {
 // when the service manager asks, program.Stop.
 func (m *Manager) runService(ctx context.Context, prog Program) error {
 	p := newProgram(ctx, prog, m.cfg.StopTimeout)
-	p.runWait = func() { p.waitStopRequest(ctx) }
+	// Catch the signals before the program starts, so that a stop request
+	// arriving while kardianos is still calling Start is not lost (the
+	// default action would kill the process).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, shutdownSignals...)
+	defer signal.Stop(sig)
+	p.runWait = func() { p.waitStopRequest(ctx, sig) }
 	s, err := m.newService(p)
 	if err != nil {
 		return fmt.Errorf("run service %q: %w", m.cfg.Name, err)
@@ -150,12 +156,9 @@ func (p *program) stop() error {
 	}
 }
 
-// waitStopRequest blocks until the service should stop: a shutdown signal,
-// the program ending by itself, or ctx ending.
-func (p *program) waitStopRequest(ctx context.Context) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, shutdownSignals...)
-	defer signal.Stop(sig)
+// waitStopRequest blocks until the service should stop: a shutdown signal
+// on sig, the program ending by itself, or ctx ending.
+func (p *program) waitStopRequest(ctx context.Context, sig <-chan os.Signal) {
 	select {
 	case <-sig:
 	case <-p.exited:
