@@ -61,7 +61,7 @@ type Facts struct {
 	// OSFamily is gopsutil's platform family, e.g. "debian", "rhel", "Server".
 	OSFamily string
 	// OSVersion is the platform version, e.g. "22.04", "2345.3.1",
-	// "10.0.17763 Build 17763" (the seed's os_version).
+	// "10.0.17763.1234 Build 17763.1234" (the seed's os_version).
 	OSVersion string
 	// KernelVersion is the kernel release, e.g. "6.8.0-45-generic".
 	KernelVersion string

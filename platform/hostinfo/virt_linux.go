@@ -1,5 +1,3 @@
-//go:build !windows
-
 package hostinfo
 
 import (
@@ -9,7 +7,8 @@ import (
 )
 
 // virtualization asks gopsutil which virtualization system the host runs
-// under (on Linux from /proc and /sys; on macOS from sysctl).
+// under, from /proc and /sys (Xen, KVM, VirtualBox, VMware, Hyper-V via
+// DMI, and containers: Docker, LXC, systemd-nspawn...).
 func virtualization(ctx context.Context) (system, role string, err error) {
 	return host.VirtualizationWithContext(ctx)
 }

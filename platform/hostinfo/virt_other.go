@@ -1,0 +1,13 @@
+//go:build !linux
+
+package hostinfo
+
+import "context"
+
+// virtualization reports nothing outside Linux: gopsutil v3 has no
+// hypervisor detection on Windows or macOS (it returns "not implemented"),
+// so the hypervisor is reported as HypervisorUnknown, without an error on
+// every collection.
+func virtualization(context.Context) (system, role string, err error) {
+	return "", "", nil
+}
