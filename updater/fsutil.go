@@ -1,7 +1,6 @@
 package updater
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,13 +91,6 @@ func exists(path string) bool {
 func siblings(target string) (staged, prev string) {
 	dir, base := filepath.Split(target)
 	return filepath.Join(dir, "."+base+".poolagent-new"), filepath.Join(dir, "."+base+".poolagent-prev")
-}
-
-func wrapf(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }

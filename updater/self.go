@@ -157,6 +157,7 @@ func (u *Updater) RecoverSelf(ctx context.Context, exe string) (SelfState, error
 	case sum == e.OldSHA256:
 		// The swap never happened or was undone: the old binary runs.
 		_ = os.Remove(e.Staged)
+		_ = os.Remove(e.Target + ".failed")
 		_ = removeSync(e.Prev)
 		reason := e.Reason
 		if reason == "" {
