@@ -55,12 +55,12 @@ func TestToKardianos(t *testing.T) {
 		},
 		{
 			name: "darwin", cfg: base, goos: "darwin",
-			wantOptions: service.KeyValue{"KeepAlive": true, "RunAtLoad": true, "LogOutput": true},
+			wantOptions: service.KeyValue{"KeepAlive": true, "RunAtLoad": true},
 		},
 		{
 			name: "darwin never restart", goos: "darwin",
 			cfg:         func() Config { c := base; c.Restart = RestartNever; return c }(),
-			wantOptions: service.KeyValue{"KeepAlive": false, "RunAtLoad": true, "LogOutput": true},
+			wantOptions: service.KeyValue{"KeepAlive": false, "RunAtLoad": true},
 		},
 	}
 	for _, tt := range tests {

@@ -48,9 +48,8 @@ func toKardianos(c Config, goos string) *service.Config {
 		// express "on failure" without a custom plist.
 		k.Option["KeepAlive"] = c.Restart != RestartNever
 		k.Option["RunAtLoad"] = true
-		// launchd discards output otherwise; kardianos writes it to
-		// <LogDirectory>/<Name>.out.log and .err.log.
-		k.Option["LogOutput"] = true
+		// kardianos always sends output to /var/log/<Name>.out.log and
+		// .err.log on launchd.
 	default:
 		// Linux (and other Unix): our own systemd unit. SysV, upstart and
 		// OpenRC hosts get kardianos's built-in scripts.
