@@ -29,6 +29,9 @@ type Settings struct {
 	ContinueOnError         bool
 	LatestVersion           string
 	MinimalSupportedVersion string
+	// MaxUnavailable bounds how many of the pool's agents run a job at
+	// once (extension; default 1).
+	MaxUnavailable int
 }
 
 // Pool is a group of agents of one type.
@@ -47,6 +50,7 @@ type Agent struct {
 	ID                string
 	PoolID            string
 	ClientID          string // the managed client (host) that runs it
+	AgentName         string // the program's name on its host
 	Name              string
 	Type              okta.AgentType
 	Version           string
@@ -72,6 +76,12 @@ type UpdateAgent struct {
 	Status     okta.AgentUpdateInstanceStatus
 	Message    string
 	ModifiedAt time.Time
+	// The job handed to the agent's host, if any.
+	JobID        string
+	JobSeq       int64
+	DispatchedAt time.Time
+	Progress     int
+	Phase        string
 }
 
 // Update is a fleet-wide update of a pool's agents.
@@ -90,6 +100,9 @@ type Update struct {
 	TargetVersion string
 	Schedule      *Schedule // nil for an ad-hoc (flow 2) update
 	AllAgents     bool      // no agents named: every agent of the pool
+	// AllowDowngrade lets the update install a version below the installed
+	// one (extension).
+	AllowDowngrade bool
 	Agents        []UpdateAgent
 	CreatedAt     time.Time
 	ModifiedAt    time.Time
@@ -123,6 +136,79 @@ func (t *Token) Has(s Scope) bool {
 	}
 	return false
 }
+
+// Client is a managed client: one poolagent on one host. Its id and
+// secret are what the host authenticates with.
+type Client struct {
+	Seq          int64
+	ID           string
+	PoolID       string
+	SecretHash   []byte
+	Type         string // VA, CCG, ... or empty
+	Hostname     string
+	Status       string // the last reported ClientStatus
+	OS, Arch     string
+	AgentVersion string // poolagent's own version
+	Facts        string // the last reported host facts, JSON
+	LastSeen     time.Time
+	CreatedAt    time.Time
+}
+
+// Release is one published artifact of the catalog.
+type Release struct {
+	Seq         int64
+	Name        string // an agent type (AD, LDAP, ...) or "poolagent"
+	Version     string
+	OS, Arch    string
+	Channel     okta.ReleaseChannel
+	Size        int64
+	SHA256      string // hex
+	Signature   string // minisign signature file contents
+	PublishedAt time.Time
+}
+
+// EnrollToken is a one-time token that enrolls a host into a pool.
+type EnrollToken struct {
+	Hash      []byte
+	PoolID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+	ClientID  string
+}
+
+// AgentSeen is one managed program reported by a heartbeat.
+type AgentSeen struct {
+	AgentName string
+	Name      string // display name for a new agent
+	Type      okta.AgentType
+	Version   string
+	Status    okta.OperationalStatus
+}
+
+// JobReport is a host's report of one job's progress.
+type JobReport struct {
+	JobID    string
+	Status   okta.AgentUpdateInstanceStatus // empty: progress only
+	Message  string
+	Progress int
+	Phase    string
+}
+
+// Heartbeat is the durable part of one heartbeat: what changed on a host.
+type Heartbeat struct {
+	ClientID string
+	PoolID   string
+	Seen     time.Time
+	// Client facts; written when Facts is not empty.
+	Type, Hostname, Status, OS, Arch, AgentVersion, Facts string
+	// Agents are upserted by (client, agent name) into the client's pool.
+	Agents []AgentSeen
+	Jobs   []JobReport
+}
+
+// ErrUsed is returned for an enrollment token that was already used.
+var ErrUsed = errors.New("already used")
 
 // PoolQuery selects one page of one type's pools in creation order.
 type PoolQuery struct {
@@ -159,6 +245,35 @@ type Store interface {
 
 	CreateToken(ctx context.Context, t *Token) error
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+	ClientBySecret(ctx context.Context, hash []byte) (*Client, error)
+	// ListClients returns the clients of the given pools (all clients
+	// when none are given).
+	ListClients(ctx context.Context, poolIDs ...string) ([]*Client, error)
+	// ApplyHeartbeats writes a batch of heartbeats in one transaction
+	// (group commit).
+	ApplyHeartbeats(ctx context.Context, hbs []Heartbeat) error
+	// TouchClients records when clients and their agents were last seen.
+	TouchClients(ctx context.Context, seen map[string]time.Time) error
+
+	CreateEnrollToken(ctx context.Context, t *EnrollToken) error
+	// Enroll spends an enrollment token and creates the client in its
+	// pool atomically: ErrNotFound for an unknown token, ErrUsed for a
+	// spent one; expiry is the caller's check (in check).
+	Enroll(ctx context.Context, hash []byte, check func(*EnrollToken) error, c *Client) error
+
+	CreateRelease(ctx context.Context, r *Release) error
+	// ListReleases returns the releases of name (all when empty), oldest first.
+	ListReleases(ctx context.Context, name string) ([]*Release, error)
+	GetRelease(ctx context.Context, name, version, os, arch string) (*Release, error)
+
+	// ListActiveUpdates returns the updates in the given statuses, with
+	// their agents, in (pool, sortOrder, creation) order.
+	ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*Update, error)
+	// NextSequence returns the next value of a named counter (> 0).
+	NextSequence(ctx context.Context, name string, n int) (int64, error)
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -159,13 +160,13 @@ type scanner interface{ Scan(...any) error }
 
 // Pools.
 
-const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, created_at`
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at`
 
 func scanPool(s scanner) (*store.Pool, error) {
 	var p store.Pool
 	var created int64
 	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
-		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &created); err != nil {
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &created); err != nil {
 		return nil, err
 	}
 	p.CreatedAt = fromMS(created)
@@ -177,9 +178,12 @@ func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
 	if p.Settings.ReleaseChannel == "" {
 		p.Settings.ReleaseChannel = okta.ChannelGA
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
-		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, ms(p.CreatedAt))
+	if p.Settings.MaxUnavailable < 1 {
+		p.Settings.MaxUnavailable = 1
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, ms(p.CreatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
@@ -232,8 +236,8 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 		if err := fn(p); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ? WHERE id = ?`,
-			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, id)
+		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ?, max_unavailable = ? WHERE id = ?`,
+			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, id)
 		return err
 	})
 	if err != nil {
@@ -244,12 +248,12 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 
 // Agents.
 
-const agentCols = `seq, id, pool_id, client_id, name, type, version, last_connection, operational_status, is_hidden, created_at`
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at`
 
 func scanAgent(s scanner) (*store.Agent, error) {
 	var a store.Agent
 	var last, created int64
-	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
@@ -261,8 +265,8 @@ func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	if a.OperationalStatus == "" {
 		a.OperationalStatus = okta.OperationalStatusInactive
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, name, type, version, last_connection, operational_status, is_hidden, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt))
+	res, err := db.w.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
@@ -305,7 +309,7 @@ func placeholders(n int) string {
 // Updates.
 
 const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, created_at, modified_at`
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, created_at, modified_at`
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -319,7 +323,7 @@ func scanUpdate(s scanner) (*store.Update, error) {
 	var delay, duration sql.NullInt64
 	var last, created, modified int64
 	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
-		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &created, &modified); err != nil {
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &created, &modified); err != nil {
 		return nil, err
 	}
 	if hasSchedule {
@@ -349,7 +353,7 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 		args[i] = u.ID
 		u.Agents = nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at FROM update_agents
+	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase FROM update_agents
 		WHERE update_id IN (`+placeholders(len(us))+`) ORDER BY update_id, position`, args...)
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
@@ -358,11 +362,11 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 	for rows.Next() {
 		var id string
 		var ua store.UpdateAgent
-		var modified int64
-		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified); err != nil {
+		var modified, dispatched int64
+		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase); err != nil {
 			return err
 		}
-		ua.ModifiedAt = fromMS(modified)
+		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
 		byID[id].Agents = append(byID[id].Agents, ua)
 	}
 	return rows.Err()
@@ -382,19 +386,37 @@ func updateArgs(u *store.Update) []any {
 		duration = sql.NullInt64{Int64: int64(*sc.Duration), Valid: true}
 	}
 	return []any{u.Name, u.AgentType, u.Enabled, u.NotifyAdmin, u.Reason, u.SortOrder, u.Status, u.ResumeStatus, u.TargetVersion,
-		has, sc.Cron, sc.Timezone, delay, duration, ms(sc.LastUpdated), u.AllAgents, ms(u.ModifiedAt)}
+		has, sc.Cron, sc.Timezone, delay, duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, ms(u.ModifiedAt)}
 }
 
-func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ?`, u.ID); err != nil {
-		return err
+// saveUpdateAgents writes the rows of u.Agents that differ from before
+// (nil: all rows are new), so a tick that changes a few agents of a
+// 10,000-agent update writes a few rows.
+func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update, before []store.UpdateAgent) error {
+	old := make(map[string]store.UpdateAgent, len(before))
+	for _, ua := range before {
+		old[ua.AgentID] = ua
 	}
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		ua.Position = i
-		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt)); err != nil {
+		prev, existed := old[ua.AgentID]
+		delete(old, ua.AgentID)
+		if existed && prev == *ua {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
+				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
+				progress = excluded.progress, phase = excluded.phase`,
+			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase); err != nil {
 			return fmt.Errorf("save update agent %s: %w", ua.AgentID, err)
+		}
+	}
+	for id := range old {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ? AND agent_id = ?`, u.ID, id); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -405,8 +427,8 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
 		res, err := tx.ExecContext(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, modified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, modified_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
@@ -416,7 +438,7 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 		if u.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return saveUpdateAgents(ctx, tx, u)
+		return saveUpdateAgents(ctx, tx, u, nil)
 	})
 }
 
@@ -472,15 +494,16 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 		if u, err = getUpdate(ctx, tx, poolID, id); err != nil {
 			return err
 		}
+		before := slices.Clone(u.Agents)
 		if err := fn(u); err != nil {
 			return err
 		}
 		args := append(updateArgs(u), u.ID)
 		if _, err := tx.ExecContext(ctx, `UPDATE updates SET name = ?, agent_type = ?, enabled = ?, notify_admin = ?, reason = ?, sort_order = ?, status = ?, resume_status = ?, target_version = ?,
-			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
+			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, allow_downgrade = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
 			return fmt.Errorf("save update %s: %w", id, err)
 		}
-		return saveUpdateAgents(ctx, tx, u)
+		return saveUpdateAgents(ctx, tx, u, before)
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,172 @@ func Run(t *testing.T, open Open) {
 	t.Run("Updates", func(t *testing.T) { testUpdates(t, open(t)) })
 	t.Run("ConcurrentModify", func(t *testing.T) { testConcurrentModify(t, open(t)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
+	t.Run("ClientsAndHeartbeats", func(t *testing.T) { testHeartbeats(t, open(t)) })
+	t.Run("Enroll", func(t *testing.T) { testEnroll(t, open(t)) })
+	t.Run("Releases", func(t *testing.T) { testReleases(t, open(t)) })
+	t.Run("Sequence", func(t *testing.T) { testSequence(t, open(t)) })
+}
+
+func testHeartbeats(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p := mustPool(t, s, okta.AgentTypeAD, "a")
+	c := &store.Client{ID: "host-1", PoolID: p.ID, SecretHash: []byte("secret-hash-1"), CreatedAt: now}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	if err := s.CreateClient(ctx, &store.Client{ID: "host-1", PoolID: p.ID, SecretHash: []byte("x"), CreatedAt: now}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate client: %v", err)
+	}
+	if got, err := s.ClientBySecret(ctx, []byte("secret-hash-1")); err != nil || got.ID != "host-1" || got.Facts != "{}" {
+		t.Errorf("ClientBySecret = %+v, %v", got, err)
+	}
+	if _, err := s.ClientBySecret(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ClientBySecret(unknown) = %v", err)
+	}
+	u := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, AgentType: okta.AgentTypeAD, Status: okta.JobInProgress, CreatedAt: now, ModifiedAt: now,
+		Agents: []store.UpdateAgent{{AgentID: "agtX", Status: okta.InstanceScheduled, JobID: "job-1", JobSeq: 7, DispatchedAt: now}}}
+	if err := s.CreateUpdate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	seen := now.Add(time.Minute)
+	hb := store.Heartbeat{ClientID: "host-1", PoolID: p.ID, Seen: seen, Type: "VA", Hostname: "dc1.example.com", Status: "NORMAL",
+		OS: "linux", Arch: "amd64", AgentVersion: "0.3.0", Facts: `{"hostname":"dc1.example.com"}`,
+		Agents: []store.AgentSeen{{AgentName: "ad", Name: "dc1.example.com", Type: okta.AgentTypeAD, Version: "1.0.0", Status: okta.OperationalStatusOperational}},
+		Jobs:   []store.JobReport{{JobID: "job-1", Status: okta.InstanceInProgress, Progress: 40, Phase: "download"}}}
+	if err := s.ApplyHeartbeats(ctx, []store.Heartbeat{hb}); err != nil {
+		t.Fatalf("ApplyHeartbeats: %v", err)
+	}
+	got, _ := s.GetClient(ctx, "host-1")
+	if got.Hostname != "dc1.example.com" || got.OS != "linux" || got.Status != "NORMAL" || !got.LastSeen.Equal(seen) || got.AgentVersion != "0.3.0" {
+		t.Errorf("client after heartbeat = %+v", got)
+	}
+	agents, _ := s.ListAgents(ctx, p.ID)
+	if len(agents) != 1 || agents[0].Version != "1.0.0" || agents[0].ClientID != "host-1" || agents[0].AgentName != "ad" ||
+		agents[0].OperationalStatus != okta.OperationalStatusOperational || !agents[0].LastConnection.Equal(seen) {
+		t.Fatalf("agents after heartbeat = %+v", agents)
+	}
+	firstID := agents[0].ID
+	gu, _ := s.GetUpdate(ctx, p.ID, u.ID)
+	if gu.Agents[0].Status != okta.InstanceInProgress || gu.Agents[0].Progress != 40 || gu.Agents[0].Phase != "download" || gu.Agents[0].JobSeq != 7 {
+		t.Errorf("update agent after job report = %+v", gu.Agents[0])
+	}
+	// A second heartbeat upserts the same agent and reports progress only.
+	hb2 := store.Heartbeat{ClientID: "host-1", PoolID: p.ID, Seen: seen.Add(time.Minute),
+		Agents: []store.AgentSeen{{AgentName: "ad", Name: "dc1.example.com", Type: okta.AgentTypeAD, Version: "1.1.0", Status: okta.OperationalStatusOperational}},
+		Jobs:   []store.JobReport{{JobID: "job-1", Progress: 90, Phase: "verify"}, {JobID: "unknown-job", Status: okta.InstanceFailed}}}
+	if err := s.ApplyHeartbeats(ctx, []store.Heartbeat{hb2}); err != nil {
+		t.Fatal(err)
+	}
+	agents, _ = s.ListAgents(ctx, p.ID)
+	if len(agents) != 1 || agents[0].ID != firstID || agents[0].Version != "1.1.0" {
+		t.Errorf("agents after 2nd heartbeat = %+v", agents)
+	}
+	gu, _ = s.GetUpdate(ctx, p.ID, u.ID)
+	if gu.Agents[0].Status != okta.InstanceInProgress || gu.Agents[0].Progress != 90 {
+		t.Errorf("progress-only report = %+v", gu.Agents[0])
+	}
+	if got, _ := s.GetClient(ctx, "host-1"); got.Hostname != "dc1.example.com" {
+		t.Errorf("a heartbeat without facts cleared them: %+v", got)
+	}
+	// Touch moves last-seen forward, never back.
+	later := seen.Add(time.Hour)
+	if err := s.TouchClients(ctx, map[string]time.Time{"host-1": later}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchClients(ctx, map[string]time.Time{"host-1": now}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetClient(ctx, "host-1"); !got.LastSeen.Equal(later) {
+		t.Errorf("last seen = %v, want %v", got.LastSeen, later)
+	}
+	if agents, _ := s.ListAgents(ctx, p.ID); !agents[0].LastConnection.Equal(later) {
+		t.Errorf("agent last connection = %v", agents[0].LastConnection)
+	}
+	if list, _ := s.ListClients(ctx, p.ID); len(list) != 1 {
+		t.Errorf("ListClients = %v", list)
+	}
+	if list, _ := s.ListClients(ctx); len(list) != 1 {
+		t.Errorf("ListClients() = %v", list)
+	}
+	active, err := s.ListActiveUpdates(ctx, okta.JobInProgress)
+	if err != nil || len(active) != 1 || len(active[0].Agents) != 1 {
+		t.Errorf("ListActiveUpdates = %v, %v", active, err)
+	}
+}
+
+func testEnroll(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p := mustPool(t, s, okta.AgentTypeLDAP, "a")
+	tok := &store.EnrollToken{Hash: []byte("enroll-1"), PoolID: p.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateEnrollToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("expired")
+	if err := s.Enroll(ctx, tok.Hash, func(*store.EnrollToken) error { return refused }, &store.Client{ID: "c0", SecretHash: []byte("h0"), CreatedAt: now}); !errors.Is(err, refused) {
+		t.Errorf("refused enroll = %v", err)
+	}
+	c := &store.Client{ID: "c1", SecretHash: []byte("h1"), CreatedAt: now}
+	if err := s.Enroll(ctx, tok.Hash, nil, c); err != nil {
+		t.Fatalf("Enroll: %v", err)
+	}
+	if c.PoolID != p.ID {
+		t.Errorf("enrolled into %q", c.PoolID)
+	}
+	if err := s.Enroll(ctx, tok.Hash, nil, &store.Client{ID: "c2", SecretHash: []byte("h2"), CreatedAt: now}); !errors.Is(err, store.ErrUsed) {
+		t.Errorf("second use = %v, want ErrUsed", err)
+	}
+	if err := s.Enroll(ctx, []byte("other"), nil, &store.Client{ID: "c3", SecretHash: []byte("h3"), CreatedAt: now}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown token = %v", err)
+	}
+	if _, err := s.GetClient(ctx, "c0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused enrollment created a client: %v", err)
+	}
+}
+
+func testReleases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		r := &store.Release{Name: "AD", Version: v, OS: "linux", Arch: "amd64", Channel: okta.ChannelGA, Size: 10, SHA256: "ab", Signature: "sig", PublishedAt: now}
+		if err := s.CreateRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateRelease(ctx, &store.Release{Name: "AD", Version: "1.0.0", OS: "linux", Arch: "amd64", Channel: okta.ChannelGA}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate release = %v", err)
+	}
+	if err := s.CreateRelease(ctx, &store.Release{Name: "poolagent", Version: "0.2.0", OS: "linux", Arch: "amd64", Channel: okta.ChannelEA, PublishedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListReleases(ctx, "AD")
+	if err != nil || len(list) != 2 || list[1].Version != "1.1.0" {
+		t.Errorf("ListReleases(AD) = %v, %v", list, err)
+	}
+	if all, _ := s.ListReleases(ctx, ""); len(all) != 3 {
+		t.Errorf("ListReleases() = %d", len(all))
+	}
+	r, err := s.GetRelease(ctx, "AD", "1.1.0", "linux", "amd64")
+	if err != nil || r.Signature != "sig" || !r.PublishedAt.Equal(now) || r.Channel != okta.ChannelGA {
+		t.Errorf("GetRelease = %+v, %v", r, err)
+	}
+	if _, err := s.GetRelease(ctx, "AD", "1.1.0", "windows", "amd64"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRelease(missing) = %v", err)
+	}
+}
+
+func testSequence(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, err := s.NextSequence(ctx, "jobs", 1)
+	if err != nil || a != 1 {
+		t.Fatalf("first = %d, %v", a, err)
+	}
+	b, _ := s.NextSequence(ctx, "jobs", 5)
+	c, _ := s.NextSequence(ctx, "jobs", 1)
+	if b != 2 || c != 7 {
+		t.Errorf("sequence = %d, %d, want 2, 7", b, c)
+	}
+	if d, _ := s.NextSequence(ctx, "other", 1); d != 1 {
+		t.Errorf("other counter = %d", d)
+	}
 }
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -84,7 +250,7 @@ func testPools(t *testing.T, s store.Store) {
 		t.Fatalf("ModifyPool = %v, %v", p, err)
 	}
 	got, _ = s.GetPool(ctx, ad[1].ID)
-	want := store.Settings{ReleaseChannel: okta.ChannelEA, ContinueOnError: true, LatestVersion: "1.2.3", MinimalSupportedVersion: "1.0.0"}
+	want := store.Settings{ReleaseChannel: okta.ChannelEA, ContinueOnError: true, LatestVersion: "1.2.3", MinimalSupportedVersion: "1.0.0", MaxUnavailable: 1}
 	if got.Name != "renamed" || got.Settings != want {
 		t.Errorf("after ModifyPool: %+v", got)
 	}

@@ -1,0 +1,290 @@
+// Package sailpoint holds the wire types of the heartbeat protocol: SailPoint's
+// ManagedClientStatus (POST /beta/managed-clients/{clientId}/status), its
+// error objects, and poolagent's documented extensions of the body (the
+// host's managed agents, job progress, and job artifacts).
+//
+// docs/heartbeat.md describes the protocol for someone writing another agent.
+package sailpoint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// ClientStatus is a managed client's self-reported health.
+type ClientStatus string
+
+// The statuses of the seed.
+const (
+	StatusNormal        ClientStatus = "NORMAL"
+	StatusUndefined     ClientStatus = "UNDEFINED"
+	StatusNotConfigured ClientStatus = "NOT_CONFIGURED"
+	StatusConfiguring   ClientStatus = "CONFIGURING"
+	StatusWarning       ClientStatus = "WARNING"
+	StatusError         ClientStatus = "ERROR"
+	StatusFailed        ClientStatus = "FAILED"
+)
+
+// Valid reports whether s is one of the seed's statuses.
+func (s ClientStatus) Valid() bool {
+	switch s {
+	case StatusNormal, StatusUndefined, StatusNotConfigured, StatusConfiguring, StatusWarning, StatusError, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// ClientType is the kind of managed client; it may be null on the wire.
+type ClientType string
+
+// The client types of the seed.
+const (
+	TypeCCG          ClientType = "CCG"
+	TypeVA           ClientType = "VA"
+	TypeInternal     ClientType = "INTERNAL"
+	TypeIIQHarvester ClientType = "IIQ_HARVESTER"
+)
+
+// Valid reports whether t is one of the seed's client types.
+func (t ClientType) Valid() bool {
+	switch t {
+	case TypeCCG, TypeVA, TypeInternal, TypeIIQHarvester:
+		return true
+	}
+	return false
+}
+
+// JobState is the SailPoint state of one job.
+type JobState string
+
+// Job states. PENDING: received, waiting for the window; RUNNING:
+// downloading, verifying, swapping or waiting for the health check;
+// FINISHED: committed; FAILED: failed and rolled back; CANCELLED: stopped
+// before the swap.
+const (
+	JobPending   JobState = "PENDING"
+	JobRunning   JobState = "RUNNING"
+	JobFinished  JobState = "FINISHED"
+	JobFailed    JobState = "FAILED"
+	JobCancelled JobState = "CANCELLED"
+)
+
+// Valid reports whether s is a job state.
+func (s JobState) Valid() bool {
+	switch s {
+	case JobPending, JobRunning, JobFinished, JobFailed, JobCancelled:
+		return true
+	}
+	return false
+}
+
+// JobTypeUpgrade is the only job type: update one or more managed programs.
+const JobTypeUpgrade = "VA_UPGRADE"
+
+// Flex is a scalar the seed sends as a string, a number, a boolean or
+// null ("lastSeen": "1620843964604"); it decodes any of them to a string.
+type Flex string
+
+// UnmarshalJSON accepts a JSON string, number, boolean or null.
+func (f *Flex) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*f = ""
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = Flex(s)
+	case b[0] == '{' || b[0] == '[':
+		return errors.New("expected a string, number, boolean or null, got an object or array")
+	default:
+		*f = Flex(b)
+	}
+	return nil
+}
+
+// Int returns the value as an integer, or 0.
+func (f Flex) Int() int64 {
+	n, _ := strconv.ParseInt(string(f), 10, 64)
+	return n
+}
+
+// StatusRequest is the body an agent posts every heartbeat interval.
+type StatusRequest struct {
+	Body      ClientBody   `json:"body"`
+	Status    ClientStatus `json:"status"`
+	Type      *ClientType  `json:"type"`
+	Timestamp string       `json:"timestamp"`
+}
+
+// ClientBody is the host's report: the seed's host facts plus poolagent's
+// extensions (marked).
+type ClientBody struct {
+	ID              Flex `json:"id,omitempty"`
+	ClusterID       Flex `json:"clusterId,omitempty"`
+	AlertKey        Flex `json:"alertKey,omitempty"`
+	Hostname        Flex `json:"hostname,omitempty"`
+	InternalIP      Flex `json:"internal_ip,omitempty"`
+	LastSeen        Flex `json:"lastSeen,omitempty"`
+	SinceSeen       Flex `json:"sinceSeen,omitempty"`
+	SinceSeenMillis Flex `json:"sinceSeenMillis,omitempty"`
+	Stacktrace      Flex `json:"stacktrace,omitempty"`
+	State           Flex `json:"state,omitempty"`
+	Status          Flex `json:"status,omitempty"`
+	UUID            Flex `json:"uuid,omitempty"`
+	Product         Flex `json:"product,omitempty"`
+	VAVersion       Flex `json:"va_version,omitempty"`
+	PlatformVersion Flex `json:"platform_version,omitempty"`
+	OSVersion       Flex `json:"os_version,omitempty"`
+	OSType          Flex `json:"os_type,omitempty"`
+	Hypervisor      Flex `json:"hypervisor,omitempty"`
+
+	// Extensions.
+	OS            Flex          `json:"os,omitempty"`   // GOOS of the host: linux, windows, darwin
+	Arch          Flex          `json:"arch,omitempty"` // GOARCH of the host: amd64, arm64
+	UptimeSeconds Flex          `json:"uptime,omitempty"`
+	AgentVersion  Flex          `json:"poolagent_version,omitempty"`
+	Agents        []AgentReport `json:"agents,omitempty"`
+	Jobs          []JobReport   `json:"jobs,omitempty"`
+	Sequence      Flex          `json:"lastJobSequence,omitempty"` // highest job sequence the agent has seen
+}
+
+// AgentReport is one managed program on the host (extension).
+type AgentReport struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"` // an Okta AgentType (AD, LDAP, ...) or "poolagent"
+	Version       string `json:"version"`
+	UpdateStatus  string `json:"updateStatus,omitempty"`
+	UpdateMessage string `json:"updateMessage,omitempty"`
+}
+
+// JobReport is the progress of one job on the host (extension).
+type JobReport struct {
+	UUID          string   `json:"uuid"`
+	State         JobState `json:"state"`
+	Progress      int      `json:"progress"`                // percent 0-100
+	Phase         string   `json:"phase,omitempty"`         // e.g. download, verify, swap, health
+	UpdateStatus  string   `json:"updateStatus,omitempty"`  // Okta AgentUpdateInstanceStatus
+	UpdateMessage string   `json:"updateMessage,omitempty"` // why it failed or was cancelled
+}
+
+// StatusReply is the server's answer: a ManagedClientStatus whose body
+// carries the configuration, the jobs and the maintenance window.
+type StatusReply struct {
+	Body      ReplyBody    `json:"body"`
+	Status    ClientStatus `json:"status"`
+	Type      *ClientType  `json:"type"`
+	Timestamp time.Time    `json:"timestamp"`
+}
+
+// ReplyBody is the body of a StatusReply.
+type ReplyBody struct {
+	ID              string            `json:"id"`
+	ClientID        string            `json:"clientId"`
+	ClusterID       string            `json:"clusterId"`
+	ClusterJobCount int               `json:"clusterJobCount"`
+	Configuration   map[string]string `json:"configuration"`
+	Jobs            []Job             `json:"jobs"`
+	Maintenance     *Maintenance      `json:"maintenance,omitempty"`
+}
+
+// Job is one update job for the host.
+type Job struct {
+	UUID     string   `json:"uuid"`
+	Cookbook string   `json:"cookbook"`
+	State    JobState `json:"state"`
+	Type     string   `json:"type"`
+	TargetID string   `json:"targetId"`
+	// ManagedProcessConfiguration maps a managed program's name to its
+	// target version and artifact.
+	ManagedProcessConfiguration map[string]ManagedProcess `json:"managedProcessConfiguration"`
+
+	// Extensions.
+	UpdateID       string       `json:"updateId,omitempty"`
+	PoolID         string       `json:"poolId,omitempty"`
+	AllowDowngrade bool         `json:"allowDowngrade"`
+	Sequence       int64        `json:"sequence"`  // grows with every job the server issues
+	ExpiresAt      time.Time    `json:"expiresAt"` // the agent ignores a job past this
+	Maintenance    *Maintenance `json:"maintenance,omitempty"`
+}
+
+// ManagedProcess is the seed's managedProcessConfiguration entry plus the
+// artifact to install (extension).
+type ManagedProcess struct {
+	Version      string    `json:"version"`
+	Path         string    `json:"path"`
+	Description  *string   `json:"description"`
+	Dependencies *string   `json:"dependencies"`
+	Type         string    `json:"type,omitempty"`
+	Artifact     *Artifact `json:"artifact,omitempty"`
+}
+
+// Artifact describes the file to download and how to check it.
+type Artifact struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	URL       string `json:"url"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Signature string `json:"signature"` // minisign signature file contents
+}
+
+// Maintenance is the window a job may be applied in. Times are RFC 3339
+// UTC; WindowClusterTime is the server's clock when it answered, so an
+// agent with a skewed clock can judge the window by the server's time.
+type Maintenance struct {
+	Window            string `json:"window"` // "true" while the window is open
+	WindowStartTime   string `json:"windowStartTime"`
+	WindowClusterTime string `json:"windowClusterTime"`
+	WindowFinishTime  string `json:"windowFinishTime"`
+}
+
+// Message is one localized text of an error.
+type Message struct {
+	Locale       string `json:"locale"`
+	LocaleOrigin string `json:"localeOrigin"`
+	Text         string `json:"text"`
+}
+
+// Error is SailPoint's error object (400, 403, 404, 500).
+type Error struct {
+	DetailCode string    `json:"detailCode"`
+	TrackingID string    `json:"trackingId"`
+	Messages   []Message `json:"messages"`
+	Causes     []Message `json:"causes"`
+}
+
+// AuthError is SailPoint's 401 body.
+type AuthError struct {
+	Error string `json:"error"`
+}
+
+// RateLimitError is SailPoint's 429 body.
+type RateLimitError struct {
+	Message string `json:"message"`
+}
+
+// EnrollRequest exchanges a one-time enrollment token (the Bearer
+// credential) for a client id and secret (extension:
+// POST /beta/managed-clients).
+type EnrollRequest struct {
+	Hostname string     `json:"hostname"`
+	Type     ClientType `json:"type,omitempty"`
+	OS       string     `json:"os,omitempty"`
+	Arch     string     `json:"arch,omitempty"`
+}
+
+// EnrollReply carries the new client's credentials; the secret is shown once.
+type EnrollReply struct {
+	ID        string `json:"id"`
+	ClientID  string `json:"clientId"`
+	ClusterID string `json:"clusterId"`
+	Secret    string `json:"secret"`
+}

@@ -1,0 +1,304 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at`
+
+func scanClient(s scanner) (*store.Client, error) {
+	var c store.Client
+	var last, created int64
+	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
+		&c.Facts, &last, &created); err != nil {
+		return nil, err
+	}
+	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
+	return &c, nil
+}
+
+func insertClient(ctx context.Context, x interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, c *store.Client) error {
+	if c.Facts == "" {
+		c.Facts = "{}"
+	}
+	res, err := x.ExecContext(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch, c.AgentVersion,
+		c.Facts, ms(c.LastSeen), ms(c.CreatedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create client %s: %w", c.ID, err)
+	}
+	c.Seq, err = res.LastInsertId()
+	return err
+}
+
+// CreateClient inserts a managed client.
+func (db *DB) CreateClient(ctx context.Context, c *store.Client) error {
+	return insertClient(ctx, db.w, c)
+}
+
+// GetClient returns a client by id.
+func (db *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	c, err := scanClient(db.r.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("client %s: %w", id, store.ErrNotFound)
+	}
+	return c, err
+}
+
+// ClientBySecret returns the client whose secret hashes to hash.
+func (db *DB) ClientBySecret(ctx context.Context, hash []byte) (*store.Client, error) {
+	c, err := scanClient(db.r.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE secret_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("client: %w", store.ErrNotFound)
+	}
+	return c, err
+}
+
+// ListClients returns the clients of the given pools, or all clients.
+func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Client, error) {
+	query := `SELECT ` + clientCols + ` FROM clients`
+	args := make([]any, len(poolIDs))
+	for i, id := range poolIDs {
+		args[i] = id
+	}
+	if len(poolIDs) > 0 {
+		query += ` WHERE pool_id IN (` + placeholders(len(poolIDs)) + `)`
+	}
+	rows, err := db.r.QueryContext(ctx, query+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ApplyHeartbeats writes a batch of heartbeats in one transaction.
+func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		for i := range hbs {
+			if err := applyHeartbeat(ctx, tx, &hbs[i]); err != nil {
+				return fmt.Errorf("heartbeat of client %s: %w", hbs[i].ClientID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func applyHeartbeat(ctx context.Context, tx *sql.Tx, hb *store.Heartbeat) error {
+	seen := ms(hb.Seen)
+	if hb.Facts != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE clients SET type = ?, hostname = ?, status = ?, os = ?, arch = ?, agent_version = ?, facts = ?,
+			last_seen = max(last_seen, ?) WHERE id = ?`, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID); err != nil {
+			return err
+		}
+	} else if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`, seen, hb.ClientID); err != nil {
+		return err
+	}
+	for _, a := range hb.Agents {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
+				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
+				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`,
+			store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen); err != nil {
+			return fmt.Errorf("agent %s: %w", a.AgentName, err)
+		}
+	}
+	for _, j := range hb.Jobs {
+		var err error
+		if j.Status != "" {
+			_, err = tx.ExecContext(ctx, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ? WHERE job_id = ?`,
+				j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ?`, j.Progress, j.Phase, j.JobID)
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.JobID, err)
+		}
+	}
+	return nil
+}
+
+// TouchClients records last-seen times of clients and their agents.
+func (db *DB) TouchClients(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		for id, t := range seen {
+			if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`, ms(t), id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_connection = max(last_connection, ?) WHERE client_id = ?`, ms(t), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// CreateEnrollToken stores an enrollment token's hash.
+func (db *DB) CreateEnrollToken(ctx context.Context, t *store.EnrollToken) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, pool_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
+		t.Hash, t.PoolID, ms(t.CreatedAt), ms(t.ExpiresAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create enrollment token: %w", store.ErrConflict)
+		}
+		return fmt.Errorf("create enrollment token: %w", err)
+	}
+	return nil
+}
+
+// Enroll spends an enrollment token and creates the client atomically.
+func (db *DB) Enroll(ctx context.Context, hash []byte, check func(*store.EnrollToken) error, c *store.Client) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var t store.EnrollToken
+		var created, expires, used int64
+		err := tx.QueryRowContext(ctx, `SELECT hash, pool_id, created_at, expires_at, used_at, client_id FROM enroll_tokens WHERE hash = ?`, hash).
+			Scan(&t.Hash, &t.PoolID, &created, &expires, &used, &t.ClientID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("enrollment token: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(created), fromMS(expires), fromMS(used)
+		if !t.UsedAt.IsZero() {
+			return fmt.Errorf("enrollment token: %w", store.ErrUsed)
+		}
+		if check != nil {
+			if err := check(&t); err != nil {
+				return err
+			}
+		}
+		c.PoolID = t.PoolID
+		if err := insertClient(ctx, tx, c); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE enroll_tokens SET used_at = ?, client_id = ? WHERE hash = ?`, ms(c.CreatedAt), c.ID, hash)
+		return err
+	})
+}
+
+const releaseCols = `seq, name, version, os, arch, channel, size, sha256, signature, published_at`
+
+func scanRelease(s scanner) (*store.Release, error) {
+	var r store.Release
+	var published int64
+	if err := s.Scan(&r.Seq, &r.Name, &r.Version, &r.OS, &r.Arch, &r.Channel, &r.Size, &r.SHA256, &r.Signature, &published); err != nil {
+		return nil, err
+	}
+	r.PublishedAt = fromMS(published)
+	return &r, nil
+}
+
+// CreateRelease adds an artifact to the catalog.
+func (db *DB) CreateRelease(ctx context.Context, r *store.Release) error {
+	res, err := db.w.ExecContext(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature, ms(r.PublishedAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+		}
+		return fmt.Errorf("create release: %w", err)
+	}
+	r.Seq, err = res.LastInsertId()
+	return err
+}
+
+// ListReleases returns the releases of name (all when empty), oldest first.
+func (db *DB) ListReleases(ctx context.Context, name string) ([]*store.Release, error) {
+	query, args := `SELECT `+releaseCols+` FROM releases`, []any{}
+	if name != "" {
+		query += ` WHERE name = ?`
+		args = append(args, name)
+	}
+	rows, err := db.r.QueryContext(ctx, query+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Release
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GetRelease returns one artifact of the catalog.
+func (db *DB) GetRelease(ctx context.Context, name, version, goos, arch string) (*store.Release, error) {
+	r, err := scanRelease(db.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE name = ? AND version = ? AND os = ? AND arch = ?`,
+		name, version, goos, arch))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("release %s %s %s/%s: %w", name, version, goos, arch, store.ErrNotFound)
+	}
+	return r, err
+}
+
+// ListActiveUpdates returns the updates in the given statuses with agents.
+func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error) {
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(statuses))
+	for i, s := range statuses {
+		args[i] = s
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+updateCols+` FROM updates WHERE status IN (`+placeholders(len(statuses))+`)
+		ORDER BY pool_id, sort_order, seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list active updates: %w", err)
+	}
+	var out []*store.Update
+	for rows.Next() {
+		u, err := scanUpdate(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, loadUpdateAgents(ctx, db.r, out...)
+}
+
+// NextSequence reserves n values of a named counter and returns the first.
+func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, error) {
+	var v int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO counters (name, value) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = value + excluded.value RETURNING value`, name, n).Scan(&v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("next %s: %w", name, err)
+	}
+	return v - int64(n) + 1, nil
+}
