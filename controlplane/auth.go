@@ -167,6 +167,7 @@ func clientAddr(r *http.Request) string {
 // and the scope check.
 func (s *Server) oktaAPI(scope store.Scope, h func(w http.ResponseWriter, r *http.Request, tok *store.Token) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Okta-Request-Id", newTrackingID())
 		tok, aerr := s.authenticate(r)
 		key := "ip:" + clientAddr(r)
 		if tok != nil {

@@ -55,6 +55,34 @@ type Config struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// RateLimit bounds each token's API requests.
 	RateLimit RateLimitConfig `toml:"rate_limit"`
+	// Heartbeat configures the heartbeat endpoint.
+	Heartbeat HeartbeatConfig `toml:"heartbeat"`
+	// Rollout configures the rollout engine.
+	Rollout RolloutConfig `toml:"rollout"`
+}
+
+// HeartbeatConfig configures the heartbeat endpoint.
+type HeartbeatConfig struct {
+	// Interval is the heartbeat interval agents are told to use.
+	Interval Duration `toml:"interval"`
+	// InactiveAfter is how many intervals an agent may miss before it is
+	// INACTIVE.
+	InactiveAfter int `toml:"inactive_after"`
+	// RateLimit is how many heartbeats one client may send per minute.
+	RateLimit int `toml:"rate_limit"`
+	// FlushInterval is how often the last-seen times of heartbeats that
+	// changed nothing else are written (coalesced).
+	FlushInterval Duration `toml:"flush_interval"`
+}
+
+// RolloutConfig configures the rollout engine.
+type RolloutConfig struct {
+	// Tick is how often the engine re-plans every active update (it also
+	// runs at once after an operator's change).
+	Tick Duration `toml:"tick"`
+	// JobTTL is how long a job in a heartbeat reply stays valid; an agent
+	// ignores a job past its expiry.
+	JobTTL Duration `toml:"job_ttl"`
 }
 
 // DefaultConfig returns the defaults every key starts from.
@@ -67,6 +95,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout: Duration{10 * time.Second},
 		IdleTimeout:     Duration{3 * time.Minute},
 		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{time.Minute}},
+		Heartbeat:       HeartbeatConfig{Interval: Duration{30 * time.Second}, InactiveAfter: 3, RateLimit: 120, FlushInterval: Duration{5 * time.Second}},
+		Rollout:         RolloutConfig{Tick: Duration{time.Second}, JobTTL: Duration{10 * time.Minute}},
 	}
 }
 
@@ -130,6 +160,20 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit.Window.Duration < time.Second {
 		return fmt.Errorf("rate_limit.window: must be at least 1s, got %s", c.RateLimit.Window.Duration)
+	}
+	switch {
+	case c.Heartbeat.Interval.Duration < 100*time.Millisecond:
+		return fmt.Errorf("heartbeat.interval: must be at least 100ms, got %s", c.Heartbeat.Interval.Duration)
+	case c.Heartbeat.InactiveAfter < 1:
+		return fmt.Errorf("heartbeat.inactive_after: must be at least 1 interval, got %d", c.Heartbeat.InactiveAfter)
+	case c.Heartbeat.RateLimit < 1:
+		return fmt.Errorf("heartbeat.rate_limit: must be at least 1 per minute, got %d", c.Heartbeat.RateLimit)
+	case c.Heartbeat.FlushInterval.Duration <= 0:
+		return errors.New("heartbeat.flush_interval: must be positive")
+	case c.Rollout.Tick.Duration < 10*time.Millisecond:
+		return fmt.Errorf("rollout.tick: must be at least 10ms, got %s", c.Rollout.Tick.Duration)
+	case c.Rollout.JobTTL.Duration < time.Second:
+		return fmt.Errorf("rollout.job_ttl: must be at least 1s, got %s", c.Rollout.JobTTL.Duration)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane/schedule"
 	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/internal/vercmp"
 )
 
 // Defaults and bounds of the Agent Pools API.
@@ -129,9 +130,13 @@ func (s *Server) handleListPools(w http.ResponseWriter, r *http.Request, _ *stor
 	if err != nil {
 		return err
 	}
+	cat, err := s.catalog(r.Context())
+	if err != nil {
+		return err
+	}
 	byPool := map[string][]okta.Agent{}
 	for _, a := range agents {
-		byPool[a.PoolID] = append(byPool[a.PoolID], s.agentView(a))
+		byPool[a.PoolID] = append(byPool[a.PoolID], s.agentView(a, cat))
 	}
 	out := make([]okta.AgentPool, 0, len(pools))
 	for _, p := range pools {
@@ -190,8 +195,9 @@ func poolStatus(agents []okta.Agent) okta.OperationalStatus {
 	return okta.OperationalStatusDegraded
 }
 
-// agentView renders an agent for the API.
-func (s *Server) agentView(a *store.Agent) okta.Agent {
+// agentView renders an agent for the API. An agent not heard from for
+// heartbeat.inactive_after intervals is INACTIVE whatever it last reported.
+func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 	v := okta.Agent{
 		ID:                a.ID,
 		Name:              a.Name,
@@ -204,6 +210,15 @@ func (s *Server) agentView(a *store.Agent) okta.Agent {
 	if !a.LastConnection.IsZero() {
 		t := a.LastConnection.UTC()
 		v.LastConnection = &t
+	}
+	if a.LastConnection.IsZero() || s.clock.Now().Sub(a.LastConnection) > s.inactiveAfter() {
+		v.OperationalStatus = okta.OperationalStatusInactive
+	}
+	if cat != nil && a.Version != "" {
+		if latest := cat.latest(string(a.Type), okta.ChannelGA); latest != "" {
+			is := vercmp.Compare(a.Version, latest) >= 0
+			v.IsLatestGAedVersion = &is
+		}
 	}
 	return v
 }
@@ -219,18 +234,20 @@ func (s *Server) getPool(r *http.Request) (*store.Pool, error) {
 
 // updateView renders an update with its agents.
 func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]*store.Agent) okta.AgentPoolUpdate {
+	cat, _ := s.catalog(r.Context()) // nil on a store error: isLatestGAedVersion is left out
 	v := okta.AgentPoolUpdate{
-		ID:            u.ID,
-		Name:          u.Name,
-		AgentType:     u.AgentType,
-		Enabled:       u.Enabled,
-		NotifyAdmin:   u.NotifyAdmin,
-		Reason:        u.Reason,
-		SortOrder:     u.SortOrder,
-		Status:        u.Status,
-		TargetVersion: u.TargetVersion,
-		Agents:        make([]okta.Agent, 0, len(u.Agents)),
-		Links:         &okta.LinksSelf{Self: &okta.Href{Href: fmt.Sprintf("%s/api/v1/agentPools/%s/updates/%s", s.baseURL(r), u.PoolID, u.ID)}},
+		ID:             u.ID,
+		Name:           u.Name,
+		AgentType:      u.AgentType,
+		Enabled:        u.Enabled,
+		NotifyAdmin:    u.NotifyAdmin,
+		Reason:         u.Reason,
+		SortOrder:      u.SortOrder,
+		Status:         u.Status,
+		TargetVersion:  u.TargetVersion,
+		AllowDowngrade: u.AllowDowngrade,
+		Agents:         make([]okta.Agent, 0, len(u.Agents)),
+		Links:          &okta.LinksSelf{Self: &okta.Href{Href: fmt.Sprintf("%s/api/v1/agentPools/%s/updates/%s", s.baseURL(r), u.PoolID, u.ID)}},
 	}
 	if sc := u.Schedule; sc != nil {
 		v.Schedule = &okta.AutoUpdateSchedule{Cron: sc.Cron, Timezone: sc.Timezone, Delay: sc.Delay, Duration: sc.Duration}
@@ -242,7 +259,7 @@ func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]
 	for _, ua := range u.Agents {
 		av := okta.Agent{ID: ua.AgentID, PoolID: u.PoolID, Type: u.AgentType}
 		if a := agents[ua.AgentID]; a != nil {
-			av = s.agentView(a)
+			av = s.agentView(a, cat)
 		}
 		av.UpdateStatus = ua.Status
 		av.UpdateMessage = ua.Message
@@ -348,6 +365,9 @@ type updateBody struct {
 	SortOrder     *int                       `json:"sortOrder"`
 	Status        *okta.AgentUpdateJobStatus `json:"status"`
 	TargetVersion *string                    `json:"targetVersion"`
+	// AllowDowngrade is an extension: install a version below the
+	// installed one.
+	AllowDowngrade *bool `json:"allowDowngrade"`
 }
 
 // parsedUpdate is a validated updateBody.
@@ -572,6 +592,9 @@ func applyFields(u *store.Update, b *parsedUpdate) {
 	if b.TargetVersion != nil {
 		u.TargetVersion = *b.TargetVersion
 	}
+	if b.AllowDowngrade != nil {
+		u.AllowDowngrade = *b.AllowDowngrade
+	}
 	if b.scheduleSet {
 		if b.schedule != nil && u.Schedule != nil {
 			b.schedule.LastUpdated = u.Schedule.LastUpdated
@@ -666,11 +689,14 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, _ *s
 	return nil
 }
 
+// sameAgents reports whether refs names the update's current agents, so a
+// client sending back the object it received (an "all agents" update lists
+// every agent) does not pin the list.
 func sameAgents(u *store.Update, refs []agentRef) bool {
 	if len(refs) == 0 {
 		return u.AllAgents
 	}
-	if u.AllAgents || len(refs) != len(u.Agents) {
+	if len(refs) != len(u.Agents) {
 		return false
 	}
 	for i, ref := range refs {
@@ -740,12 +766,14 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 	}
 }
 
-// settingsView renders a pool's update settings.
-func settingsView(p *store.Pool) okta.AgentPoolUpdateSetting {
+// settingsView renders a pool's update settings. latestVersion is the
+// pinned one, or the newest release of the pool's type on its channel.
+func (s *Server) settingsView(r *http.Request, p *store.Pool) okta.AgentPoolUpdateSetting {
+	cat, _ := s.catalog(r.Context())
 	return okta.AgentPoolUpdateSetting{
 		AgentType:               p.Type,
 		ContinueOnError:         p.Settings.ContinueOnError,
-		LatestVersion:           p.Settings.LatestVersion,
+		LatestVersion:           effectiveLatest(p, cat),
 		MinimalSupportedVersion: p.Settings.MinimalSupportedVersion,
 		PoolID:                  p.ID,
 		PoolName:                p.Name,
@@ -759,7 +787,7 @@ func (s *Server) handleGetSettings(w http.ResponseWriter, r *http.Request, _ *st
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, settingsView(p))
+	writeJSON(w, http.StatusOK, s.settingsView(r, p))
 	return nil
 }
 
@@ -837,6 +865,6 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 	}
 	s.log.Info("pool settings changed")
 	s.notify(p.ID)
-	writeJSON(w, http.StatusCreated, settingsView(p))
+	writeJSON(w, http.StatusCreated, s.settingsView(r, p))
 	return nil
 }

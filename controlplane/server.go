@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -40,9 +41,21 @@ type Server struct {
 	limiter *rateLimiter
 	tokens  tokenCache
 	handler http.Handler
-	// onChange is called after an operator changes a pool's updates or
-	// settings, so the rollout engine can act at once.
-	onChange func(poolID string)
+
+	// The heartbeat path.
+	hbLimiter   *rateLimiter
+	clients     clientCache
+	hbState     hbState
+	seen        seenCoalescer
+	writer      *hbWriter
+	engine      *Engine
+	cat         catalogCache
+	poolTypesMu sync.Mutex
+	poolTypes   map[string]okta.AgentType
+
+	bgCancel context.CancelFunc
+	bgDone   sync.WaitGroup
+	closed   sync.Once
 }
 
 // Option configures a Server.
@@ -56,23 +69,70 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}}}
+	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}},
+		clients: clientCache{m: map[[32]byte]cachedClient{}}, hbState: hbState{m: map[string]uint64{}},
+		seen: seenCoalescer{m: map[string]time.Time{}}, poolTypes: map[string]okta.AgentType{}}
 	for _, o := range opts {
 		o(s)
 	}
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
+	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
+	s.engine = newEngine(s)
+	s.writer = newHBWriter(st, log)
 	s.handler = s.routes()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
+	s.bgDone.Add(1)
+	go func() {
+		defer s.bgDone.Done()
+		t := time.NewTicker(cfg.Heartbeat.FlushInterval.Duration)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.flushSeen(ctx)
+			}
+		}
+	}()
 	return s
+}
+
+// Engine returns the rollout engine (tests drive its Tick by hand).
+func (s *Server) Engine() *Engine { return s.engine }
+
+// flushSeen writes the coalesced last-seen times.
+func (s *Server) flushSeen(ctx context.Context) {
+	if m := s.seen.take(); m != nil {
+		if err := s.store.TouchClients(ctx, m); err != nil {
+			s.log.Error("write last-seen times", zap.Int("clients", len(m)), zap.Error(err))
+		}
+	}
+}
+
+// Close stops the background writers and flushes what they hold. Call it
+// after the HTTP server has drained, before closing the store.
+func (s *Server) Close() {
+	s.closed.Do(func() {
+		s.bgCancel()
+		s.bgDone.Wait()
+		s.writer.close()
+		s.flushSeen(context.Background())
+	})
+}
+
+// inactiveAfter is how long an agent may be silent before it is INACTIVE.
+func (s *Server) inactiveAfter() time.Duration {
+	return time.Duration(s.cfg.Heartbeat.InactiveAfter) * s.cfg.Heartbeat.Interval.Duration
+}
+
+func (s *Server) notify(poolID string) {
+	s.engine.Kick()
 }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-func (s *Server) notify(poolID string) {
-	if s.onChange != nil {
-		s.onChange(poolID)
-	}
-}
 
 // routes is the one route table of poolserver.
 func (s *Server) routes() http.Handler {
@@ -93,6 +153,15 @@ func (s *Server) routes() http.Handler {
 		{"POST", upd, s.oktaAPI(manage, s.handleModifyUpdate)},
 		{"DELETE", upd, s.oktaAPI(manage, s.handleDeleteUpdate)},
 	}
+	routes = append(routes, []struct {
+		method, path string
+		h            http.Handler
+	}{
+		{"GET", "/api/v1/releases", s.oktaAPI(read, s.handleListReleases)},
+		{"POST", "/beta/managed-clients/{clientId}/status", http.HandlerFunc(s.handleHeartbeat)},
+		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
+		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
+	}...)
 	for _, a := range []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionRetry, ActionStop} {
 		routes = append(routes, struct {
 			method, path string
@@ -120,6 +189,9 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("/beta/", func(w http.ResponseWriter, r *http.Request) {
+		spNotFound(w, "no such endpoint: "+r.URL.Path)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOktaError(w, errNotFound(r.URL.Path))
 	})
@@ -199,6 +271,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	ectx, stopEngine := context.WithCancel(context.Background())
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); s.engine.Run(ectx) }()
+	defer func() { stopEngine(); <-engineDone; s.Close() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", l.Addr(), err)
@@ -222,5 +298,6 @@ func updateFields(u *store.Update) []zap.Field {
 		zap.String("targetVersion", u.TargetVersion), zap.Bool("enabled", u.Enabled)}
 }
 
-func statusField(key string, s okta.AgentUpdateJobStatus) zap.Field { return zap.String(key, string(s)) }
-
+func statusField(key string, s okta.AgentUpdateJobStatus) zap.Field {
+	return zap.String(key, string(s))
+}

@@ -171,6 +171,9 @@ type AgentPoolUpdate struct {
 	Status        AgentUpdateJobStatus `json:"status"`
 	TargetVersion string               `json:"targetVersion,omitempty"`
 	Links         *LinksSelf           `json:"_links,omitempty"`
+	// AllowDowngrade is an extension, present only when true: the update
+	// may install a version below the installed one.
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
 }
 
 // AgentPoolUpdateSetting is a pool's automatic update settings.

@@ -162,3 +162,86 @@ func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	_, err = fmt.Fprintln(stdout, p.ID)
 	return err
 }
+
+func cmdClientCreate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	pool := fs.String("pool", "", "the pool the client's host belongs to")
+	id := fs.String("id", "", "the client id (default: a new one)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *pool == "" {
+		return usageError{"--pool is required"}
+	}
+	st, err := openStore(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	secret, _, err := controlplane.CreateClient(ctx, st, *pool, *id, time.Now())
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, secret)
+	return err
+}
+
+func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("enroll-token create", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	pool := fs.String("pool", "", "the pool hosts enrolled with the token join")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *pool == "" {
+		return usageError{"--pool is required"}
+	}
+	if *ttl <= 0 {
+		return usageError{"--ttl must be positive"}
+	}
+	st, err := openStore(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, err := controlplane.CreateEnrollToken(ctx, st, *pool, *ttl, time.Now())
+	if err != nil {
+		return fmt.Errorf("create enrollment token: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("release publish", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory")
+	var p controlplane.Publish
+	var channel string
+	fs.StringVar(&p.Name, "name", "", "an agent type (AD, LDAP, ...) or poolagent")
+	fs.StringVar(&p.Version, "version", "", "the release's version")
+	fs.StringVar(&p.OS, "os", "", "GOOS the artifact runs on (linux, windows, darwin)")
+	fs.StringVar(&p.Arch, "arch", "", "GOARCH the artifact runs on (amd64, arm64)")
+	fs.StringVar(&channel, "channel", "GA", "GA, EA, BETA or TEST")
+	fs.StringVar(&p.File, "file", "", "the artifact")
+	fs.StringVar(&p.SignatureFile, "signature", "", "its minisign signature (FILE.minisig)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if p.File == "" || p.SignatureFile == "" {
+		return usageError{"--file and --signature are required"}
+	}
+	p.Channel = okta.ReleaseChannel(strings.ToUpper(channel))
+	st, err := openStore(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r, err := controlplane.PublishRelease(ctx, st, *dataDir, p, time.Now())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s %s %s/%s %s sha256=%s size=%d\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.SHA256, r.Size)
+	return err
+}

@@ -5,6 +5,9 @@
 //	poolserver serve --data-dir DIR --listen 127.0.0.1:PORT [--config FILE]
 //	poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name N] [--ttl D]
 //	poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
+//	poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
+//	poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl D]
+//	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig
 //	poolserver version
 package main
 
@@ -28,6 +31,10 @@ const usage = `usage:
   poolserver serve --data-dir DIR --listen HOST:PORT [--config FILE] [--log-level LEVEL]
   poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name NAME] [--ttl DURATION]
   poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
+  poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
+  poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl 24h]
+  poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH
+      [--channel GA|EA|BETA|TEST] --file F --signature F.minisig
   poolserver version
 
 scopes: okta.agentPools.read, okta.agentPools.manage (manage implies read)
@@ -54,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"missing command"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "token" || cmd == "pool") {
+	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -64,6 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdTokenCreate(ctx, rest, stdout)
 	case "pool create":
 		return cmdPoolCreate(ctx, rest, stdout)
+	case "client create":
+		return cmdClientCreate(ctx, rest, stdout)
+	case "enroll-token create":
+		return cmdEnrollTokenCreate(ctx, rest, stdout)
+	case "release publish":
+		return cmdReleasePublish(ctx, rest, stdout)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":

@@ -103,9 +103,9 @@ type Update struct {
 	// AllowDowngrade lets the update install a version below the installed
 	// one (extension).
 	AllowDowngrade bool
-	Agents        []UpdateAgent
-	CreatedAt     time.Time
-	ModifiedAt    time.Time
+	Agents         []UpdateAgent
+	CreatedAt      time.Time
+	ModifiedAt     time.Time
 }
 
 // Scope names an API permission carried by a token.

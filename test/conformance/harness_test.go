@@ -75,7 +75,9 @@ type agentSpec struct {
 
 // lastSeen is a fixed time with millisecond precision (the store keeps
 // milliseconds), so a decoded lastConnection can be compared exactly.
-var lastSeen = time.Date(2026, 3, 2, 9, 58, 7, 123_000_000, time.UTC)
+// lastSeen is recent: an agent silent for heartbeat.inactive_after
+// intervals is served as INACTIVE.
+var lastSeen = time.Now().UTC().Truncate(time.Millisecond).Add(-10 * time.Second)
 
 // pool creates a pool and its agents directly in the store.
 func (h *harness) pool(typ wire.AgentType, name string, agents ...agentSpec) (*store.Pool, []*store.Agent) {

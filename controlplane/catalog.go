@@ -1,0 +1,265 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/internal/vercmp"
+)
+
+// SelfName is the release name of poolagent itself.
+const SelfName = "poolagent"
+
+// channelRank orders release channels by stability. A pool follows the
+// releases of its channel and of every more stable one: a BETA pool takes
+// BETA, EA and GA releases; a GA pool takes GA only; TEST takes everything.
+var channelRank = map[okta.ReleaseChannel]int{okta.ChannelTest: 0, okta.ChannelBeta: 1, okta.ChannelEA: 2, okta.ChannelGA: 3}
+
+// catalog is a snapshot of the release catalog.
+type catalog struct {
+	releases []*store.Release
+	byKey    map[string]*store.Release
+}
+
+func releaseKey(name, version, goos, arch string) string {
+	return name + "\x00" + version + "\x00" + goos + "\x00" + arch
+}
+
+func newCatalog(rs []*store.Release) *catalog {
+	c := &catalog{releases: rs, byKey: make(map[string]*store.Release, len(rs))}
+	for _, r := range rs {
+		c.byKey[releaseKey(r.Name, r.Version, r.OS, r.Arch)] = r
+	}
+	return c
+}
+
+// get returns the artifact of name and version for a platform.
+func (c *catalog) get(name, version, goos, arch string) *store.Release {
+	return c.byKey[releaseKey(name, version, goos, arch)]
+}
+
+// latest returns the newest version of name that a pool on channel takes.
+func (c *catalog) latest(name string, channel okta.ReleaseChannel) string {
+	best := ""
+	for _, r := range c.releases {
+		if r.Name == name && channelRank[r.Channel] >= channelRank[channel] && (best == "" || vercmp.Compare(r.Version, best) > 0) {
+			best = r.Version
+		}
+	}
+	return best
+}
+
+// published returns when a version of name was first published (any
+// platform): the start of its schedule.delay.
+func (c *catalog) published(name, version string) (time.Time, bool) {
+	var first time.Time
+	for _, r := range c.releases {
+		if r.Name == name && r.Version == version && (first.IsZero() || r.PublishedAt.Before(first)) {
+			first = r.PublishedAt
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// catalogCache refreshes the catalog snapshot at most every catalogTTL
+// (the CLI publishes into the same database).
+type catalogCache struct {
+	mu      sync.Mutex
+	c       *catalog
+	fetched time.Time
+}
+
+const catalogTTL = 2 * time.Second
+
+func (s *Server) catalog(ctx context.Context) (*catalog, error) {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	now := time.Now()
+	if s.cat.c != nil && now.Sub(s.cat.fetched) < catalogTTL {
+		return s.cat.c, nil
+	}
+	rs, err := s.store.ListReleases(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	s.cat.c, s.cat.fetched = newCatalog(rs), now
+	return s.cat.c, nil
+}
+
+// effectiveLatest is the pool's latestVersion: the pinned setting, or the
+// newest release of its type on its channel.
+func effectiveLatest(p *store.Pool, c *catalog) string {
+	if p.Settings.LatestVersion != "" {
+		return p.Settings.LatestVersion
+	}
+	if c == nil {
+		return ""
+	}
+	return c.latest(string(p.Type), p.Settings.ReleaseChannel)
+}
+
+// artifactPath is where an artifact's bytes live: content-addressed.
+func artifactPath(dataDir, sha string) string {
+	return filepath.Join(dataDir, "artifacts", sha)
+}
+
+// artifactURL is the path an artifact is served at.
+func artifactURL(r *store.Release) string {
+	return fmt.Sprintf("/artifacts/%s/%s/%s/%s", r.Name, r.Version, r.OS, r.Arch)
+}
+
+// Publish describes a release to add to the catalog.
+type Publish struct {
+	Name, Version, OS, Arch string
+	Channel                 okta.ReleaseChannel
+	File, SignatureFile     string
+}
+
+// PublishRelease copies an artifact into the data dir (content-addressed,
+// fsynced), records its size and SHA-256 and adds it to the catalog. The
+// signature is stored as given: agents verify it against their own pinned
+// keys, never against anything the server says.
+func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+	var problems []string
+	if p.Name != SelfName && !okta.AgentType(p.Name).Valid() {
+		problems = append(problems, fmt.Sprintf("--name %q: want an agent type (AD, IWA, LDAP, MFA, OPP, RUM, Radius) or poolagent", p.Name))
+	}
+	if msg := checkVersion(p.Version); p.Version == "" || msg != "" {
+		problems = append(problems, fmt.Sprintf("--version %q: %s", p.Version, orRequired(msg)))
+	}
+	for flag, v := range map[string]string{"--os": p.OS, "--arch": p.Arch} {
+		if v == "" || strings.ContainsAny(v, `/\. `) {
+			problems = append(problems, fmt.Sprintf("%s %q: want a GOOS/GOARCH name such as linux or amd64", flag, v))
+		}
+	}
+	if !p.Channel.Valid() {
+		problems = append(problems, fmt.Sprintf("--channel %q: want GA, EA, BETA or TEST", p.Channel))
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	sig, err := os.ReadFile(p.SignatureFile)
+	if err != nil {
+		return nil, fmt.Errorf("read signature: %w", err)
+	}
+	if !strings.HasPrefix(string(sig), "untrusted comment:") {
+		return nil, fmt.Errorf("signature %s is not a minisign signature file", p.SignatureFile)
+	}
+	in, err := os.Open(p.File)
+	if err != nil {
+		return nil, fmt.Errorf("read artifact: %w", err)
+	}
+	defer in.Close()
+	dir := filepath.Join(dataDir, "artifacts")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create artifact dir: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("store artifact: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(tmp, h), in)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store artifact: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := os.Rename(tmp.Name(), artifactPath(dataDir, sum)); err != nil {
+		return nil, fmt.Errorf("store artifact: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	r := &store.Release{Name: p.Name, Version: p.Version, OS: p.OS, Arch: p.Arch, Channel: p.Channel, Size: size, SHA256: sum,
+		Signature: string(sig), PublishedAt: now.UTC()}
+	if err := st.CreateRelease(ctx, r); err != nil {
+		return nil, fmt.Errorf("publish %s %s %s/%s: %w", p.Name, p.Version, p.OS, p.Arch, err)
+	}
+	return r, nil
+}
+
+func orRequired(msg string) string {
+	if msg == "" {
+		return "is required"
+	}
+	return msg
+}
+
+// handleArtifact serves GET /artifacts/{name}/{version}/{os}/{arch} with
+// Range, If-Range and a strong ETag (the SHA-256), to a managed client or
+// an API token.
+func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.authClient(r); err != nil {
+		if _, aerr := s.authenticate(r); aerr != nil {
+			spUnauthorized(w, "send a client secret or an API token as Authorization: Bearer")
+			return
+		}
+	}
+	rel, err := s.store.GetRelease(r.Context(), r.PathValue("name"), r.PathValue("version"), r.PathValue("os"), r.PathValue("arch"))
+	if errors.Is(err, store.ErrNotFound) {
+		spNotFound(w, "no such artifact in the catalog")
+		return
+	}
+	if err != nil {
+		spInternal(w)
+		return
+	}
+	f, err := os.Open(artifactPath(s.cfg.DataDir, rel.SHA256))
+	if err != nil {
+		spNotFound(w, "the artifact's file is missing from the data dir")
+		return
+	}
+	defer f.Close()
+	w.Header().Set("ETag", `"`+rel.SHA256+`"`)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Checksum-Sha256", rel.SHA256)
+	http.ServeContent(w, r, "", rel.PublishedAt, f)
+}
+
+// releaseView is one entry of GET /api/v1/releases (extension).
+type releaseView struct {
+	Name        string              `json:"name"`
+	Version     string              `json:"version"`
+	OS          string              `json:"os"`
+	Arch        string              `json:"arch"`
+	Channel     okta.ReleaseChannel `json:"channel"`
+	Size        int64               `json:"size"`
+	SHA256      string              `json:"sha256"`
+	PublishedAt time.Time           `json:"publishedAt"`
+	URL         string              `json:"url"`
+}
+
+// handleListReleases serves GET /api/v1/releases (extension): the catalog.
+func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+	rs, err := s.store.ListReleases(r.Context(), r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	out := make([]releaseView, 0, len(rs))
+	for _, rel := range rs {
+		out = append(out, releaseView{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, Channel: rel.Channel, Size: rel.Size,
+			SHA256: rel.SHA256, PublishedAt: rel.PublishedAt, URL: s.baseURL(r) + artifactURL(rel)})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

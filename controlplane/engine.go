@@ -1,0 +1,468 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane/schedule"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/internal/vercmp"
+	"go.uber.org/zap"
+)
+
+// Engine is the rollout engine. Every tick it moves updates through their
+// windows, hands jobs to agents within each pool's concurrency budget,
+// aggregates the agents' reports into the update's status, and rebuilds the
+// per-client job cache that heartbeats answer from (so a heartbeat reads no
+// rollout state from the store).
+type Engine struct {
+	srv  *Server
+	kick chan struct{}
+
+	mu    sync.RWMutex
+	jobs  map[string][]sailpoint.Job // by client id
+	owner map[string]string          // job id -> client id
+}
+
+func newEngine(s *Server) *Engine {
+	return &Engine{srv: s, kick: make(chan struct{}, 1), jobs: map[string][]sailpoint.Job{}, owner: map[string]string{}}
+}
+
+// Kick asks for a tick as soon as possible (after an operator's change).
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run ticks until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.srv.cfg.Rollout.Tick.Duration)
+	defer t.Stop()
+	for {
+		if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+			e.srv.log.Error("rollout tick", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.kick:
+		}
+	}
+}
+
+func (e *Engine) jobsFor(clientID string) []sailpoint.Job {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Clone(e.jobs[clientID])
+}
+
+func (e *Engine) owns(clientID, jobID string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.owner[jobID] == clientID
+}
+
+// live reports whether an agent's share holds a job in flight.
+func live(ua *store.UpdateAgent) bool {
+	if ua.JobID == "" {
+		return false
+	}
+	switch ua.Status {
+	case okta.InstanceScheduled, okta.InstanceInProgress, okta.InstancePendingCompletion:
+		return true
+	}
+	return false
+}
+
+// tickData is what one tick knows of the fleet.
+type tickData struct {
+	now     time.Time
+	pools   map[string]*store.Pool
+	agents  map[string]*store.Agent
+	clients map[string]*store.Client
+	cat     *catalog
+}
+
+var errNoChange = errors.New("no change")
+
+// Tick runs the engine once.
+func (e *Engine) Tick(ctx context.Context) error {
+	s := e.srv
+	updates, err := s.store.ListActiveUpdates(ctx, okta.JobScheduled, okta.JobInProgress, okta.JobPaused, okta.JobFailed)
+	if err != nil {
+		return err
+	}
+	d := &tickData{now: s.clock.Now().UTC(), pools: map[string]*store.Pool{}, agents: map[string]*store.Agent{}, clients: map[string]*store.Client{}}
+	if d.cat, err = s.catalog(ctx); err != nil {
+		return err
+	}
+	var poolIDs []string
+	for _, u := range updates {
+		if d.pools[u.PoolID] == nil {
+			p, err := s.store.GetPool(ctx, u.PoolID)
+			if err != nil {
+				return err
+			}
+			d.pools[u.PoolID] = p
+			poolIDs = append(poolIDs, u.PoolID)
+		}
+	}
+	if len(poolIDs) > 0 {
+		agents, err := s.store.ListAgents(ctx, poolIDs...)
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			d.agents[a.ID] = a
+		}
+		clients, err := s.store.ListClients(ctx, poolIDs...)
+		if err != nil {
+			return err
+		}
+		for _, c := range clients {
+			d.clients[c.ID] = c
+		}
+	}
+	// The concurrency budget: jobs already in flight count against it.
+	free := map[string]int{}
+	for _, p := range d.pools {
+		free[p.ID] = max(p.Settings.MaxUnavailable, 1)
+	}
+	for _, u := range updates {
+		for i := range u.Agents {
+			if live(&u.Agents[i]) {
+				free[u.PoolID]--
+			}
+		}
+	}
+
+	jobs := map[string][]sailpoint.Job{}
+	owner := map[string]string{}
+	for _, u := range updates {
+		p := d.pools[u.PoolID]
+		// Dry run on the snapshot; write only when something changes.
+		dry := cloneUpdate(u)
+		slots := free[p.ID]
+		if e.plan(dry, p, d, &slots, nil) {
+			var seqs *int64
+			if slots < free[p.ID] {
+				first, err := s.store.NextSequence(ctx, "job", free[p.ID]-slots)
+				if err != nil {
+					return err
+				}
+				seqs = &first
+			}
+			var fresh *store.Update
+			slots = free[p.ID]
+			_, err := s.store.ModifyUpdate(ctx, u.PoolID, u.ID, func(fu *store.Update) error {
+				fresh = fu
+				if !e.plan(fu, p, d, &slots, seqs) {
+					return errNoChange
+				}
+				fu.ModifiedAt = d.now
+				return nil
+			})
+			switch {
+			case errors.Is(err, errNoChange):
+			case errors.Is(err, store.ErrNotFound):
+				continue // deleted meanwhile
+			case err != nil:
+				return fmt.Errorf("update %s: %w", u.ID, err)
+			default:
+				if fresh.Status != u.Status {
+					s.log.Info("update status", zap.String("pool", u.PoolID), zap.String("update", u.ID),
+						zap.String("from", string(u.Status)), zap.String("to", string(fresh.Status)))
+				}
+			}
+			free[p.ID] = slots
+			if fresh != nil {
+				u = fresh
+			}
+		}
+		e.collectJobs(u, p, d, jobs, owner)
+	}
+	e.mu.Lock()
+	e.jobs, e.owner = jobs, owner
+	e.mu.Unlock()
+	return nil
+}
+
+func cloneUpdate(u *store.Update) *store.Update {
+	c := *u
+	c.Agents = slices.Clone(u.Agents)
+	if u.Schedule != nil {
+		sc := *u.Schedule
+		c.Schedule = &sc
+	}
+	return &c
+}
+
+// window returns whether u may dispatch now and its current or next
+// window. Flow 2 updates are always open (start = creation, no finish).
+func (e *Engine) window(u *store.Update, target string, d *tickData) (open bool, start, end time.Time, err error) {
+	if u.Schedule == nil {
+		return true, u.CreatedAt, time.Time{}, nil
+	}
+	dur := DefaultWindowMinutes
+	if u.Schedule.Duration != nil && *u.Schedule.Duration > 0 {
+		dur = *u.Schedule.Duration
+	}
+	w, err := schedule.NewWindow(u.Schedule.Cron, u.Schedule.Timezone, dur)
+	if err != nil {
+		return false, time.Time{}, time.Time{}, err
+	}
+	delay := 0
+	if u.Schedule.Delay != nil {
+		delay = *u.Schedule.Delay
+	}
+	released := d.now
+	if t, ok := d.cat.published(string(u.AgentType), target); ok {
+		released = t
+	}
+	start, end = w.NextEligible(released, delay, d.now)
+	return !d.now.Before(start) && d.now.Before(end), start, end, nil
+}
+
+// revoke takes back a job that was handed out but not started.
+func revoke(ua *store.UpdateAgent, now time.Time) {
+	if ua.Status == okta.InstanceScheduled && ua.JobID != "" {
+		ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.Progress, ua.Phase = "", 0, time.Time{}, 0, ""
+		ua.ModifiedAt = now
+	}
+}
+
+func setAgent(ua *store.UpdateAgent, st okta.AgentUpdateInstanceStatus, msg string, now time.Time) {
+	if ua.Status != st || ua.Message != msg {
+		ua.Status, ua.Message, ua.ModifiedAt = st, msg, now
+	}
+}
+
+// plan applies the rollout rules to u once and reports whether it changed
+// it. slots is the pool's remaining concurrency; seqs, when not nil, hands
+// out job sequence numbers (nil: a dry run that only counts).
+func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, seqs *int64) bool {
+	before := cloneUpdate(u)
+	now := d.now
+	target := u.TargetVersion
+	if target == "" {
+		target = effectiveLatest(p, d.cat)
+	}
+	active := u.Status == okta.JobScheduled || u.Status == okta.JobInProgress
+
+	// Agents that joined the pool join an "all agents" update.
+	if u.AllAgents && active {
+		have := map[string]bool{}
+		for _, ua := range u.Agents {
+			have[ua.AgentID] = true
+		}
+		for _, a := range d.agents {
+			if a.PoolID == u.PoolID && !have[a.ID] {
+				u.Agents = append(u.Agents, store.UpdateAgent{AgentID: a.ID, Status: okta.InstanceScheduled, ModifiedAt: now})
+			}
+		}
+		slices.SortStableFunc(u.Agents, func(a, b store.UpdateAgent) int {
+			return cmpSeq(d.agents[a.AgentID], d.agents[b.AgentID])
+		})
+	}
+
+	open, _, _, werr := e.window(u, target, d)
+	if werr != nil {
+		e.srv.log.Warn("update has an unusable schedule", zap.String("update", u.ID), zap.Error(werr))
+	}
+	switch {
+	case u.Status == okta.JobScheduled && u.Enabled && open:
+		u.Status = okta.JobInProgress // the window opened: the run starts
+	case u.Status == okta.JobInProgress && u.Schedule != nil && !open:
+		u.Status = okta.JobScheduled // the window closed: wait for the next
+	}
+	dispatching := u.Status == okta.JobInProgress && u.Enabled
+
+	for i := range u.Agents {
+		ua := &u.Agents[i]
+		switch ua.Status {
+		case okta.InstanceCancelled:
+			// A host cancels a job when the server takes it back or the
+			// window closes; while the update runs, it is due again.
+			if u.Status == okta.JobScheduled || u.Status == okta.JobInProgress {
+				ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.Progress, ua.Phase = "", 0, time.Time{}, 0, ""
+				setAgent(ua, okta.InstanceScheduled, "", now)
+			}
+		case okta.InstanceScheduled:
+			if ua.JobID != "" {
+				if !dispatching {
+					revoke(ua, now)
+				}
+				continue
+			}
+			if !dispatching {
+				continue
+			}
+			e.dispatch(u, ua, p, d, target, slots, seqs)
+		}
+	}
+
+	// Aggregate the agents into the update's status.
+	var failed, done int
+	for i := range u.Agents {
+		switch u.Agents[i].Status {
+		case okta.InstanceFailed:
+			failed++
+			done++
+		case okta.InstanceSuccess:
+			done++
+		}
+	}
+	if active || u.Status == okta.JobInProgress || u.Status == okta.JobScheduled {
+		finished := false
+		switch {
+		case failed > 0 && !p.Settings.ContinueOnError:
+			u.Status, finished = okta.JobFailed, true
+		case len(u.Agents) > 0 && done == len(u.Agents):
+			u.Status, finished = okta.JobSuccess, true
+			if failed > 0 {
+				u.Status = okta.JobFailed
+			}
+		}
+		if finished {
+			for i := range u.Agents {
+				revoke(&u.Agents[i], now)
+			}
+			if u.Schedule != nil {
+				u.Schedule.LastUpdated = now
+			}
+		}
+	}
+	return !updatesEqual(before, u)
+}
+
+func cmpSeq(a, b *store.Agent) int {
+	switch {
+	case a == nil || b == nil:
+		return 0
+	case a.Seq < b.Seq:
+		return -1
+	case a.Seq > b.Seq:
+		return 1
+	}
+	return 0
+}
+
+// dispatch decides what to do with one agent that has no job yet.
+func (e *Engine) dispatch(u *store.Update, ua *store.UpdateAgent, p *store.Pool, d *tickData, target string, slots *int, seqs *int64) {
+	now := d.now
+	a := d.agents[ua.AgentID]
+	if a == nil {
+		setAgent(ua, okta.InstanceFailed, "the agent is no longer in the pool", now)
+		return
+	}
+	if target == "" {
+		setAgent(ua, okta.InstanceScheduled, fmt.Sprintf("waiting: no release of %s on channel %s", p.Type, p.Settings.ReleaseChannel), now)
+		return
+	}
+	switch c := vercmp.Compare(a.Version, target); {
+	case a.Version != "" && c == 0:
+		setAgent(ua, okta.InstanceSuccess, "already at "+target, now)
+		return
+	case a.Version != "" && c > 0 && !u.AllowDowngrade:
+		setAgent(ua, okta.InstanceFailed, fmt.Sprintf("DOWNGRADE: the installed version %s is newer than the target %s; set allowDowngrade to downgrade", a.Version, target), now)
+		return
+	}
+	cl := d.clients[a.ClientID]
+	if cl == nil {
+		setAgent(ua, okta.InstanceFailed, "the agent has no managed client to run the job", now)
+		return
+	}
+	if now.Sub(a.LastConnection) > e.srv.inactiveAfter() {
+		setAgent(ua, okta.InstanceScheduled, "waiting: the host is not connected", now)
+		return
+	}
+	rel := d.cat.get(string(a.Type), target, cl.OS, cl.Arch)
+	if rel == nil {
+		setAgent(ua, okta.InstanceFailed, fmt.Sprintf("NO_ARTIFACT: no release %s %s for %s/%s in the catalog", a.Type, target, cl.OS, cl.Arch), now)
+		return
+	}
+	if *slots <= 0 {
+		setAgent(ua, okta.InstanceScheduled, "", now)
+		return
+	}
+	*slots--
+	if seqs == nil {
+		ua.JobID = "dry-run"
+		return
+	}
+	ua.JobID, ua.JobSeq, ua.DispatchedAt = uuid.NewString(), *seqs, now
+	*seqs++
+	ua.Progress, ua.Phase = 0, ""
+	setAgent(ua, okta.InstanceScheduled, "", now)
+	ua.ModifiedAt = now
+}
+
+func updatesEqual(a, b *store.Update) bool {
+	if a.Status != b.Status || a.ResumeStatus != b.ResumeStatus || !slices.Equal(a.Agents, b.Agents) {
+		return false
+	}
+	if (a.Schedule == nil) != (b.Schedule == nil) {
+		return false
+	}
+	return a.Schedule == nil || a.Schedule.LastUpdated.Equal(b.Schedule.LastUpdated)
+}
+
+// collectJobs adds u's jobs in flight to the per-client cache.
+func (e *Engine) collectJobs(u *store.Update, p *store.Pool, d *tickData, jobs map[string][]sailpoint.Job, owner map[string]string) {
+	target := u.TargetVersion
+	if target == "" {
+		target = effectiveLatest(p, d.cat)
+	}
+	var m *sailpoint.Maintenance
+	for i := range u.Agents {
+		ua := &u.Agents[i]
+		if !live(ua) {
+			continue
+		}
+		// A paused or halted update lets running jobs finish and hands
+		// out nothing new.
+		if u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled {
+			continue
+		}
+		a := d.agents[ua.AgentID]
+		if a == nil {
+			continue
+		}
+		cl := d.clients[a.ClientID]
+		if cl == nil {
+			continue
+		}
+		if m == nil {
+			open, start, end, _ := e.window(u, target, d)
+			m = &sailpoint.Maintenance{Window: fmt.Sprint(open), WindowStartTime: start.UTC().Format(time.RFC3339)}
+			if !end.IsZero() {
+				m.WindowFinishTime = end.UTC().Format(time.RFC3339)
+			}
+		}
+		state := sailpoint.JobRunning
+		if ua.Status == okta.InstanceScheduled {
+			state = sailpoint.JobPending
+		}
+		mp := sailpoint.ManagedProcess{Version: target, Path: string(a.Type) + "/" + a.AgentName, Type: string(a.Type)}
+		if rel := d.cat.get(string(a.Type), target, cl.OS, cl.Arch); rel != nil {
+			mp.Artifact = &sailpoint.Artifact{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, URL: artifactURL(rel),
+				Size: rel.Size, SHA256: rel.SHA256, Signature: rel.Signature}
+		}
+		jobs[cl.ID] = append(jobs[cl.ID], sailpoint.Job{
+			UUID: ua.JobID, Cookbook: ua.JobID, State: state, Type: sailpoint.JobTypeUpgrade, TargetID: cl.ID,
+			ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{a.AgentName: mp},
+			UpdateID:                    u.ID, PoolID: u.PoolID, AllowDowngrade: u.AllowDowngrade, Sequence: ua.JobSeq, Maintenance: m,
+		})
+		owner[ua.JobID] = cl.ID
+	}
+}

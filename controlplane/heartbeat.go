@@ -1,0 +1,546 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"go.uber.org/zap"
+)
+
+// SailPoint's error replies.
+
+func writeSPError(w http.ResponseWriter, status int, detail, text string, causes ...string) {
+	msg := func(s string) sailpoint.Message {
+		return sailpoint.Message{Locale: "en-US", LocaleOrigin: "DEFAULT", Text: s}
+	}
+	e := sailpoint.Error{DetailCode: detail, TrackingID: newTrackingID(), Messages: []sailpoint.Message{msg(text)}, Causes: []sailpoint.Message{}}
+	for _, c := range causes {
+		e.Causes = append(e.Causes, msg(c))
+	}
+	writeJSON(w, status, e)
+}
+
+func spBadRequest(w http.ResponseWriter, causes ...string) {
+	writeSPError(w, http.StatusBadRequest, "400.1 Bad Request Content",
+		"The request was syntactically correct but its content is semantically invalid.", causes...)
+}
+
+func spUnauthorized(w http.ResponseWriter, why string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="poolserver"`)
+	writeJSON(w, http.StatusUnauthorized, sailpoint.AuthError{Error: why})
+}
+
+func spForbidden(w http.ResponseWriter, why string) {
+	writeSPError(w, http.StatusForbidden, "403 Forbidden", "The server understood the request but refuses to authorize it.", why)
+}
+
+func spNotFound(w http.ResponseWriter, why string) {
+	writeSPError(w, http.StatusNotFound, "404 Not found", "The server did not find a current representation for the target resource.", why)
+}
+
+func spInternal(w http.ResponseWriter) {
+	writeSPError(w, http.StatusInternalServerError, "500.0 Internal Fault", "An internal fault occurred.")
+}
+
+func newTrackingID() string {
+	id := newErrorID()
+	return id[3:]
+}
+
+// clientCache keeps authenticated clients by secret hash, so a heartbeat
+// does not read the store to authenticate.
+type clientCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedClient
+}
+
+type cachedClient struct {
+	c       *store.Client
+	fetched time.Time
+}
+
+const clientCacheTTL = time.Minute
+
+// authError is a failed client authentication (a 401), as opposed to a
+// store failure (a 500).
+type authError string
+
+func (e authError) Error() string { return string(e) }
+
+// authClient authenticates a managed client by its Bearer secret.
+func (s *Server) authClient(r *http.Request) (*store.Client, error) {
+	cred, ok := bearer(r)
+	if !ok {
+		return nil, authError("no Authorization: Bearer <client secret> header")
+	}
+	hash := HashSecret(cred)
+	key := [32]byte(hash)
+	now := s.clock.Now()
+	s.clients.mu.Lock()
+	cc, hit := s.clients.m[key]
+	s.clients.mu.Unlock()
+	if !hit || now.Sub(cc.fetched) > clientCacheTTL {
+		c, err := s.store.ClientBySecret(r.Context(), hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, authError("the client secret is not valid")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up client: %w", err)
+		}
+		cc = cachedClient{c: c, fetched: now}
+		s.clients.mu.Lock()
+		if len(s.clients.m) > 200000 {
+			clear(s.clients.m)
+		}
+		s.clients.m[key] = cc
+		s.clients.mu.Unlock()
+	}
+	if subtle.ConstantTimeCompare(cc.c.SecretHash, hash) != 1 {
+		return nil, authError("the client secret is not valid")
+	}
+	return cc.c, nil
+}
+
+// clientStatusToOperational maps a client's reported status to the
+// operationalStatus of its agents (when heard from recently).
+func clientStatusToOperational(s sailpoint.ClientStatus) okta.OperationalStatus {
+	switch s {
+	case sailpoint.StatusNormal:
+		return okta.OperationalStatusOperational
+	case sailpoint.StatusError, sailpoint.StatusFailed:
+		return okta.OperationalStatusDisrupted
+	}
+	return okta.OperationalStatusDegraded
+}
+
+// jobStateToInstance maps a host's job report to the agent's updateStatus.
+// A RUNNING job past the swap reports updateStatus PendingCompletion.
+func jobStateToInstance(j sailpoint.JobReport) okta.AgentUpdateInstanceStatus {
+	switch j.State {
+	case sailpoint.JobRunning:
+		if okta.AgentUpdateInstanceStatus(j.UpdateStatus) == okta.InstancePendingCompletion {
+			return okta.InstancePendingCompletion
+		}
+		return okta.InstanceInProgress
+	case sailpoint.JobFinished:
+		return okta.InstanceSuccess
+	case sailpoint.JobFailed:
+		return okta.InstanceFailed
+	case sailpoint.JobCancelled:
+		return okta.InstanceCancelled
+	}
+	return "" // PENDING: nothing to record but progress
+}
+
+func terminal(s sailpoint.JobState) bool {
+	return s == sailpoint.JobFinished || s == sailpoint.JobFailed || s == sailpoint.JobCancelled
+}
+
+// hostFacts is what poolserver keeps of a host's report (clients.facts).
+type hostFacts struct {
+	Hostname        string                  `json:"hostname,omitempty"`
+	InternalIP      string                  `json:"internal_ip,omitempty"`
+	OSType          string                  `json:"os_type,omitempty"`
+	OSVersion       string                  `json:"os_version,omitempty"`
+	Hypervisor      string                  `json:"hypervisor,omitempty"`
+	PlatformVersion string                  `json:"platform_version,omitempty"`
+	VAVersion       string                  `json:"va_version,omitempty"`
+	Product         string                  `json:"product,omitempty"`
+	Uptime          string                  `json:"uptime,omitempty"`
+	Agents          []sailpoint.AgentReport `json:"agents,omitempty"`
+}
+
+// maxTimestampSkew bounds how far a heartbeat's own timestamp may be from
+// the server's clock before it is refused as a replay or a broken clock.
+const maxTimestampSkew = 24 * time.Hour
+
+// handleHeartbeat serves POST /beta/managed-clients/{clientId}/status.
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	c, err := s.authClient(r)
+	if err != nil {
+		var ae authError
+		if !errors.As(err, &ae) {
+			s.log.Error("authenticate client", zap.Error(err))
+			spInternal(w)
+			return
+		}
+		q := s.hbLimiter.take("ip:" + clientAddr(r))
+		if !q.Allowed {
+			s.rateLimited(w, q)
+			return
+		}
+		spUnauthorized(w, err.Error())
+		return
+	}
+	q := s.hbLimiter.take("client:" + c.ID)
+	if !q.Allowed {
+		s.rateLimited(w, q)
+		return
+	}
+	if id := r.PathValue("clientId"); id != c.ID {
+		if _, err := s.store.GetClient(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+			spNotFound(w, "no managed client "+id)
+			return
+		}
+		spForbidden(w, "a client may post only its own status (authenticated as "+c.ID+")")
+		return
+	}
+	raw, oerr := readBody(r)
+	if oerr != nil {
+		spBadRequest(w, oerr.causes...)
+		return
+	}
+	var req sailpoint.StatusRequest
+	if oerr := decodeJSON(raw, &req); oerr != nil {
+		spBadRequest(w, oerr.causes...)
+		return
+	}
+	now := s.clock.Now().UTC()
+	if causes := validateHeartbeat(&req, now); len(causes) > 0 {
+		spBadRequest(w, causes...)
+		return
+	}
+	hb, fingerprint := s.heartbeatWrite(c, &req, now)
+	if s.hbState.changed(c.ID, fingerprint) {
+		if err := s.writer.write(r.Context(), hb); err != nil {
+			s.hbState.forget(c.ID)
+			s.log.Error("write heartbeat", zap.String("client", c.ID), zap.Error(err))
+			spInternal(w)
+			return
+		}
+	} else {
+		s.seen.mark(c.ID, now)
+	}
+	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now))
+}
+
+func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(q, s.clock.Now())))
+	writeJSON(w, http.StatusTooManyRequests, sailpoint.RateLimitError{Message: "Rate Limit Exceeded"})
+}
+
+// validateHeartbeat lists what is wrong with a heartbeat.
+func validateHeartbeat(req *sailpoint.StatusRequest, now time.Time) []string {
+	var causes []string
+	if req.Status == "" {
+		causes = append(causes, "status: is required, one of NORMAL, UNDEFINED, NOT_CONFIGURED, CONFIGURING, WARNING, ERROR, FAILED")
+	} else if !req.Status.Valid() {
+		causes = append(causes, fmt.Sprintf("status: unknown value %q; want one of NORMAL, UNDEFINED, NOT_CONFIGURED, CONFIGURING, WARNING, ERROR, FAILED", req.Status))
+	}
+	if req.Type != nil && *req.Type != "" && !req.Type.Valid() {
+		causes = append(causes, fmt.Sprintf("type: unknown value %q; want CCG, VA, INTERNAL, IIQ_HARVESTER or null", *req.Type))
+	}
+	if req.Timestamp != "" {
+		ts, err := time.Parse(time.RFC3339Nano, req.Timestamp)
+		switch {
+		case err != nil:
+			causes = append(causes, fmt.Sprintf("timestamp: %q is not an RFC 3339 date-time", req.Timestamp))
+		case ts.Sub(now) > maxTimestampSkew || now.Sub(ts) > maxTimestampSkew:
+			causes = append(causes, fmt.Sprintf("timestamp: %s is more than %s away from the server's clock", req.Timestamp, maxTimestampSkew))
+		}
+	}
+	if len(req.Body.Agents) > 256 || len(req.Body.Jobs) > 256 {
+		causes = append(causes, "body: at most 256 agents and 256 jobs per heartbeat")
+	}
+	for i, a := range req.Body.Agents {
+		if a.Name == "" || len(a.Name) > 128 {
+			causes = append(causes, fmt.Sprintf("body.agents[%d].name: is required (at most 128 bytes)", i))
+		}
+		if msg := checkVersion(a.Version); a.Version != "" && msg != "" {
+			causes = append(causes, fmt.Sprintf("body.agents[%d].version: %s", i, msg))
+		}
+	}
+	for i, j := range req.Body.Jobs {
+		if j.UUID == "" {
+			causes = append(causes, fmt.Sprintf("body.jobs[%d].uuid: is required", i))
+		}
+		if !j.State.Valid() {
+			causes = append(causes, fmt.Sprintf("body.jobs[%d].state: unknown value %q; want PENDING, RUNNING, FINISHED, FAILED or CANCELLED", i, j.State))
+		}
+		if j.Progress < 0 || j.Progress > 100 {
+			causes = append(causes, fmt.Sprintf("body.jobs[%d].progress: must be 0-100, got %d", i, j.Progress))
+		}
+		if s := okta.AgentUpdateInstanceStatus(j.UpdateStatus); s != "" && !s.Valid() {
+			causes = append(causes, fmt.Sprintf("body.jobs[%d].updateStatus: unknown value %q", i, j.UpdateStatus))
+		}
+	}
+	return causes
+}
+
+// heartbeatWrite turns a heartbeat into the store write and a fingerprint
+// of everything in it but the time, to tell a change from a keep-alive.
+func (s *Server) heartbeatWrite(c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64) {
+	b := &req.Body
+	facts := hostFacts{
+		Hostname: string(b.Hostname), InternalIP: string(b.InternalIP), OSType: string(b.OSType), OSVersion: string(b.OSVersion),
+		Hypervisor: string(b.Hypervisor), PlatformVersion: string(b.PlatformVersion), VAVersion: string(b.VAVersion),
+		Product: string(b.Product), Agents: b.Agents,
+	}
+	factsJSON, _ := json.Marshal(facts)
+	typ := ""
+	if req.Type != nil {
+		typ = string(*req.Type)
+	}
+	hb := store.Heartbeat{
+		ClientID: c.ID, PoolID: c.PoolID, Seen: now,
+		Type: typ, Hostname: string(b.Hostname), Status: string(req.Status), OS: string(b.OS), Arch: string(b.Arch),
+		AgentVersion: string(b.AgentVersion), Facts: string(factsJSON),
+	}
+	poolType := s.poolType(c.PoolID)
+	var ofType int
+	for _, a := range b.Agents {
+		if okta.AgentType(a.Type) == poolType {
+			ofType++
+		}
+	}
+	host := string(b.Hostname)
+	if host == "" {
+		host = c.ID
+	}
+	op := clientStatusToOperational(req.Status)
+	for _, a := range b.Agents {
+		if okta.AgentType(a.Type) != poolType {
+			continue // another program on the host: kept in facts only
+		}
+		name := host
+		if ofType > 1 {
+			name = host + "/" + a.Name
+		}
+		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: op})
+	}
+	for _, j := range b.Jobs {
+		if !s.engine.owns(c.ID, j.UUID) {
+			continue // not this client's job, or no longer current
+		}
+		hb.Jobs = append(hb.Jobs, store.JobReport{JobID: j.UUID, Status: jobStateToInstance(j), Message: truncate(j.UpdateMessage, 1024),
+			Progress: j.Progress, Phase: truncate(j.Phase, 64)})
+	}
+	h := fnv.New64a()
+	h.Write(factsJSON)
+	fmt.Fprintf(h, "|%s|%s|%s|%s|%s", typ, req.Status, b.OS, b.Arch, b.AgentVersion)
+	for _, j := range hb.Jobs {
+		fmt.Fprintf(h, "|%s:%s:%d:%s:%s", j.JobID, j.Status, j.Progress, j.Phase, j.Message)
+	}
+	return hb, h.Sum64()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// poolType returns the agent type of a pool (cached: pools never change type).
+func (s *Server) poolType(poolID string) okta.AgentType {
+	s.poolTypesMu.Lock()
+	t, ok := s.poolTypes[poolID]
+	s.poolTypesMu.Unlock()
+	if ok {
+		return t
+	}
+	p, err := s.store.GetPool(context.Background(), poolID)
+	if err != nil {
+		return ""
+	}
+	s.poolTypesMu.Lock()
+	s.poolTypes[poolID] = p.Type
+	s.poolTypesMu.Unlock()
+	return p.Type
+}
+
+// heartbeatReply builds the ManagedClientStatus answer: this client's jobs,
+// CANCELLED for jobs the host still runs that are no longer wanted, and the
+// maintenance window of the first job.
+func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint.StatusRequest, now time.Time) sailpoint.StatusReply {
+	reported := map[string]sailpoint.JobState{}
+	for _, j := range req.Body.Jobs {
+		reported[j.UUID] = j.State
+	}
+	base := s.baseURL(r)
+	jobs := []sailpoint.Job{}
+	current := map[string]bool{}
+	for _, j := range s.engine.jobsFor(c.ID) {
+		current[j.UUID] = true
+		if st, ok := reported[j.UUID]; ok && terminal(st) {
+			continue
+		}
+		j.ExpiresAt = now.Add(s.cfg.Rollout.JobTTL.Duration)
+		mpc := make(map[string]sailpoint.ManagedProcess, len(j.ManagedProcessConfiguration))
+		for name, mp := range j.ManagedProcessConfiguration {
+			if mp.Artifact != nil {
+				a := *mp.Artifact
+				a.URL = base + a.URL
+				mp.Artifact = &a
+			}
+			mpc[name] = mp
+		}
+		j.ManagedProcessConfiguration = mpc
+		if j.Maintenance != nil {
+			m := *j.Maintenance
+			m.WindowClusterTime = now.Format(time.RFC3339)
+			if m.WindowFinishTime == "" { // flow 2: open until the job is done
+				m.WindowFinishTime = now.Add(24 * time.Hour).Format(time.RFC3339)
+			}
+			j.Maintenance = &m
+		}
+		jobs = append(jobs, j)
+	}
+	for _, rj := range req.Body.Jobs {
+		if !terminal(rj.State) && !current[rj.UUID] {
+			jobs = append(jobs, sailpoint.Job{UUID: rj.UUID, Cookbook: rj.UUID, State: sailpoint.JobCancelled, Type: sailpoint.JobTypeUpgrade,
+				TargetID: c.ID, ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{}, ExpiresAt: now.Add(s.cfg.Rollout.JobTTL.Duration)})
+		}
+	}
+	body := sailpoint.ReplyBody{
+		ID: c.ID, ClientID: c.ID, ClusterID: c.PoolID, ClusterJobCount: len(jobs), Jobs: jobs,
+		Configuration: map[string]string{
+			"heartbeatInterval": strconv.Itoa(int(s.cfg.Heartbeat.Interval.Seconds())),
+			"jobType":           sailpoint.JobTypeUpgrade,
+			"clusterType":       string(s.poolType(c.PoolID)),
+		},
+	}
+	for _, j := range jobs {
+		if j.Maintenance != nil {
+			body.Maintenance = j.Maintenance
+			break
+		}
+	}
+	return sailpoint.StatusReply{Body: body, Status: req.Status, Type: req.Type, Timestamp: now}
+}
+
+// hbState remembers each client's last heartbeat fingerprint, so a
+// heartbeat that changes nothing but the time is not written at once.
+type hbState struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (h *hbState) changed(clientID string, fp uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m[clientID] == fp {
+		return false
+	}
+	h.m[clientID] = fp
+	return true
+}
+
+func (h *hbState) forget(clientID string) {
+	h.mu.Lock()
+	delete(h.m, clientID)
+	h.mu.Unlock()
+}
+
+// seenCoalescer batches last-seen times of unchanged heartbeats and writes
+// them every flush interval in one transaction.
+type seenCoalescer struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (c *seenCoalescer) mark(id string, t time.Time) {
+	c.mu.Lock()
+	c.m[id] = t
+	c.mu.Unlock()
+}
+
+func (c *seenCoalescer) take() map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) == 0 {
+		return nil
+	}
+	m := c.m
+	c.m = make(map[string]time.Time, len(m))
+	return m
+}
+
+// hbWriter group-commits heartbeat writes: requests that arrive while a
+// transaction runs are written together in the next one, and each caller
+// returns only after its write is durable.
+type hbWriter struct {
+	st   store.Store
+	log  *zap.Logger
+	reqs chan hbReq
+	done chan struct{}
+}
+
+type hbReq struct {
+	hb  store.Heartbeat
+	err chan error
+}
+
+const maxBatch = 512
+
+func newHBWriter(st store.Store, log *zap.Logger) *hbWriter {
+	w := &hbWriter{st: st, log: log, reqs: make(chan hbReq, maxBatch), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+func (w *hbWriter) write(ctx context.Context, hb store.Heartbeat) error {
+	req := hbReq{hb: hb, err: make(chan error, 1)}
+	select {
+	case w.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.done:
+		return errors.New("server is shutting down")
+	}
+	select {
+	case err := <-req.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *hbWriter) loop() {
+	batch := make([]hbReq, 0, maxBatch)
+	for {
+		select {
+		case req := <-w.reqs:
+			batch = append(batch[:0], req)
+		case <-w.done:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-w.reqs:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		hbs := make([]store.Heartbeat, len(batch))
+		for i, r := range batch {
+			hbs[i] = r.hb
+		}
+		err := w.st.ApplyHeartbeats(context.Background(), hbs)
+		if err != nil && len(batch) > 1 {
+			// Isolate the bad write so one heartbeat cannot fail the others.
+			for _, r := range batch {
+				r.err <- w.st.ApplyHeartbeats(context.Background(), []store.Heartbeat{r.hb})
+			}
+			continue
+		}
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+}
+
+func (w *hbWriter) close() { close(w.done) }
