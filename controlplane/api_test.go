@@ -629,3 +629,10 @@ func TestConcurrentActionsOnOneUpdate(t *testing.T) {
 		t.Errorf("%d pauses succeeded, want exactly 1", ok)
 	}
 }
+
+func httptestServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}

@@ -66,10 +66,17 @@ func (e *Engine) jobsFor(clientID string) []sailpoint.Job {
 	return slices.Clone(e.jobs[clientID])
 }
 
-func (e *Engine) owns(clientID, jobID string) bool {
+// owns reports whether jobID is a job of clientID: from the cache for
+// jobs in flight, else from the store (a job of an update stopped since).
+func (e *Engine) owns(ctx context.Context, clientID, jobID string) bool {
 	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.owner[jobID] == clientID
+	owner, ok := e.owner[jobID]
+	e.mu.RUnlock()
+	if ok {
+		return owner == clientID
+	}
+	owner, err := e.srv.store.JobOwner(ctx, jobID)
+	return err == nil && owner == clientID
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -98,6 +105,9 @@ var errNoChange = errors.New("no change")
 // Tick runs the engine once.
 func (e *Engine) Tick(ctx context.Context) error {
 	s := e.srv
+	// Hosts that only kept alive since the last tick: their last-seen
+	// times decide who is connected.
+	s.flushSeen(ctx)
 	updates, err := s.store.ListActiveUpdates(ctx, okta.JobScheduled, okta.JobInProgress, okta.JobPaused, okta.JobFailed)
 	if err != nil {
 		return err

@@ -211,7 +211,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		spBadRequest(w, causes...)
 		return
 	}
-	hb, fingerprint := s.heartbeatWrite(c, &req, now)
+	hb, fingerprint := s.heartbeatWrite(r.Context(), c, &req, now)
 	if s.hbState.changed(c.ID, fingerprint) {
 		if err := s.writer.write(r.Context(), hb); err != nil {
 			s.hbState.forget(c.ID)
@@ -280,7 +280,7 @@ func validateHeartbeat(req *sailpoint.StatusRequest, now time.Time) []string {
 
 // heartbeatWrite turns a heartbeat into the store write and a fingerprint
 // of everything in it but the time, to tell a change from a keep-alive.
-func (s *Server) heartbeatWrite(c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64) {
+func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64) {
 	b := &req.Body
 	facts := hostFacts{
 		Hostname: string(b.Hostname), InternalIP: string(b.InternalIP), OSType: string(b.OSType), OSVersion: string(b.OSVersion),
@@ -320,7 +320,7 @@ func (s *Server) heartbeatWrite(c *store.Client, req *sailpoint.StatusRequest, n
 		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: op})
 	}
 	for _, j := range b.Jobs {
-		if !s.engine.owns(c.ID, j.UUID) {
+		if !s.engine.owns(ctx, c.ID, j.UUID) {
 			continue // not this client's job, or no longer current
 		}
 		hb.Jobs = append(hb.Jobs, store.JobReport{JobID: j.UUID, Status: jobStateToInstance(j), Message: truncate(j.UpdateMessage, 1024),
@@ -454,6 +454,13 @@ func (c *seenCoalescer) mark(id string, t time.Time) {
 	c.mu.Lock()
 	c.m[id] = t
 	c.mu.Unlock()
+}
+
+func (c *seenCoalescer) get(id string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[id]
+	return t, ok
 }
 
 func (c *seenCoalescer) take() map[string]time.Time {

@@ -129,6 +129,15 @@ func applyAction(u *store.Update, a Action, now time.Time) error {
 		u.Enabled = false
 	case ActionPause:
 		u.ResumeStatus = from
+		// Jobs handed out but not started are taken back; running ones
+		// finish.
+		for i := range u.Agents {
+			ua := &u.Agents[i]
+			if ua.Status == okta.InstanceScheduled && ua.JobID != "" {
+				ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.Progress, ua.Phase = "", 0, time.Time{}, 0, ""
+				ua.ModifiedAt = now
+			}
+		}
 	case ActionStop:
 		// Agents not yet handed a job are cancelled here; agents already
 		// running one report Cancelled themselves (or finish, if they are
@@ -152,9 +161,9 @@ func applyAction(u *store.Update, a Action, now time.Time) error {
 func resetAgents(u *store.Update, which []okta.AgentUpdateInstanceStatus, now time.Time) {
 	for i := range u.Agents {
 		if which == nil || slices.Contains(which, u.Agents[i].Status) {
-			u.Agents[i].Status = okta.InstanceScheduled
-			u.Agents[i].Message = ""
-			u.Agents[i].ModifiedAt = now
+			ua := &u.Agents[i]
+			ua.Status, ua.Message, ua.ModifiedAt = okta.InstanceScheduled, "", now
+			ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.Progress, ua.Phase = "", 0, time.Time{}, 0, ""
 		}
 	}
 }

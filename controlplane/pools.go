@@ -207,11 +207,15 @@ func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 		OperationalStatus: a.OperationalStatus,
 		IsHidden:          &a.IsHidden,
 	}
-	if !a.LastConnection.IsZero() {
-		t := a.LastConnection.UTC()
+	last := a.LastConnection
+	if t, ok := s.seen.get(a.ClientID); ok && t.After(last) {
+		last = t // a keep-alive not yet written
+	}
+	if !last.IsZero() {
+		t := last.UTC()
 		v.LastConnection = &t
 	}
-	if a.LastConnection.IsZero() || s.clock.Now().Sub(a.LastConnection) > s.inactiveAfter() {
+	if last.IsZero() || s.clock.Now().Sub(last) > s.inactiveAfter() {
 		v.OperationalStatus = okta.OperationalStatusInactive
 	}
 	if cat != nil && a.Version != "" {

@@ -47,10 +47,6 @@ func errNotFound(what string) *oktaError {
 	return newOktaError(http.StatusNotFound, okta.CodeNotFound, "Not found: Resource not found: "+what)
 }
 
-func errForbidden() *oktaError {
-	return newOktaError(http.StatusForbidden, okta.CodeForbidden, "You do not have permission to perform the requested action")
-}
-
 func writeOktaError(w http.ResponseWriter, e *oktaError) {
 	causes := make([]okta.ErrorCause, 0, len(e.causes))
 	for _, c := range e.causes {

@@ -272,6 +272,8 @@ type Store interface {
 	// ListActiveUpdates returns the updates in the given statuses, with
 	// their agents, in (pool, sortOrder, creation) order.
 	ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*Update, error)
+	// JobOwner returns the id of the client whose agent holds jobID.
+	JobOwner(ctx context.Context, jobID string) (string, error)
 	// NextSequence returns the next value of a named counter (> 0).
 	NextSequence(ctx context.Context, name string, n int) (int64, error)
 

@@ -302,3 +302,13 @@ func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, erro
 	}
 	return v - int64(n) + 1, nil
 }
+
+// JobOwner returns the client whose agent holds a job.
+func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
+	var id string
+	err := db.r.QueryRowContext(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = ? LIMIT 1`, jobID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("job %s: %w", jobID, store.ErrNotFound)
+	}
+	return id, err
+}

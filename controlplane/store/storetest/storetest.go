@@ -69,6 +69,17 @@ func testHeartbeats(t *testing.T, s store.Store) {
 		t.Fatalf("agents after heartbeat = %+v", agents)
 	}
 	firstID := agents[0].ID
+	u2 := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, AgentType: okta.AgentTypeAD, Status: okta.JobCancelled, CreatedAt: now, ModifiedAt: now,
+		Agents: []store.UpdateAgent{{AgentID: firstID, Status: okta.InstanceInProgress, JobID: "job-2"}}}
+	if err := s.CreateUpdate(ctx, u2); err != nil {
+		t.Fatal(err)
+	}
+	if owner, err := s.JobOwner(ctx, "job-2"); err != nil || owner != "host-1" {
+		t.Errorf("JobOwner = %q, %v", owner, err)
+	}
+	if _, err := s.JobOwner(ctx, "job-none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("JobOwner(unknown) = %v", err)
+	}
 	gu, _ := s.GetUpdate(ctx, p.ID, u.ID)
 	if gu.Agents[0].Status != okta.InstanceInProgress || gu.Agents[0].Progress != 40 || gu.Agents[0].Phase != "download" || gu.Agents[0].JobSeq != 7 {
 		t.Errorf("update agent after job report = %+v", gu.Agents[0])
