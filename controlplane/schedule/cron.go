@@ -89,7 +89,7 @@ type Cron struct {
 // window in February, April, June, September or November, "0 2 29 * *" none in
 // February of common years, and "0 2 * * 5#5" none in months with only four
 // Fridays. Use L for "the last day, whatever the month". Fields are separated
-// by spaces or tabs; names are case-insensitive. Anything else, including
+// by white space; names are case-insensitive. Anything else, including
 // steps, ranges, month values and expressions setting both day fields, is a
 // *ParseError.
 func Parse(expr string) (Cron, error) {

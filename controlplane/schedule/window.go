@@ -161,12 +161,15 @@ func (w Window) EligibleAt(releasedAt time.Time, delayDays int) time.Time {
 // NextEligible returns the window in which a version released at releasedAt
 // with a delay of delayDays may be installed, as seen at now: the first window
 // that ends after both now and EligibleAt. If eligibility falls inside a
-// window, start is moved up to the eligibility instant, so nothing starts
-// before the delay has passed; the rest of that window is still used rather
-// than waiting for the next one (often a month away). start may be before now
-// when the window is already open.
+// window, start is moved up to the eligibility instant, rounded up to a whole
+// second so that RFC 3339 seconds never show a start before it; the rest of
+// that window is used rather than waiting for the next one, which is often a
+// month away. start may be before now when the window is already open.
 func (w Window) NextEligible(releasedAt time.Time, delayDays int, now time.Time) (start, end time.Time) {
 	eligible := w.EligibleAt(releasedAt, delayDays)
+	if t := eligible.Truncate(time.Second); !t.Equal(eligible) {
+		eligible = t.Add(time.Second)
+	}
 	from := now
 	if eligible.After(from) {
 		from = eligible

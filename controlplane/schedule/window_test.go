@@ -298,6 +298,10 @@ func TestNextEligible(t *testing.T) {
 			"2024-06-15T02:00:00Z", "2024-06-15T06:00:00Z"},
 		{"eligible long ago, between windows", "2024-01-01T00:00:00Z", "2024-06-20T00:00:00Z", 0,
 			"2024-07-15T02:00:00Z", "2024-07-15T06:00:00Z"},
+		{"start moved up is rounded up to a whole second", "2024-06-12T04:00:00.25Z", "2024-06-11T00:00:00Z", 3,
+			"2024-06-15T04:00:01Z", "2024-06-15T06:00:00Z"},
+		{"eligible in the window's last fraction of a second: next window", "2024-06-12T05:59:59.5Z", "2024-06-11T00:00:00Z", 3,
+			"2024-07-15T02:00:00Z", "2024-07-15T06:00:00Z"},
 		{"eligible inside, already past now", "2024-06-12T03:00:00Z", "2024-06-15T05:00:00Z", 3,
 			"2024-06-15T03:00:00Z", "2024-06-15T06:00:00Z"},
 	}
@@ -306,7 +310,7 @@ func TestNextEligible(t *testing.T) {
 			start, end := w.NextEligible(mustTime(t, tt.released), tt.days, mustTime(t, tt.now))
 			if !start.Equal(mustTime(t, tt.start)) || !end.Equal(mustTime(t, tt.end)) {
 				t.Errorf("NextEligible = %s, %s; want %s, %s",
-					start.Format(time.RFC3339), end.Format(time.RFC3339), tt.start, tt.end)
+					start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), tt.start, tt.end)
 			}
 		})
 	}
