@@ -112,10 +112,17 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &tickData{now: s.clock.Now().UTC(), pools: map[string]*store.Pool{}, agents: map[string]*store.Agent{}, clients: map[string]*store.Client{}}
-	if d.cat, err = s.catalog(ctx); err != nil {
+	cat, err := s.catalog(ctx)
+	if err != nil {
 		return err
 	}
+	created, err := e.enforceMinimum(ctx, updates, cat)
+	if err != nil {
+		return err
+	}
+	updates = append(updates, created...)
+	d := &tickData{now: s.clock.Now().UTC(), pools: map[string]*store.Pool{}, agents: map[string]*store.Agent{}, clients: map[string]*store.Client{}}
+	d.cat = cat
 	var poolIDs []string
 	for _, u := range updates {
 		if d.pools[u.PoolID] == nil {
@@ -205,6 +212,60 @@ func (e *Engine) Tick(ctx context.Context) error {
 	e.jobs, e.owner = jobs, owner
 	e.mu.Unlock()
 	return nil
+}
+
+// enforceMinimum gives a job to every agent below its pool's
+// minimalSupportedVersion that no update covers: it creates an update
+// named "minimalSupportedVersion <v>" targeting the pool's latest version.
+// An agent in a failed update is left to the operator (retry), so a broken
+// release is not retried forever.
+func (e *Engine) enforceMinimum(ctx context.Context, updates []*store.Update, cat *catalog) ([]*store.Update, error) {
+	s := e.srv
+	covered := map[string]bool{}
+	for _, u := range updates {
+		for _, ua := range u.Agents {
+			covered[ua.AgentID] = true
+		}
+	}
+	var created []*store.Update
+	for _, t := range okta.AgentTypes {
+		pools, err := s.store.ListPools(ctx, store.PoolQuery{Type: t, Limit: 1 << 20})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pools {
+			min := p.Settings.MinimalSupportedVersion
+			if min == "" {
+				continue
+			}
+			target := effectiveLatest(p, cat)
+			if target == "" || vercmp.Compare(target, min) < 0 {
+				continue // nothing to update to
+			}
+			agents, err := s.store.ListAgents(ctx, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			now := s.clock.Now().UTC()
+			u := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, Name: "minimalSupportedVersion " + min, AgentType: p.Type,
+				Enabled: true, Status: okta.JobInProgress, TargetVersion: target, CreatedAt: now, ModifiedAt: now,
+				Reason: "agents below the pool's minimal supported version " + min}
+			for _, a := range agents {
+				if a.Version != "" && vercmp.Compare(a.Version, min) < 0 && !covered[a.ID] {
+					u.Agents = append(u.Agents, store.UpdateAgent{AgentID: a.ID, Status: okta.InstanceScheduled, ModifiedAt: now})
+				}
+			}
+			if len(u.Agents) == 0 {
+				continue
+			}
+			if err := s.store.CreateUpdate(ctx, u); err != nil {
+				return nil, err
+			}
+			s.log.Info("update created for agents below the minimal supported version", append(updateFields(u), zap.Int("agents", len(u.Agents)))...)
+			created = append(created, u)
+		}
+	}
+	return created, nil
 }
 
 func cloneUpdate(u *store.Update) *store.Update {

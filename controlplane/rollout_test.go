@@ -476,3 +476,33 @@ func TestEnrollment(t *testing.T) {
 		t.Errorf("bad body: %d %s", r.status, r.body)
 	}
 }
+
+func TestMinimalSupportedVersionGivesAJob(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	old, cur := f.host("dc1", "0.9.0"), f.host("dc2", "1.0.5")
+	f.tick()
+	if len(f.beat(old).Body.Jobs) != 0 {
+		t.Fatal("a job without an update or a minimal version")
+	}
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", f.manage, `{"minimalSupportedVersion":"1.0.0"}`)
+	f.tick()
+	jobs := f.beat(old).Body.Jobs
+	if len(jobs) != 1 || jobs[0].ManagedProcessConfiguration["ad-agent"].Version != "1.1.0" {
+		t.Fatalf("agent below the minimum: jobs %+v", jobs)
+	}
+	if len(f.beat(cur).Body.Jobs) != 0 {
+		t.Error("an agent above the minimum got a job")
+	}
+	var list []okta.AgentPoolUpdate
+	f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.read, "").decode(t, &list)
+	if len(list) != 1 || list[0].Name != "minimalSupportedVersion 1.0.0" || len(list[0].Agents) != 1 {
+		t.Errorf("updates = %+v", list)
+	}
+	// The next tick does not create another one.
+	f.tick()
+	f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.read, "").decode(t, &list)
+	if len(list) != 1 {
+		t.Errorf("%d updates after a second tick", len(list))
+	}
+}
