@@ -86,7 +86,7 @@ const catalogTTL = 2 * time.Second
 func (s *Server) catalog(ctx context.Context) (*catalog, error) {
 	s.cat.mu.Lock()
 	defer s.cat.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	if s.cat.c != nil && now.Sub(s.cat.fetched) < catalogTTL {
 		return s.cat.c, nil
 	}

@@ -83,6 +83,9 @@ type RolloutConfig struct {
 	// JobTTL is how long a job in a heartbeat reply stays valid; an agent
 	// ignores a job past its expiry.
 	JobTTL Duration `toml:"job_ttl"`
+	// SelfUpdate offers every host the newest poolagent release on its
+	// pool's channel when its poolagent is older.
+	SelfUpdate bool `toml:"self_update"`
 }
 
 // DefaultConfig returns the defaults every key starts from.
@@ -96,7 +99,7 @@ func DefaultConfig() Config {
 		IdleTimeout:     Duration{3 * time.Minute},
 		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{time.Minute}},
 		Heartbeat:       HeartbeatConfig{Interval: Duration{30 * time.Second}, InactiveAfter: 3, RateLimit: 120, FlushInterval: Duration{5 * time.Second}},
-		Rollout:         RolloutConfig{Tick: Duration{time.Second}, JobTTL: Duration{10 * time.Minute}},
+		Rollout:         RolloutConfig{Tick: Duration{time.Second}, JobTTL: Duration{10 * time.Minute}, SelfUpdate: true},
 	}
 }
 

@@ -29,6 +29,10 @@ type Engine struct {
 	mu    sync.RWMutex
 	jobs  map[string][]sailpoint.Job // by client id
 	owner map[string]string          // job id -> client id
+	// selfFailed remembers self-updates a host reported failed (client id
+	// + version), so the same version is not offered again; in memory: a
+	// restarted server offers it once more.
+	selfFailed sync.Map
 }
 
 func newEngine(s *Server) *Engine {
@@ -116,7 +120,17 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	created, err := e.enforceMinimum(ctx, updates, cat)
+	allPools := map[string]*store.Pool{}
+	for _, t := range okta.AgentTypes {
+		pools, err := s.store.ListPools(ctx, store.PoolQuery{Type: t, Limit: 1 << 20})
+		if err != nil {
+			return err
+		}
+		for _, p := range pools {
+			allPools[p.ID] = p
+		}
+	}
+	created, err := e.enforceMinimum(ctx, updates, cat, allPools)
 	if err != nil {
 		return err
 	}
@@ -126,9 +140,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 	var poolIDs []string
 	for _, u := range updates {
 		if d.pools[u.PoolID] == nil {
-			p, err := s.store.GetPool(ctx, u.PoolID)
-			if err != nil {
-				return err
+			p := allPools[u.PoolID]
+			if p == nil {
+				continue // pool created after the listing: next tick
 			}
 			d.pools[u.PoolID] = p
 			poolIDs = append(poolIDs, u.PoolID)
@@ -167,6 +181,9 @@ func (e *Engine) Tick(ctx context.Context) error {
 	owner := map[string]string{}
 	for _, u := range updates {
 		p := d.pools[u.PoolID]
+		if p == nil {
+			continue
+		}
 		// Dry run on the snapshot; write only when something changes.
 		dry := cloneUpdate(u)
 		slots := free[p.ID]
@@ -208,6 +225,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 		}
 		e.collectJobs(u, p, d, jobs, owner)
 	}
+	if s.cfg.Rollout.SelfUpdate {
+		if err := e.selfUpdates(ctx, d, allPools, jobs, owner); err != nil {
+			return err
+		}
+	}
 	e.mu.Lock()
 	e.jobs, e.owner = jobs, owner
 	e.mu.Unlock()
@@ -219,7 +241,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 // named "minimalSupportedVersion <v>" targeting the pool's latest version.
 // An agent in a failed update is left to the operator (retry), so a broken
 // release is not retried forever.
-func (e *Engine) enforceMinimum(ctx context.Context, updates []*store.Update, cat *catalog) ([]*store.Update, error) {
+func (e *Engine) enforceMinimum(ctx context.Context, updates []*store.Update, cat *catalog, pools map[string]*store.Pool) ([]*store.Update, error) {
 	s := e.srv
 	covered := map[string]bool{}
 	for _, u := range updates {
@@ -228,11 +250,7 @@ func (e *Engine) enforceMinimum(ctx context.Context, updates []*store.Update, ca
 		}
 	}
 	var created []*store.Update
-	for _, t := range okta.AgentTypes {
-		pools, err := s.store.ListPools(ctx, store.PoolQuery{Type: t, Limit: 1 << 20})
-		if err != nil {
-			return nil, err
-		}
+	{
 		for _, p := range pools {
 			min := p.Settings.MinimalSupportedVersion
 			if min == "" {
@@ -535,5 +553,64 @@ func (e *Engine) collectJobs(u *store.Update, p *store.Pool, d *tickData, jobs m
 			UpdateID:                    u.ID, PoolID: u.PoolID, AllowDowngrade: u.AllowDowngrade, Sequence: ua.JobSeq, Maintenance: m,
 		})
 		owner[ua.JobID] = cl.ID
+	}
+}
+
+// selfJobPrefix starts the id of a poolagent self-update job.
+const selfJobPrefix = "self-"
+
+// selfUpdates offers each connected host the newest poolagent release on
+// its pool's channel when its poolagent is older. Self-updates are not
+// counted against maxUnavailable: they restart poolagent, not the managed
+// agents. A host that reports one failed is not offered that version again.
+func (e *Engine) selfUpdates(ctx context.Context, d *tickData, pools map[string]*store.Pool, jobs map[string][]sailpoint.Job, owner map[string]string) error {
+	if d.cat.latest(SelfName, okta.ChannelTest) == "" {
+		return nil // no poolagent release at all
+	}
+	clients, err := e.srv.store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
+		p := pools[c.PoolID]
+		if p == nil || c.AgentVersion == "" || d.now.Sub(c.LastSeen) > e.srv.inactiveAfter() {
+			continue
+		}
+		if t, ok := e.srv.seen.get(c.ID); ok && t.After(c.LastSeen) {
+			c.LastSeen = t
+		}
+		latest := d.cat.latest(SelfName, p.Settings.ReleaseChannel)
+		if latest == "" || vercmp.Compare(c.AgentVersion, latest) >= 0 {
+			continue
+		}
+		if _, failed := e.selfFailed.Load(c.ID + "\x00" + latest); failed {
+			continue
+		}
+		rel := d.cat.get(SelfName, latest, c.OS, c.Arch)
+		if rel == nil {
+			continue
+		}
+		id := selfJobPrefix + c.ID + "-" + latest
+		jobs[c.ID] = append(jobs[c.ID], sailpoint.Job{
+			UUID: id, Cookbook: id, State: sailpoint.JobPending, Type: sailpoint.JobTypeUpgrade, TargetID: c.ID,
+			ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{SelfName: {Version: latest, Path: SelfName, Type: SelfName,
+				Artifact: &sailpoint.Artifact{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, URL: artifactURL(rel),
+					Size: rel.Size, SHA256: rel.SHA256, Signature: rel.Signature}}},
+			PoolID: c.PoolID, Sequence: rel.Seq,
+			Maintenance: &sailpoint.Maintenance{Window: "true", WindowStartTime: d.now.Format(time.RFC3339)},
+		})
+		owner[id] = c.ID
+	}
+	return nil
+}
+
+// selfReport records a host's report on a self-update job.
+func (e *Engine) selfReport(clientID string, j sailpoint.JobReport) {
+	if j.State != sailpoint.JobFailed {
+		return
+	}
+	prefix := selfJobPrefix + clientID + "-"
+	if len(j.UUID) > len(prefix) && j.UUID[:len(prefix)] == prefix {
+		e.selfFailed.Store(clientID+"\x00"+j.UUID[len(prefix):], true)
 	}
 }

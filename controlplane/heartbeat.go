@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -320,6 +321,10 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: op})
 	}
 	for _, j := range b.Jobs {
+		if strings.HasPrefix(j.UUID, selfJobPrefix) {
+			s.engine.selfReport(c.ID, j) // self-updates are not update_agents rows
+			continue
+		}
 		if !s.engine.owns(ctx, c.ID, j.UUID) {
 			continue // not this client's job, or no longer current
 		}

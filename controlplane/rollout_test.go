@@ -29,6 +29,7 @@ type fleet struct {
 
 type host struct {
 	id, secret, hostname, version string
+	self                          string // poolagent's own version
 	jobs                          map[string]sailpoint.JobReport // reported job states
 }
 
@@ -68,13 +69,15 @@ func (f *fleet) tick() {
 	}
 }
 
-func (f *fleet) publish(version string) {
+func (f *fleet) publish(version string) { f.publishAs("AD", version) }
+
+func (f *fleet) publishAs(name, version string) {
 	f.t.Helper()
 	dir := f.t.TempDir()
 	file, sig := filepath.Join(dir, "agent"), filepath.Join(dir, "agent.minisig")
 	os.WriteFile(file, []byte("#!/bin/sh\necho "+version+"\n"), 0o755)
 	os.WriteFile(sig, []byte("untrusted comment: signature\nRUQ...\ntrusted comment: name=AD version="+version+"\nsig\n"), 0o644)
-	_, err := controlplane.PublishRelease(context.Background(), f.st, f.dataDir, controlplane.Publish{Name: "AD", Version: version,
+	_, err := controlplane.PublishRelease(context.Background(), f.st, f.dataDir, controlplane.Publish{Name: name, Version: version,
 		OS: "linux", Arch: "amd64", Channel: okta.ChannelGA, File: file, SignatureFile: sig}, f.clock.Now())
 	if err != nil {
 		f.t.Fatal(err)
@@ -106,7 +109,7 @@ func (f *fleet) beat(h *host) sailpoint.StatusReply {
 
 func (f *fleet) body(h *host) string {
 	req := sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Timestamp: f.clock.Now().Format("2006-01-02T15:04:05.000000Z07:00"),
-		Body: sailpoint.ClientBody{Hostname: sailpoint.Flex(h.hostname), OS: "linux", Arch: "amd64", InternalIP: "10.0.0.1",
+		Body: sailpoint.ClientBody{Hostname: sailpoint.Flex(h.hostname), OS: "linux", Arch: "amd64", InternalIP: "10.0.0.1", AgentVersion: sailpoint.Flex(h.self),
 			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: h.version}}}}
 	for _, j := range h.jobs {
 		req.Body.Jobs = append(req.Body.Jobs, j)
@@ -504,5 +507,43 @@ func TestMinimalSupportedVersionGivesAJob(t *testing.T) {
 	f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.read, "").decode(t, &list)
 	if len(list) != 1 {
 		t.Errorf("%d updates after a second tick", len(list))
+	}
+}
+
+func TestSelfUpdateOffered(t *testing.T) {
+	f := newFleet(t)
+	h := f.host("dc1", "1.0.0")
+	h.self = "0.1.0"
+	f.beat(h)
+	f.tick()
+	if len(f.beat(h).Body.Jobs) != 0 {
+		t.Fatal("a self-update without a poolagent release")
+	}
+	f.publishAs("poolagent", "0.2.0")
+	f.clock.Advance(3 * time.Second) // past the catalog snapshot's lifetime
+	f.tick()
+	jobs := f.beat(h).Body.Jobs
+	if len(jobs) != 1 {
+		t.Fatalf("jobs = %+v", jobs)
+	}
+	mp, ok := jobs[0].ManagedProcessConfiguration["poolagent"]
+	if !ok || mp.Version != "0.2.0" || mp.Type != "poolagent" || mp.Artifact == nil {
+		t.Fatalf("self job = %+v", jobs[0])
+	}
+	// A failed self-update is not offered again.
+	h.jobs[jobs[0].UUID] = sailpoint.JobReport{UUID: jobs[0].UUID, State: sailpoint.JobFailed, UpdateMessage: "HEALTH_CHECK: no heartbeat"}
+	f.beat(h)
+	delete(h.jobs, jobs[0].UUID)
+	f.tick()
+	if jobs := f.beat(h).Body.Jobs; len(jobs) != 0 {
+		t.Errorf("offered again after failing: %+v", jobs)
+	}
+	// A host already on the newest poolagent gets nothing.
+	h2 := f.host("dc2", "1.0.0")
+	h2.self = "0.2.0"
+	f.beat(h2)
+	f.tick()
+	if jobs := f.beat(h2).Body.Jobs; len(jobs) != 0 {
+		t.Errorf("up-to-date host got %+v", jobs)
 	}
 }
