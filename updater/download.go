@@ -81,7 +81,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 		if fresh {
 			removeDownload(part)
 		}
-		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, progress)
+		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, needsPrehash(sig), progress)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				removeDownload(part)
@@ -173,7 +173,7 @@ func (u *Updater) check(d *digester, a Artifact, sig []byte) error {
 	if sum != strings.ToLower(a.SHA256) {
 		return fmt.Errorf("%w: got %s, want %s", ErrHash, sum, strings.ToLower(a.SHA256))
 	}
-	return u.keys.verify(d.mr, sig, a.Meta)
+	return u.keys.verify(d.mr, sig, a.Meta, sum, d.n)
 }
 
 // verifyFile hashes a file on disk and checks it like a download.
@@ -183,7 +183,7 @@ func (u *Updater) verifyFile(path string, a Artifact, sig []byte) (*Fetched, err
 		return nil, err
 	}
 	defer f.Close()
-	d := newDigester()
+	d := newDigester(needsPrehash(sig))
 	if _, err := d.copyFrom(nil, f, a.Size, nil); err != nil {
 		d.finish()
 		if errors.Is(err, ErrTooLarge) {
@@ -200,7 +200,7 @@ func (u *Updater) verifyFile(path string, a Artifact, sig []byte) (*Fetched, err
 // download fetches url into part, resuming what part already holds, and
 // returns the digest of the whole file. resumed reports whether bytes from
 // an earlier attempt were kept.
-func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64, part string, progress ProgressFunc) (d *digester, resumed bool, err error) {
+func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64, part string, prehash bool, progress ProgressFunc) (d *digester, resumed bool, err error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, false, err
@@ -212,7 +212,7 @@ func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64
 		if attempt > 0 {
 			u.log.Info("resuming interrupted download", zap.String("job", jobID), zap.Int("attempt", attempt), zap.Error(lastErr))
 		}
-		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", rep)
+		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", prehash, rep)
 		resumed = resumed || resumedNow
 		if err == nil {
 			if err := f.Sync(); err != nil {
@@ -244,7 +244,7 @@ var errHTTPStatus = errors.New("unexpected HTTP status")
 
 // attempt is one HTTP request. It resumes from f's length when the sidecar
 // holds a validator, and starts over when the server's copy changed.
-func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size int64, sidecar string, rep *reporter) (_ *digester, resumed bool, err error) {
+func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size int64, sidecar string, prehash bool, rep *reporter) (_ *digester, resumed bool, err error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, false, err
@@ -303,7 +303,7 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 	}
 	writeValidator(sidecar, rawURL, resp.Header)
 
-	d := newDigester()
+	d := newDigester(prehash)
 	defer func() {
 		if err != nil {
 			d.finish()

@@ -1,8 +1,10 @@
 package updater
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +33,17 @@ func newSigner(t testing.TB) signer {
 }
 
 func (s signer) pubText() string { return s.pub.String() }
+
+// signLegacy signs data the way the minisign CLI does with a trusted
+// comment that carries no digest (`minisign -S -t "poolagent-artifact ..."`).
+func (s signer) signLegacy(t testing.TB, data []byte, m Meta) []byte {
+	t.Helper()
+	mr := minisign.NewReader(bytes.NewReader(data))
+	if _, err := io.Copy(io.Discard, mr); err != nil {
+		t.Fatal(err)
+	}
+	return mr.SignWithComments(s.priv, TrustedComment(m.Name, m.Version, m.OS, m.Arch), "legacy")
+}
 
 func (s signer) sign(t testing.TB, data []byte, m Meta) []byte {
 	t.Helper()

@@ -1,6 +1,8 @@
 package updater
 
 import (
+	"aead.dev/minisign"
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
@@ -18,6 +20,12 @@ func TestTrustedCommentRoundTrip(t *testing.T) {
 	if m != (Meta{"AD", "1.2.3", "windows", "amd64"}) {
 		t.Fatalf("parsed %+v", m)
 	}
+	sha := strings.Repeat("ab", 32)
+	d := TrustedCommentWithDigest("AD", "1.2.3", "windows", "amd64", strings.ToUpper(sha), 42)
+	b, err := parseBinding(d)
+	if err != nil || b.Meta != m || b.SHA256 != sha || b.Size != 42 {
+		t.Fatalf("parseBinding(%q) = %+v, %v", d, b, err)
+	}
 }
 
 func TestParseTrustedCommentRejects(t *testing.T) {
@@ -29,6 +37,11 @@ func TestParseTrustedCommentRejects(t *testing.T) {
 		"poolagent-artifact name=AD name=LDAP version=1.0 os=linux arch=amd64",
 		"poolagent-artifact name= version=1.0 os=linux arch=amd64",
 		"poolagent-artifactx name=AD version=1.0 os=linux arch=amd64",
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("a", 64),
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 size=10",
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=xyz size=10",
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("g", 64) + " size=10",
+		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("a", 64) + " size=-1",
 	} {
 		if _, err := ParseTrustedComment(c); err == nil {
 			t.Errorf("ParseTrustedComment(%q) = nil error", c)
@@ -86,6 +99,11 @@ func TestVerify(t *testing.T) {
 		{"another os", release.sign(t, data, other(func(x *Meta) { x.OS = "windows" })), ErrMetadata},
 		{"another arch", release.sign(t, data, other(func(x *Meta) { x.Arch = "arm64" })), ErrMetadata},
 		{"tampered trusted comment", tamperComment(release.sign(t, data, m)), ErrSignature},
+		{"signed without a digest (minisign CLI)", release.signLegacy(t, data, m), nil},
+		{"signed without a digest, other bytes", release.signLegacy(t, append([]byte("#"), data...), m), ErrSignature},
+		{"signed without a digest, another version", release.signLegacy(t, data, other(func(x *Meta) { x.Version = "1.0.9" })), ErrMetadata},
+		{"signed without a digest, untrusted key", stranger.signLegacy(t, data, m), ErrUntrustedKey},
+		{"digest comment re-signed by another key under the release key's id", resignComment(release.sign(t, data, m)), ErrSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newArtifactServer(t)
@@ -123,4 +141,25 @@ func tamperComment(sig []byte) []byte {
 		}
 	}
 	return []byte(strings.Join(lines, "\n"))
+}
+
+// resignComment keeps a signature's key id and file signature but signs
+// its trusted comment with an attacker's own Ed25519 key.
+func resignComment(sigText []byte) []byte {
+	var sig minisign.Signature
+	if err := sig.UnmarshalText(sigText); err != nil {
+		panic(err)
+	}
+	_, attacker, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	forged := minisign.Signature{Algorithm: sig.Algorithm, KeyID: sig.KeyID, TrustedComment: sig.TrustedComment,
+		UntrustedComment: sig.UntrustedComment, Signature: sig.Signature}
+	copy(forged.CommentSignature[:], ed25519.Sign(attacker, append(append([]byte{}, sig.Signature[:]...), sig.TrustedComment...)))
+	out, err := forged.MarshalText()
+	if err != nil {
+		panic(err)
+	}
+	return out
 }
