@@ -29,7 +29,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/poolagent/poolagent/updater"
 )
 
