@@ -8,6 +8,8 @@
 //	poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
 //	poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl D]
 //	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig
+//	poolserver key generate --out PREFIX [--password-file F]
+//	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
 //	poolserver version
 package main
 
@@ -35,6 +37,8 @@ const usage = `usage:
   poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl 24h]
   poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH
       [--channel GA|EA|BETA|TEST] --file F --signature F.minisig
+  poolserver key generate --out PREFIX [--password-file F]          # writes PREFIX.key, PREFIX.pub
+  poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
   poolserver version
 
 scopes: okta.agentPools.read, okta.agentPools.manage (manage implies read)
@@ -61,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"missing command"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release") {
+	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release" || cmd == "key") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -77,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdEnrollTokenCreate(ctx, rest, stdout)
 	case "release publish":
 		return cmdReleasePublish(ctx, rest, stdout)
+	case "release sign":
+		return cmdReleaseSign(ctx, rest, stdout)
+	case "key generate":
+		return cmdKeyGenerate(ctx, rest, stdout)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":

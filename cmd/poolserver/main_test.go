@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/poolagent/poolagent/updater"
 )
 
 var binary string
@@ -162,5 +164,45 @@ func TestCommandLineErrors(t *testing.T) {
 	// "pool create" accepts the type in any case.
 	if out := cli(t, "pool", "create", "--data-dir", dir, "--name", "r", "--type", "radius"); !strings.HasPrefix(out, "pol") {
 		t.Errorf("pool create --type radius = %q", out)
+	}
+}
+
+// TestSignAndPublish drives key generate, release sign and release publish
+// and checks the signature verifies with the agent's keyring.
+func TestSignAndPublish(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("correct horse\n"), 0o600)
+	pubLine := strings.TrimSpace(cli(t, "key", "generate", "--out", filepath.Join(dir, "release"), "--password-file", pw))
+	if st, err := os.Stat(filepath.Join(dir, "release.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key file: %v %v", st, err)
+	}
+	art := filepath.Join(dir, "ad-agent")
+	os.WriteFile(art, []byte("#!/bin/sh\necho 1.1.0\n"), 0o755)
+	cli(t, "release", "sign", "--key", filepath.Join(dir, "release.key"), "--password-file", pw,
+		"--name", "AD", "--version", "1.1.0", "--os", "linux", "--arch", "amd64", "--file", art)
+	sig, err := os.ReadFile(art + ".minisig")
+	if err != nil || !strings.Contains(string(sig), "trusted comment: poolagent-artifact name=AD version=1.1.0 os=linux arch=amd64 sha256=") {
+		t.Fatalf("signature: %s %v", sig, err)
+	}
+	out := cli(t, "release", "publish", "--data-dir", dir, "--name", "AD", "--version", "1.1.0", "--os", "linux", "--arch", "amd64",
+		"--channel", "GA", "--file", art, "--signature", art+".minisig")
+	if !strings.Contains(out, "AD 1.1.0 linux/amd64 GA sha256=") {
+		t.Errorf("publish printed %q", out)
+	}
+	// The agent's keyring accepts the key line generate printed.
+	if _, err := updater.NewKeyring([]string{pubLine}, nil); err != nil {
+		t.Errorf("pinning the printed key: %v", err)
+	}
+	// Refusals: an encrypted key without its password; overwriting keys; a bad name.
+	for _, args := range [][]string{
+		{"release", "sign", "--key", filepath.Join(dir, "release.key"), "--name", "AD", "--version", "1", "--os", "linux", "--arch", "amd64", "--file", art},
+		{"key", "generate", "--out", filepath.Join(dir, "release")},
+		{"release", "publish", "--data-dir", dir, "--name", "SAML", "--version", "1", "--os", "linux", "--arch", "amd64", "--file", art, "--signature", art + ".minisig"},
+		{"release", "publish", "--data-dir", dir, "--name", "AD", "--version", "1.1.0", "--os", "linux", "--arch", "amd64", "--file", art, "--signature", art + ".minisig"},
+	} {
+		if err := exec.Command(binary, args...).Run(); err == nil {
+			t.Errorf("%v succeeded", args)
+		}
 	}
 }
