@@ -485,7 +485,7 @@ func TestSettings(t *testing.T) {
 	var s okta.AgentPoolUpdateSetting
 	r := e.do("GET", path, e.read, "")
 	r.decode(t, &s)
-	want := okta.AgentPoolUpdateSetting{AgentType: okta.AgentTypeLDAP, PoolID: p.ID, PoolName: "ldap", ReleaseChannel: okta.ChannelGA}
+	want := okta.AgentPoolUpdateSetting{AgentType: okta.AgentTypeLDAP, PoolID: p.ID, PoolName: "ldap", ReleaseChannel: okta.ChannelGA, MaxUnavailable: 1}
 	if r.status != 200 || s != want {
 		t.Errorf("defaults = %d %+v", r.status, s)
 	}
@@ -496,9 +496,9 @@ func TestSettings(t *testing.T) {
 		t.Errorf("after POST = %d %+v", r.status, s)
 	}
 	// Only the fields sent change.
-	r = e.do("POST", path, e.manage, `{"poolName":"ldap east","latestVersion":"3.2.0"}`)
+	r = e.do("POST", path, e.manage, `{"poolName":"ldap east","latestVersion":"3.2.0","maxUnavailable":25}`)
 	r.decode(t, &s)
-	want.PoolName, want.LatestVersion = "ldap east", "3.2.0"
+	want.PoolName, want.LatestVersion, want.MaxUnavailable = "ldap east", "3.2.0", 25
 	if s != want {
 		t.Errorf("partial POST = %+v, want %+v", s, want)
 	}
@@ -506,7 +506,7 @@ func TestSettings(t *testing.T) {
 	if s != want {
 		t.Errorf("GET after POST = %+v", s)
 	}
-	for _, body := range []string{`{"releaseChannel":"NIGHTLY"}`, `{"agentType":"AD"}`, `{"continueOnError":"yes"}`, `{"poolName":""}`, `not json`} {
+	for _, body := range []string{`{"releaseChannel":"NIGHTLY"}`, `{"agentType":"AD"}`, `{"maxUnavailable":0}`, `{"continueOnError":"yes"}`, `{"poolName":""}`, `not json`} {
 		r := e.do("POST", path, e.manage, body)
 		if r.status != 400 {
 			t.Errorf("%s: %d", body, r.status)

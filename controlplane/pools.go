@@ -782,6 +782,7 @@ func (s *Server) settingsView(r *http.Request, p *store.Pool) okta.AgentPoolUpda
 		PoolID:                  p.ID,
 		PoolName:                p.Name,
 		ReleaseChannel:          p.Settings.ReleaseChannel,
+		MaxUnavailable:          max(p.Settings.MaxUnavailable, 1),
 	}
 }
 
@@ -803,6 +804,7 @@ type settingsBody struct {
 	MinimalSupportedVersion *string              `json:"minimalSupportedVersion"`
 	PoolName                *string              `json:"poolName"`
 	ReleaseChannel          *okta.ReleaseChannel `json:"releaseChannel"`
+	MaxUnavailable          *int                 `json:"maxUnavailable"` // extension
 }
 
 // handleSetSettings serves POST /api/v1/agentPools/{poolId}/updates/settings.
@@ -840,6 +842,9 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 			}
 		}
 	}
+	if b.MaxUnavailable != nil && (*b.MaxUnavailable < 1 || *b.MaxUnavailable > 1000000) {
+		causes = append(causes, fmt.Sprintf("maxUnavailable: must be from 1 to 1000000, got %d", *b.MaxUnavailable))
+	}
 	if b.PoolName != nil && (strings.TrimSpace(*b.PoolName) == "" || len(*b.PoolName) > 255) {
 		causes = append(causes, "poolName: must be 1 to 255 characters")
 	}
@@ -861,6 +866,9 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 		}
 		if b.ReleaseChannel != nil {
 			p.Settings.ReleaseChannel = *b.ReleaseChannel
+		}
+		if b.MaxUnavailable != nil {
+			p.Settings.MaxUnavailable = *b.MaxUnavailable
 		}
 		return nil
 	})

@@ -29,7 +29,7 @@ type fleet struct {
 
 type host struct {
 	id, secret, hostname, version string
-	self                          string // poolagent's own version
+	self                          string                         // poolagent's own version
 	jobs                          map[string]sailpoint.JobReport // reported job states
 }
 
@@ -545,5 +545,21 @@ func TestSelfUpdateOffered(t *testing.T) {
 	f.tick()
 	if jobs := f.beat(h2).Body.Jobs; len(jobs) != 0 {
 		t.Errorf("up-to-date host got %+v", jobs)
+	}
+}
+
+func TestMaxUnavailableBoundsJobsInFlight(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", f.manage, `{"maxUnavailable":2}`)
+	hosts := []*host{f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0"), f.host("dc3", "1.0.0")}
+	f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0"}`)
+	f.tick()
+	var got []int
+	for _, h := range hosts {
+		got = append(got, len(f.beat(h).Body.Jobs))
+	}
+	if fmt.Sprint(got) != "[1 1 0]" {
+		t.Errorf("jobs per host = %v, want [1 1 0] (in agent order, two at a time)", got)
 	}
 }

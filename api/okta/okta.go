@@ -185,6 +185,9 @@ type AgentPoolUpdateSetting struct {
 	PoolID                  string         `json:"poolId"`
 	PoolName                string         `json:"poolName"`
 	ReleaseChannel          ReleaseChannel `json:"releaseChannel"`
+	// MaxUnavailable is an extension: how many of the pool's agents may
+	// run a job at once.
+	MaxUnavailable int `json:"maxUnavailable,omitempty"`
 }
 
 // ErrorCause is one entry of an Error's errorCauses.
