@@ -6,9 +6,14 @@ LDFLAGS   := -s -w -X github.com/poolagent/poolagent/internal/version.Version=$(
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION ?= latest
+NFPM      := $(GOBIN)/nfpm
+# Keep equal to packaging.NFPMVersion (a test checks): later nfpm releases
+# need modules the Go module proxy does not serve.
+NFPM_VERSION ?= v2.45.0
+DIST      ?= dist
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint vet staticcheck cross demo bench soak clean
+.PHONY: all build test lint vet staticcheck cross packages demo bench soak clean
 
 all: build
 
@@ -40,6 +45,14 @@ cross:
 				-o $(BIN)/$$os-$$arch/$$c$$ext ./cmd/$$c; \
 		done; \
 	done
+
+$(NFPM):
+	$(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+# .deb and .rpm of poolagent and poolserver for linux/amd64 and linux/arm64,
+# and the Windows zip of poolagent, into $(DIST)/ (docs/install.md).
+packages: $(NFPM)
+	$(GO) run ./packaging/build --version '$(VERSION)' --nfpm '$(NFPM)' --out '$(DIST)'
 
 demo: build
 	bash scripts/demo.sh
