@@ -1,0 +1,579 @@
+// Command fleet is poolserver's load benchmark and fleet simulator. It
+// builds and starts a real poolserver (SQLite) as a child process on
+// 127.0.0.1, plays N hosts against it over loopback, and prints one
+// markdown table:
+//
+//  1. heartbeats per second at 64 and 256 concurrent connections with
+//     p50/p99 latency, as a ratio of a bare net/http JSON echo server
+//     (1 KB in, 1 KB out) measured in the same run with the same load
+//     generator;
+//  2. a rollout of one update across all simulated hosts in one pool:
+//     time from create to all Success with a simulated install, and the
+//     server's CPU and peak RSS meanwhile;
+//  3. server memory per 10,000 registered hosts.
+//
+// Everything is bounded in time and count and talks only to 127.0.0.1.
+//
+//	go run ./bench/fleet [-hosts 10000] [-duration 8s] [-interval 5s] [-install 1s]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/controlplane/store/sqlite"
+)
+
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == "-echo" {
+		echoServer(os.Args[2])
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	hosts    int
+	duration time.Duration
+	interval time.Duration
+	install  time.Duration
+	conns    []int
+	timeout  time.Duration
+}
+
+func run() error {
+	var o options
+	var conns string
+	flag.IntVar(&o.hosts, "hosts", 10000, "simulated hosts")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of each heartbeat load step")
+	flag.DurationVar(&o.interval, "interval", 5*time.Second, "heartbeat interval of the simulated hosts during the rollout")
+	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
+	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.Parse()
+	for _, c := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-conns %q: want numbers", conns)
+		}
+		o.conns = append(o.conns, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	work, err := os.MkdirTemp("", "poolagent-fleet-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "poolserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/poolserver").CombinedOutput(); err != nil {
+		return fmt.Errorf("build poolserver: %v\n%s", err, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	// Baseline: a bare net/http JSON echo server, same load generator.
+	echoAddr := freeAddr()
+	echo := exec.Command(self, "-echo", echoAddr)
+	echo.Stderr = os.Stderr
+	if err := echo.Start(); err != nil {
+		return err
+	}
+	defer stop(echo)
+	if err := waitUp(ctx, "http://"+echoAddr+"/"); err != nil {
+		return err
+	}
+	echoHosts := []simHost{{id: "echo", secret: "x"}}
+
+	// poolserver with N registered hosts.
+	f, err := setup(ctx, work, o.hosts)
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, bin, f.dir, o)
+	if err != nil {
+		return err
+	}
+	defer stop(srv.cmd)
+	rssEmpty := srv.rss()
+	// One heartbeat from every host, gently: the per-host state (auth
+	// cache, fingerprints, keep-alive times) is now in memory.
+	oneRound(ctx, srv.base+"/beta/managed-clients/", f.hosts)
+	rssHosts := srv.rss()
+
+	type loadRow struct {
+		conns        int
+		server, base loadResult
+	}
+	var rows []loadRow
+	for _, c := range o.conns {
+		b := load(ctx, "http://"+echoAddr+"/", echoHosts, c, o.duration)
+		s := load(ctx, srv.base+"/beta/managed-clients/", f.hosts, c, o.duration)
+		rows = append(rows, loadRow{c, s, b})
+	}
+
+	roll, err := rollout(ctx, srv, f, o)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("| poolserver fleet benchmark, %d hosts, SQLite, 2 cores shared by server and load generator | measured | baseline (same run) | ratio | goal |\n", o.hosts)
+	fmt.Println("|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| heartbeats/s at %d connections (p50 / p99) | %.0f/s (%.2f / %.2f ms) | bare net/http JSON echo, 1 KB in and out: %.0f/s (%.2f / %.2f ms) | %.2f | ≥ 0.4, p99 < 50 ms |\n",
+			r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.base.p50*1e3, r.base.p99*1e3, r.server.rate/r.base.rate)
+	}
+	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
+		o.hosts, roll.took.Seconds(), o.interval, o.install, (o.interval + o.install).Seconds(), roll.took.Seconds()/(o.interval+o.install).Seconds())
+	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
+		roll.cpu, roll.took.Seconds(), 100*roll.cpu/roll.took.Seconds())
+	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(srv.hwm())/(1<<20))
+	fmt.Printf("| server memory per 10,000 registered hosts | %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n",
+		float64(rssHosts-rssEmpty)/(1<<20)*10000/float64(o.hosts), float64(rssEmpty)/(1<<20))
+	fmt.Fprintf(os.Stderr, "rollout: %d heartbeats, %d jobs, %d 429s, %d errors\n", roll.beats, roll.jobs, roll.limited, roll.errs)
+	return nil
+}
+
+// echoServer answers every POST with 1 KB of JSON after reading the body.
+func echoServer(addr string) {
+	reply := bytes.Repeat([]byte("x"), 1000)
+	reply = []byte(`{"body":"` + string(reply) + `"}`)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&v)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(reply)
+	})
+	_ = http.ListenAndServe(addr, h)
+}
+
+type simHost struct {
+	id, secret string
+}
+
+type fixture struct {
+	dir    string
+	pool   *store.Pool
+	token  string
+	hosts  []simHost
+	bodies [][]byte
+}
+
+// setup registers a pool and N clients directly in a fresh data dir.
+func setup(ctx context.Context, work string, n int) (*fixture, error) {
+	f := &fixture{dir: filepath.Join(work, "data")}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, f.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	now := time.Now()
+	f.pool = &store.Pool{ID: store.NewID("pol"), Name: "bench", Type: okta.AgentTypeAD, CreatedAt: now}
+	if err := st.CreatePool(ctx, f.pool); err != nil {
+		return nil, err
+	}
+	if f.token, _, err = controlplane.CreateToken(ctx, st, "bench", []store.Scope{store.ScopeManage}, 0, now); err != nil {
+		return nil, err
+	}
+	for i := range n {
+		secret, c, err := controlplane.CreateClient(ctx, st, f.pool.ID, fmt.Sprintf("host-%05d", i), now)
+		if err != nil {
+			return nil, err
+		}
+		f.hosts = append(f.hosts, simHost{id: c.ID, secret: secret})
+	}
+	// A release to roll out (the server does not check signatures; hosts do).
+	art, sig := filepath.Join(work, "agent"), filepath.Join(work, "agent.minisig")
+	os.WriteFile(art, bytes.Repeat([]byte("A"), 4096), 0o644)
+	os.WriteFile(sig, []byte("untrusted comment: bench\nRWQ\ntrusted comment: bench\nx\n"), 0o644)
+	if _, err := controlplane.PublishRelease(ctx, st, f.dir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
+		Channel: okta.ChannelGA, File: art, SignatureFile: sig}, now); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// body is a realistic heartbeat of about 1 KB.
+func body(h simHost, version string, jobs []sailpoint.JobReport) []byte {
+	typ := sailpoint.TypeVA
+	req := sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Type: &typ, Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
+		Body: sailpoint.ClientBody{
+			ID: sailpoint.Flex(h.id), Hostname: sailpoint.Flex(h.id + ".corp.example.com"), InternalIP: "10.20.30.40",
+			OSType: "ubuntu", OSVersion: "24.04", Hypervisor: "kvm", PlatformVersion: "2", VAVersion: "va-2026.11",
+			Product: "idn", OS: "linux", Arch: "amd64", UptimeSeconds: "864000", AgentVersion: "0.3.0",
+			LastSeen:   sailpoint.Flex(strconv.FormatInt(time.Now().UnixMilli(), 10)),
+			Stacktrace: sailpoint.Flex(strings.Repeat(" ", 300)),
+			Agents: []sailpoint.AgentReport{
+				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success"},
+				{Name: "fluent", Type: "fluent", Version: "50"},
+				{Name: "toolbox", Type: "toolbox", Version: "6"},
+			},
+			Jobs: jobs,
+		}}
+	b, _ := json.Marshal(req)
+	return b
+}
+
+type server struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startServer(ctx context.Context, bin, dir string, o options) (*server, error) {
+	addr := freeAddr()
+	cfg := fmt.Sprintf(`listen = %q
+data_dir = %q
+log_level = "warn"
+log_format = "json"
+[rate_limit]
+requests_per_window = 100000
+[heartbeat]
+interval = %q
+rate_limit = 1000000
+[rollout]
+tick = "500ms"
+self_update = false
+`, addr, dir, o.interval)
+	path := filepath.Join(dir, "..", "poolserver.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, base: "http://" + addr}
+	if err := waitUp(ctx, s.base+"/healthz"); err != nil {
+		stop(cmd)
+		return nil, err
+	}
+	return s, nil
+}
+
+// procStatus reads a field (in kB) of /proc/PID/status, in bytes.
+func (s *server) procStatus(field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n << 10
+			}
+		}
+	}
+	return 0
+}
+
+func (s *server) rss() int64 { return s.procStatus("VmRSS") }
+func (s *server) hwm() int64 { return s.procStatus("VmHWM") }
+
+// cpu returns the server's user+system CPU seconds so far.
+func (s *server) cpu() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ") ".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+type loadResult struct {
+	rate     float64
+	p50, p99 float64
+	errs     int64
+}
+
+// load sends heartbeats (or echo requests) from conns goroutines for d.
+func load(ctx context.Context, url string, hosts []simHost, conns int, d time.Duration) loadResult {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	bodies := make([][]byte, len(hosts))
+	for i, h := range hosts {
+		bodies[i] = body(h, "1.0.0", nil)
+	}
+	var next atomic.Int64
+	deadline := time.Now().Add(d)
+	var mu sync.Mutex
+	var lat []float64
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]float64, 0, 4096)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				i := int(next.Add(1)-1) % len(hosts)
+				h := hosts[i]
+				target := url
+				if h.id != "echo" {
+					target = url + h.id + "/status"
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(bodies[i]))
+				req.Header.Set("Authorization", "Bearer "+h.secret)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0).Seconds())
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start).Seconds()
+	sort.Float64s(lat)
+	r := loadResult{rate: float64(len(lat)) / took, errs: errs.Load()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	if r.errs > 0 {
+		fmt.Fprintf(os.Stderr, "load %s at %d conns: %d errors\n", url, conns, r.errs)
+	}
+	return r
+}
+
+// oneRound sends one heartbeat per host over 8 connections.
+func oneRound(ctx context.Context, url string, hosts []simHost) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(hosts) {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+hosts[i].id+"/status", bytes.NewReader(body(hosts[i], "1.0.0", nil)))
+				req.Header.Set("Authorization", "Bearer "+hosts[i].secret)
+				if resp, err := client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+type rolloutResult struct {
+	took                       time.Duration
+	cpu                        float64
+	beats, jobs, limited, errs int64
+}
+
+// rollout plays every host heartbeating at its interval (spread evenly),
+// obeying its jobs: a job is started at once (RUNNING), installed for
+// o.install, then reported FINISHED with the new version.
+func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutResult, error) {
+	var res rolloutResult
+	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	api := func(method, path, body string) (int, []byte, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, srv.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "SSWS "+f.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
+	if code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", fmt.Sprintf(`{"maxUnavailable":%d}`, len(f.hosts))); err != nil || code != 201 {
+		return res, fmt.Errorf("settings: %d %s %v", code, b, err)
+	}
+
+	sem := make(chan struct{}, 256) // bound the load generator's concurrency
+	beat := func(h simHost, version string, jobs []sailpoint.JobReport) (sailpoint.StatusReply, error) {
+		sem <- struct{}{}
+		defer func() { <-sem }()
+		var rep sailpoint.StatusReply
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.base+"/beta/managed-clients/"+h.id+"/status", bytes.NewReader(body(h, version, jobs)))
+		req.Header.Set("Authorization", "Bearer "+h.secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			atomic.AddInt64(&res.errs, 1)
+			return rep, err
+		}
+		defer resp.Body.Close()
+		atomic.AddInt64(&res.beats, 1)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			atomic.AddInt64(&res.limited, 1)
+		}
+		if resp.StatusCode != 200 {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return rep, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return rep, json.NewDecoder(resp.Body).Decode(&rep)
+	}
+
+	hctx, stopHosts := context.WithCancel(ctx)
+	defer stopHosts()
+	var wg sync.WaitGroup
+	for i, h := range f.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			version := "1.0.0"
+			// Spread the hosts evenly over one interval.
+			offset := time.Duration(int64(o.interval) * int64(i) / int64(len(f.hosts)))
+			t := time.NewTimer(offset)
+			defer t.Stop()
+			for {
+				select {
+				case <-hctx.Done():
+					return
+				case <-t.C:
+				}
+				rep, err := beat(h, version, nil)
+				t.Reset(o.interval)
+				if err != nil || len(rep.Body.Jobs) == 0 {
+					continue
+				}
+				j := rep.Body.Jobs[0]
+				if j.State != sailpoint.JobPending {
+					continue
+				}
+				atomic.AddInt64(&res.jobs, 1)
+				target := j.ManagedProcessConfiguration["ad-agent"].Version
+				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}})
+				select {
+				case <-hctx.Done():
+					return
+				case <-time.After(o.install):
+				}
+				version = target
+				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100}})
+			}
+		}()
+	}
+	// Let every host check in once before the update exists.
+	time.Sleep(o.interval + time.Second)
+
+	cpu0 := srv.cpu()
+	t0 := time.Now()
+	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", `{"name":"bench","targetVersion":"1.1.0"}`)
+	if err != nil || code != 201 {
+		return res, fmt.Errorf("create update: %d %s %v", code, b, err)
+	}
+	var u okta.AgentPoolUpdate
+	_ = json.Unmarshal(b, &u)
+	for {
+		select {
+		case <-ctx.Done():
+			return res, errors.New("rollout did not finish before -timeout")
+		case <-time.After(250 * time.Millisecond):
+		}
+		code, b, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID, "")
+		if err != nil || code != 200 {
+			continue
+		}
+		var cur okta.AgentPoolUpdate
+		if json.Unmarshal(b, &cur) == nil && cur.Status == okta.JobSuccess {
+			break
+		}
+		if cur.Status == okta.JobFailed {
+			return res, fmt.Errorf("rollout failed: %s", b[:min(len(b), 500)])
+		}
+	}
+	res.took = time.Since(t0)
+	res.cpu = srv.cpu() - cpu0
+	stopHosts()
+	wg.Wait()
+	return res, nil
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitUp(ctx context.Context, url string) error {
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not come up: %w", url, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}
+}
