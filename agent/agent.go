@@ -1,0 +1,464 @@
+// Package agent is poolagent's daemon: the heartbeat loop that reports the
+// host's facts, its managed agents' versions and its jobs' progress to
+// poolserver (docs/heartbeat.md), the job runner that checks each job
+// against the config, waits for the maintenance window (judged by the
+// server's clock) and drives the updater, the state that survives restarts,
+// and the local API.
+//
+// Subpackages: config (the TOML config), state (credentials and state.json),
+// localapi (the local API and its client). docs/agent.md is the operator's
+// reference.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/poolagent/poolagent/agent/config"
+	"github.com/poolagent/poolagent/agent/localapi"
+	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/internal/version"
+	"github.com/poolagent/poolagent/platform/hostinfo"
+	"github.com/poolagent/poolagent/platform/process"
+	"github.com/poolagent/poolagent/updater"
+)
+
+// ExitRestart is the exit code with which poolagent asks its service
+// manager to start it again: after it replaced its own binary, or after
+// RecoverSelf restored the previous one. A service manager restarts on any
+// non-zero exit; a test running `poolagent run` re-launches it.
+const ExitRestart = 10
+
+// ErrRestart is returned by Run when the daemon must be started again
+// (exit with ExitRestart).
+var ErrRestart = errors.New("restart requested: poolagent replaced its binary")
+
+// Daemon is the running poolagent.
+type Daemon struct {
+	cfg    config.Config
+	log    *zap.Logger
+	creds  state.Credentials
+	server *url.URL
+	client *http.Client
+	upd    *updater.Updater
+	facts  *hostinfo.Collector
+	exe    string
+
+	// svcs are the managed agents' service controls by name.
+	svcs map[string]*hookedService
+	// locks serialise jobs per target.
+	locks map[string]*sync.Mutex
+
+	mu        sync.Mutex
+	st        *state.State
+	windows   map[string]window // by job uuid
+	runs      map[string]*jobRun
+	wake      chan struct{} // closed and replaced when jobs should re-check
+	beatNow   chan struct{}
+	interval  time.Duration
+	connected bool
+	lastErr   string
+	started   time.Time
+	// serverRecv is when (monotonic) the newest server time was received.
+	serverRecv time.Time
+	// selfPending: this binary is an unconfirmed self-update.
+	selfPending   bool
+	selfConfirmBy time.Time
+	restart       bool
+	stop          context.CancelFunc
+	jobsWG        sync.WaitGroup
+}
+
+// jobRun is a job's running goroutine.
+type jobRun struct {
+	cancel context.CancelFunc
+	// byServer: cancelled because the server said CANCELLED.
+	byServer bool
+}
+
+// New prepares a daemon from cfg: reads the credentials, opens the updater
+// and sets up service control for the managed agents. It starts nothing.
+func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
+	creds, err := state.ReadCredentials(cfg.Credentials())
+	if err != nil {
+		return nil, err
+	}
+	srv := cfg.ServerURL
+	if srv == "" {
+		srv = creds.ServerURL
+	}
+	if srv == "" {
+		return nil, errors.New("no server: set server_url in the config or enroll with --server")
+	}
+	su, err := url.Parse(strings.TrimSuffix(srv, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("server_url: %w", err)
+	}
+	if su.Scheme == "http" && !cfg.Artifacts.AllowInsecureHTTP {
+		return nil, fmt.Errorf("server_url %s: plain http refused: use https or set artifacts.allow_insecure_http", srv)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	tr, err := newTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg: cfg, log: log, creds: creds, server: su, exe: exe,
+		client:   &http.Client{Transport: tr, Timeout: 60 * time.Second},
+		facts:    hostinfo.NewCollector(hostinfo.CollectorOptions{}),
+		svcs:     map[string]*hookedService{},
+		locks:    map[string]*sync.Mutex{},
+		windows:  map[string]window{},
+		runs:     map[string]*jobRun{},
+		wake:     make(chan struct{}),
+		beatNow:  make(chan struct{}, 1),
+		interval: cfg.HeartbeatInterval.Duration,
+		started:  time.Now(),
+	}
+	d.upd, err = updater.New(updater.Config{
+		StateDir:           cfg.StateDir,
+		TrustedKeys:        cfg.Artifacts.TrustedKeys,
+		RevokedKeyIDs:      cfg.Artifacts.RevokedKeyIDs,
+		AllowInsecureHTTP:  cfg.Artifacts.AllowInsecureHTTP,
+		StallTimeout:       cfg.Artifacts.StallTimeout.Duration,
+		SelfConfirmTimeout: cfg.SelfUpdate.ConfirmTimeout.Duration,
+		// Downloads share the heartbeat's connections; the bearer
+		// secret goes to the server's origin only.
+		Transport: &bearerTransport{base: tr, origin: origin(su), secret: creds.Secret},
+		Logger:    log.Named("updater"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range cfg.Agents {
+		d.locks[a.Name] = &sync.Mutex{}
+		var svc updater.Service
+		switch {
+		case a.Service != "":
+			svc = process.NewSystemService(a.Service)
+		case len(a.Command) > 0:
+			p := process.NewSupervised(a.Command[0], a.Command[1:]...)
+			if len(a.Env) > 0 {
+				p.Env = append(os.Environ(), a.Env...)
+			}
+			p.Logger = log.Named(a.Name)
+			svc = p
+		}
+		if svc != nil {
+			d.svcs[a.Name] = &hookedService{Service: svc}
+		}
+	}
+	d.locks[config.SelfName] = &sync.Mutex{}
+	return d, nil
+}
+
+// Run runs the daemon until ctx ends: recovery, the local API, the managed
+// agents' supervised processes, the heartbeat loop and the jobs. It returns
+// ErrRestart when poolagent must be started again.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.stop = cancel
+
+	// First of all: a self-update that never confirmed is rolled back.
+	self, err := d.upd.RecoverSelf(ctx, "")
+	if errors.Is(err, updater.ErrSelfRolledBack) {
+		d.log.Warn("self-update rolled back; restarting into the previous binary", zap.Error(err))
+		return fmt.Errorf("%w: %w", ErrRestart, err)
+	}
+	if err != nil {
+		return fmt.Errorf("recover self-update: %w", err)
+	}
+	st, err := state.Load(d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	d.st = st
+	d.applySelfState(self)
+
+	for _, a := range d.cfg.Agents {
+		d.initVersion(ctx, a)
+	}
+	results, err := d.upd.Recover(ctx, d.lookupTarget)
+	if err != nil {
+		d.log.Error("recover unfinished jobs", zap.Error(err))
+	}
+	d.applyRecovered(results)
+
+	// Supervised agents run as our children.
+	for name, s := range d.svcs {
+		if _, ok := s.Service.(*process.Supervised); !ok {
+			continue
+		}
+		if err := s.Start(ctx); err != nil {
+			d.log.Error("start supervised agent", zap.String("agent", name), zap.Error(err))
+		}
+	}
+	defer d.stopSupervised()
+
+	ln, token, err := localapi.Listen(localapi.Endpoint{Socket: d.cfg.Socket(), Listen: d.cfg.LocalAPI.Listen, TokenFile: d.cfg.TokenFile()})
+	if err != nil {
+		return err
+	}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- localapi.Serve(ctx, ln, localapi.Handler(d, token, d.log.Named("localapi"))) }()
+
+	d.mu.Lock()
+	for _, j := range d.st.Jobs {
+		if !j.Terminal() {
+			d.log.Info("resuming job", zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("phase", j.Phase))
+			d.startJobLocked(ctx, j)
+		}
+	}
+	d.saveLocked()
+	d.mu.Unlock()
+
+	d.log.Info("poolagent started", zap.String("version", version.String()), zap.String("server", d.server.String()),
+		zap.String("client", d.creds.ClientID), zap.Int("agents", len(d.cfg.Agents)))
+	d.heartbeatLoop(ctx)
+
+	// Jobs past the swap finish (the updater ignores cancellation there);
+	// the others stop at the next safe point and resume at the next start.
+	d.jobsWG.Wait()
+	d.mu.Lock()
+	d.saveLocked()
+	restart := d.restart
+	d.mu.Unlock()
+	if err := <-apiDone; err != nil {
+		d.log.Warn("local API", zap.Error(err))
+	}
+	if restart {
+		return ErrRestart
+	}
+	return ctx.Err()
+}
+
+func (d *Daemon) stopSupervised() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for name, s := range d.svcs {
+		if _, ok := s.Service.(*process.Supervised); !ok {
+			continue
+		}
+		if err := s.Stop(ctx); err != nil {
+			d.log.Warn("stop supervised agent", zap.String("agent", name), zap.Error(err))
+		}
+	}
+}
+
+// initVersion sets an agent's installed version at start: the binary's
+// `--version` when the config gives none, else what poolagent last
+// committed, else the config's.
+func (d *Daemon) initVersion(ctx context.Context, a config.Agent) {
+	s := d.st.Agents[a.Name]
+	if s == nil {
+		s = &state.Agent{}
+		d.st.Agents[a.Name] = s
+	}
+	if a.Version == "" {
+		if v, err := probeVersion(ctx, a.Binary); err == nil {
+			s.Version = v
+			return
+		} else {
+			d.log.Warn("read agent version", zap.String("agent", a.Name), zap.Error(err))
+		}
+	}
+	if s.Version == "" {
+		s.Version = a.Version
+	}
+}
+
+// probeVersion runs `<binary> --version` and takes the last word of the
+// first line ("ad-agent 1.2.3" or "1.2.3").
+func probeVersion(ctx context.Context, binary string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", binary, err)
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return "", fmt.Errorf("%s --version printed nothing", binary)
+	}
+	return strings.TrimPrefix(f[len(f)-1], "v"), nil
+}
+
+// lookupTarget maps a journal entry's name to its target for Recover.
+func (d *Daemon) lookupTarget(name string) (updater.Target, bool) {
+	a, ok := d.cfg.Agent(name)
+	if !ok {
+		return updater.Target{}, false
+	}
+	return d.target(a), true
+}
+
+// target builds the updater's target for a managed agent.
+func (d *Daemon) target(a config.Agent) updater.Target {
+	t := updater.Target{
+		Name: a.Name, Path: a.Binary,
+		Health: updater.HealthCheck{
+			Grace: a.Health.Grace.Duration, URL: a.Health.URL, Command: a.Health.Command,
+			Timeout: a.Health.Timeout.Duration, Interval: a.Health.Interval.Duration,
+		},
+	}
+	if s := d.st.Agents[a.Name]; s != nil {
+		t.Version = s.Version
+	}
+	if fi, err := os.Stat(a.Binary); err == nil {
+		t.Mode = fi.Mode().Perm()
+	}
+	if s := d.svcs[a.Name]; s != nil {
+		t.Service = s
+	}
+	return t
+}
+
+// applyRecovered records the outcome of jobs Recover finished or undid:
+// jobs that ended while poolagent was down are reported at the next
+// heartbeat; jobs stopped before the swap run again.
+func (d *Daemon) applyRecovered(results []updater.Result) {
+	for _, r := range results {
+		d.log.Info("recovered job", zap.String("job", r.JobID), zap.String("agent", r.Name), zap.String("outcome", string(r.Outcome)), zap.Error(r.Err))
+		j := d.st.Job(r.JobID)
+		switch r.Outcome {
+		case updater.OutcomeCommitted:
+			d.setAgentVersion(r.Name, r.Version)
+			if j != nil {
+				d.finishLocked(j, nil)
+			}
+		case updater.OutcomeRolledBack:
+			if r.Version != "" {
+				d.setAgentVersion(r.Name, r.Version)
+			}
+			if j != nil {
+				d.finishLocked(j, r.Err)
+			}
+		case updater.OutcomeCancelled:
+			if j != nil && !j.Terminal() {
+				j.Swapped = false
+				j.Phase = ""
+			}
+		}
+	}
+}
+
+// applySelfState handles what RecoverSelf found.
+func (d *Daemon) applySelfState(self updater.SelfState) {
+	var j *state.Job
+	for _, x := range d.st.Jobs {
+		if x.Name == config.SelfName && !x.Terminal() {
+			j = x
+		}
+	}
+	switch {
+	case self.Pending:
+		d.selfPending, d.selfConfirmBy = true, self.ConfirmBy
+		d.log.Info("running a new poolagent binary; it is confirmed after the first good heartbeat",
+			zap.String("version", version.String()), zap.Time("confirm_by", self.ConfirmBy))
+		if j != nil {
+			j.State, j.UpdateStatus, j.Phase, j.Progress = "RUNNING", "PendingCompletion", "confirm", 90
+		}
+	case self.RolledBack:
+		d.log.Warn("the last self-update was rolled back", zap.String("reason", self.Reason))
+		if j != nil {
+			d.finishLocked(j, fmt.Errorf("%w: %s", updater.ErrSelfRolledBack, self.Reason))
+		}
+	case j != nil && j.Swapped:
+		// The swap happened and this binary is not pending: the
+		// journal no longer knows it (confirmed earlier, or the
+		// previous binary runs). Judge by the version.
+		if version.String() == j.Version {
+			d.finishLocked(j, nil)
+		} else {
+			d.finishLocked(j, fmt.Errorf("%w: poolagent %s runs, not %s", updater.ErrSelfRolledBack, version.String(), j.Version))
+		}
+	}
+	d.setAgentVersion(config.SelfName, version.String())
+}
+
+func (d *Daemon) setAgentVersion(name, v string) {
+	s := d.st.Agents[name]
+	if s == nil {
+		s = &state.Agent{}
+		d.st.Agents[name] = s
+	}
+	s.Version = v
+}
+
+// saveLocked writes the state; a failure is logged (the next change
+// writes again).
+func (d *Daemon) saveLocked() {
+	d.st.Prune()
+	if err := d.st.Save(d.cfg.StateDir); err != nil {
+		d.log.Error("save state", zap.Error(err))
+	}
+}
+
+// kick asks for a heartbeat soon, to report a change.
+func (d *Daemon) kick() {
+	select {
+	case d.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// wakeLocked tells waiting jobs to look at their window again.
+func (d *Daemon) wakeLocked() {
+	close(d.wake)
+	d.wake = make(chan struct{})
+}
+
+// hookedService wraps a managed agent's service so the daemon sees the
+// swap: a Start after a Stop within a job means the new binary is in place
+// and being checked (PendingCompletion).
+type hookedService struct {
+	updater.Service
+	mu      sync.Mutex
+	stopped bool
+	onStart func()
+}
+
+// Stop stops the program.
+func (h *hookedService) Stop(ctx context.Context) error {
+	err := h.Service.Stop(ctx)
+	h.mu.Lock()
+	h.stopped = err == nil
+	h.mu.Unlock()
+	return err
+}
+
+// Start starts the program.
+func (h *hookedService) Start(ctx context.Context) error {
+	h.mu.Lock()
+	f := h.onStart
+	if !h.stopped {
+		f = nil
+	}
+	h.stopped = false
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return h.Service.Start(ctx)
+}
+
+func (h *hookedService) setHook(f func()) {
+	h.mu.Lock()
+	h.onStart, h.stopped = f, false
+	h.mu.Unlock()
+}

@@ -1,0 +1,416 @@
+// Package config is poolagent's configuration (configs/poolagent.toml):
+// the control plane to talk to, the state dir, the managed agents with
+// their binaries, services and health checks, the install roots the agent
+// may write to, the pinned minisign keys and the maintenance-window policy.
+//
+// Load reads a TOML file over the defaults; an unknown key or a bad value
+// is an error naming the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/updater"
+)
+
+// SelfName is the managed-process name and type of poolagent itself in a
+// job's managedProcessConfiguration.
+const SelfName = "poolagent"
+
+// Duration is a time.Duration written in TOML as a string ("30s", "2m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"30s\" or \"5m\"", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is poolagent's configuration.
+type Config struct {
+	// ServerURL is poolserver's base URL, e.g. https://poolserver.example.com;
+	// empty: the URL `poolagent enroll --server` saved with the credentials.
+	ServerURL string `toml:"server_url"`
+	// CredentialsFile holds the client id and secret (written by
+	// `poolagent enroll`); empty: <state_dir>/client.json.
+	CredentialsFile string `toml:"credentials_file"`
+	// StateDir holds the credentials, the agent's state, the updater's
+	// journal and downloads, and the local API socket.
+	StateDir string `toml:"state_dir"`
+	// HeartbeatInterval is the default interval; the server's
+	// configuration.heartbeatInterval overrides it.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	// Type is the managed client's type: VA, CCG, INTERNAL, IIQ_HARVESTER.
+	Type string `toml:"type"`
+	// PlatformVersion is reported as platform_version (an appliance's
+	// platform generation); empty: not reported.
+	PlatformVersion string `toml:"platform_version"`
+	// LogLevel is debug, info, warn or error; LogFormat auto, console or json.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+	// Proxy is an http(s) proxy URL for every request; empty: HTTPS_PROXY,
+	// HTTP_PROXY and NO_PROXY from the environment.
+	Proxy string `toml:"proxy"`
+	// InstallRoots are the directories under which managed binaries may
+	// be replaced.
+	InstallRoots []string `toml:"install_roots"`
+	// Artifacts configures downloads.
+	Artifacts ArtifactsConfig `toml:"artifacts"`
+	// Maintenance is the maintenance-window policy.
+	Maintenance MaintenanceConfig `toml:"maintenance"`
+	// LocalAPI is the local API `poolagent status` talks to.
+	LocalAPI LocalAPIConfig `toml:"local_api"`
+	// SelfUpdate configures poolagent's own updates.
+	SelfUpdate SelfUpdateConfig `toml:"self_update"`
+	// Agents are the managed agents.
+	Agents []Agent `toml:"agents"`
+}
+
+// ArtifactsConfig configures how artifacts are fetched and trusted.
+type ArtifactsConfig struct {
+	// TrustedKeys are the pinned minisign public keys (the base64 line of
+	// a .pub file). Nothing the server sends can add one.
+	TrustedKeys []string `toml:"trusted_keys"`
+	// RevokedKeyIDs are key ids (hex, as minisign prints them) refused
+	// even while still pinned.
+	RevokedKeyIDs []string `toml:"revoked_key_ids"`
+	// AllowedURLs are extra origins (scheme://host[:port]) artifacts may be
+	// downloaded from besides server_url's. The client secret is only sent
+	// to server_url's origin.
+	AllowedURLs []string `toml:"allowed_urls"`
+	// AllowInsecureHTTP permits plain http:// (labs and tests only).
+	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
+	// StallTimeout: a download below 1 KiB/s for this long is abandoned
+	// (the partial file is kept for the next attempt).
+	StallTimeout Duration `toml:"stall_timeout"`
+}
+
+// Maintenance policies.
+const (
+	// PolicyWindow swaps inside the server's maintenance window.
+	PolicyWindow = "window"
+	// PolicyManual also waits for an operator's install action on the
+	// local API (the appliance flow), still inside the window.
+	PolicyManual = "manual"
+)
+
+// MaintenanceConfig is the maintenance-window policy. The window itself
+// comes from the server with every job and is judged by the server's clock.
+type MaintenanceConfig struct {
+	// Policy is "window" (install inside the server's window) or "manual"
+	// (download, then wait for POST .../actions/install on the local API).
+	Policy string `toml:"policy"`
+	// DownloadEarly fetches and verifies an artifact as soon as a job
+	// arrives, before the window opens.
+	DownloadEarly bool `toml:"download_early"`
+	// MinRemaining: a swap does not start when less than this is left of
+	// the window.
+	MinRemaining Duration `toml:"min_remaining"`
+}
+
+// LocalAPIConfig configures the local API.
+type LocalAPIConfig struct {
+	// Socket is the unix socket (mode 0600, owned by the daemon's user);
+	// empty: <state_dir>/poolagent.sock. Not used on Windows.
+	Socket string `toml:"socket"`
+	// Listen is the loopback address on Windows.
+	Listen string `toml:"listen"`
+	// TokenFile holds the bearer token on Windows; empty:
+	// <state_dir>/localapi.token.
+	TokenFile string `toml:"token_file"`
+}
+
+// SelfUpdateConfig configures poolagent's own updates.
+type SelfUpdateConfig struct {
+	// Enabled accepts jobs for the managed process "poolagent".
+	Enabled bool `toml:"enabled"`
+	// ConfirmTimeout: a new binary that has not had a good heartbeat
+	// within this is rolled back at its next start.
+	ConfirmTimeout Duration `toml:"confirm_timeout"`
+}
+
+// Agent is one managed agent.
+type Agent struct {
+	// Name is unique on the host: the key of managedProcessConfiguration.
+	Name string `toml:"name"`
+	// Type is its Okta agent type (AD, LDAP, RADIUS, ...): the pool type.
+	Type string `toml:"type"`
+	// Binary is the absolute path of the file an update replaces; it must
+	// be inside an install root.
+	Binary string `toml:"binary"`
+	// Version is the installed version when known; empty: run
+	// `<binary> --version` at start (and remember what poolagent installs).
+	Version string `toml:"version"`
+	// Service is the host service running it (systemd unit, Windows
+	// service, launchd label). Exclusive with Command.
+	Service string `toml:"service"`
+	// Command is the argv poolagent runs and supervises as its child
+	// (first element: the program). Exclusive with Service. Neither:
+	// nothing is stopped or started around a swap.
+	Command []string `toml:"command"`
+	// Env is extra environment (NAME=value) for a supervised Command.
+	Env []string `toml:"env"`
+	// Health is the check after a new version starts.
+	Health HealthConfig `toml:"health"`
+}
+
+// HealthConfig is a managed agent's health check.
+type HealthConfig struct {
+	// Grace: the process must stay up this long.
+	Grace Duration `toml:"grace"`
+	// URL, if set, must answer GET with 2xx.
+	URL string `toml:"url"`
+	// Command, if set, must exit 0 (argv, no shell).
+	Command []string `toml:"command"`
+	// Timeout for URL and Command; Interval between their polls.
+	Timeout  Duration `toml:"timeout"`
+	Interval Duration `toml:"interval"`
+}
+
+// Default returns the defaults every key starts from.
+func Default() Config {
+	c := Config{
+		StateDir:          "/var/lib/poolagent",
+		HeartbeatInterval: Duration{30 * time.Second},
+		Type:              string(sailpoint.TypeVA),
+		LogLevel:          "info",
+		LogFormat:         "auto",
+		Maintenance:       MaintenanceConfig{Policy: PolicyWindow, DownloadEarly: true, MinRemaining: Duration{0}},
+		LocalAPI:          LocalAPIConfig{Listen: "127.0.0.1:8731"},
+		SelfUpdate:        SelfUpdateConfig{Enabled: true, ConfirmTimeout: Duration{10 * time.Minute}},
+		Artifacts:         ArtifactsConfig{StallTimeout: Duration{60 * time.Second}},
+	}
+	if runtime.GOOS == "windows" {
+		c.StateDir = `C:\ProgramData\poolagent`
+	}
+	return c
+}
+
+// Load reads a TOML file over the defaults and validates it.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return cfg, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
+		}
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Validate checks every value and names the first bad key.
+func (c Config) Validate() error {
+	if c.ServerURL != "" {
+		if err := checkOrigin(c.ServerURL); err != nil {
+			return fmt.Errorf("server_url: %w", err)
+		}
+	}
+	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
+		return fmt.Errorf("state_dir: %q must be an absolute path", c.StateDir)
+	}
+	if c.CredentialsFile != "" && !filepath.IsAbs(c.CredentialsFile) {
+		return fmt.Errorf("credentials_file: %q must be an absolute path", c.CredentialsFile)
+	}
+	if c.HeartbeatInterval.Duration < 100*time.Millisecond {
+		return fmt.Errorf("heartbeat_interval: must be at least 100ms, got %s", c.HeartbeatInterval.Duration)
+	}
+	if !sailpoint.ClientType(c.Type).Valid() {
+		return fmt.Errorf("type: %q: want VA, CCG, INTERNAL or IIQ_HARVESTER", c.Type)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "auto", "console", "json":
+	default:
+		return fmt.Errorf("log_format: %q: want auto, console or json", c.LogFormat)
+	}
+	if c.Proxy != "" {
+		if u, err := url.Parse(c.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
+			return fmt.Errorf("proxy: %q is not an http, https or socks5 URL", c.Proxy)
+		}
+	}
+	for i, r := range c.InstallRoots {
+		if !filepath.IsAbs(r) || filepath.Clean(r) != r || r == string(filepath.Separator) {
+			return fmt.Errorf("install_roots[%d]: %q must be a clean absolute directory other than the root", i, r)
+		}
+	}
+	if len(c.Artifacts.TrustedKeys) == 0 && (len(c.Agents) > 0 || c.SelfUpdate.Enabled) {
+		return errors.New("artifacts.trusted_keys: pin at least one minisign public key")
+	}
+	if len(c.Artifacts.TrustedKeys) > 0 {
+		if _, err := updater.NewKeyring(c.Artifacts.TrustedKeys, c.Artifacts.RevokedKeyIDs); err != nil {
+			return fmt.Errorf("artifacts.trusted_keys: %w", err)
+		}
+	}
+	for i, u := range c.Artifacts.AllowedURLs {
+		if err := checkOrigin(u); err != nil {
+			return fmt.Errorf("artifacts.allowed_urls[%d]: %w", i, err)
+		}
+	}
+	if c.Artifacts.StallTimeout.Duration < time.Second {
+		return fmt.Errorf("artifacts.stall_timeout: must be at least 1s, got %s", c.Artifacts.StallTimeout.Duration)
+	}
+	switch c.Maintenance.Policy {
+	case PolicyWindow, PolicyManual:
+	default:
+		return fmt.Errorf("maintenance.policy: %q: want window or manual", c.Maintenance.Policy)
+	}
+	if c.Maintenance.MinRemaining.Duration < 0 {
+		return errors.New("maintenance.min_remaining: must not be negative")
+	}
+	if c.LocalAPI.Socket != "" && !filepath.IsAbs(c.LocalAPI.Socket) {
+		return fmt.Errorf("local_api.socket: %q must be an absolute path", c.LocalAPI.Socket)
+	}
+	if c.LocalAPI.TokenFile != "" && !filepath.IsAbs(c.LocalAPI.TokenFile) {
+		return fmt.Errorf("local_api.token_file: %q must be an absolute path", c.LocalAPI.TokenFile)
+	}
+	if !strings.HasPrefix(c.LocalAPI.Listen, "127.0.0.1:") && !strings.HasPrefix(c.LocalAPI.Listen, "[::1]:") {
+		return fmt.Errorf("local_api.listen: %q must be a loopback address (127.0.0.1:PORT)", c.LocalAPI.Listen)
+	}
+	if c.SelfUpdate.ConfirmTimeout.Duration < time.Second {
+		return fmt.Errorf("self_update.confirm_timeout: must be at least 1s, got %s", c.SelfUpdate.ConfirmTimeout.Duration)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Agents {
+		key := fmt.Sprintf("agents[%d]", i)
+		if err := c.validateAgent(a); err != nil {
+			return fmt.Errorf("%s.%w", key, err)
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("%s.name: %q is used twice", key, a.Name)
+		}
+		seen[a.Name] = true
+	}
+	return nil
+}
+
+func (c Config) validateAgent(a Agent) error {
+	if !nameRE.MatchString(a.Name) {
+		return fmt.Errorf("name: %q: letters, digits, '.', '_' and '-' only, 1-64 characters", a.Name)
+	}
+	if a.Name == SelfName {
+		return fmt.Errorf("name: %q is reserved for poolagent itself", a.Name)
+	}
+	if !nameRE.MatchString(a.Type) || a.Type == SelfName {
+		return fmt.Errorf("type: %q is not an agent type such as AD, LDAP or RADIUS", a.Type)
+	}
+	if !filepath.IsAbs(a.Binary) || filepath.Clean(a.Binary) != a.Binary {
+		return fmt.Errorf("binary: %q must be a clean absolute path", a.Binary)
+	}
+	if !c.InRoots(a.Binary) {
+		return fmt.Errorf("binary: %q is outside every install_roots entry", a.Binary)
+	}
+	if a.Service != "" && len(a.Command) > 0 {
+		return errors.New("service: set service or command, not both")
+	}
+	for _, e := range a.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("env: %q is not NAME=value", e)
+		}
+	}
+	h := a.Health
+	switch {
+	case h.Grace.Duration < 0:
+		return errors.New("health.grace: must not be negative")
+	case h.Timeout.Duration < 0:
+		return errors.New("health.timeout: must not be negative")
+	case h.Interval.Duration < 0:
+		return errors.New("health.interval: must not be negative")
+	}
+	if h.URL != "" {
+		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("health.url: %q is not an http(s) URL", h.URL)
+		}
+	}
+	return nil
+}
+
+// InRoots reports whether the clean absolute path p lies strictly inside
+// one of the install roots.
+func (c Config) InRoots(p string) bool {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return false
+	}
+	return slices.ContainsFunc(c.InstallRoots, func(root string) bool {
+		rel, err := filepath.Rel(root, p)
+		return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	})
+}
+
+// Agent returns the managed agent named name.
+func (c Config) Agent(name string) (Agent, bool) {
+	for _, a := range c.Agents {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Agent{}, false
+}
+
+// Credentials returns the credentials file's path.
+func (c Config) Credentials() string {
+	if c.CredentialsFile != "" {
+		return c.CredentialsFile
+	}
+	return filepath.Join(c.StateDir, "client.json")
+}
+
+// Socket returns the local API socket's path.
+func (c Config) Socket() string {
+	if c.LocalAPI.Socket != "" {
+		return c.LocalAPI.Socket
+	}
+	return filepath.Join(c.StateDir, "poolagent.sock")
+}
+
+// TokenFile returns the Windows local API token file's path.
+func (c Config) TokenFile() string {
+	if c.LocalAPI.TokenFile != "" {
+		return c.LocalAPI.TokenFile
+	}
+	return filepath.Join(c.StateDir, "localapi.token")
+}
+
+// checkOrigin accepts an http(s) URL with a host and no query or fragment.
+func checkOrigin(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an http(s) URL such as https://poolserver.example.com", s)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSampleConfig keeps configs/poolagent.toml loadable and equal to the
+// defaults where it says so.
+func TestSampleConfig(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "configs", "poolagent.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.HeartbeatInterval != def.HeartbeatInterval || cfg.Type != def.Type || cfg.LogLevel != def.LogLevel ||
+		cfg.Maintenance != def.Maintenance || cfg.SelfUpdate != def.SelfUpdate || cfg.Artifacts.StallTimeout != def.Artifacts.StallTimeout {
+		t.Errorf("sample differs from the defaults: %+v", cfg)
+	}
+	if len(cfg.Agents) != 1 || cfg.Agents[0].Health.Grace.Duration != 5*time.Second || cfg.Agents[0].Service == "" {
+		t.Errorf("agents = %+v", cfg.Agents)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	const key = "RWToP03U6r2QQUpQcU+hkJOjz6O2XmRUAxgeHPJBtRWHyTM2LBLC34L0"
+	base := "server_url = \"https://ps.example.com\"\nstate_dir = \"/var/lib/pa\"\ninstall_roots = [\"/opt/okta\"]\n" +
+		"[artifacts]\ntrusted_keys = [\"" + key + "\"]\n"
+	agent := "[[agents]]\nname = \"ad\"\ntype = \"AD\"\nbinary = \"/opt/okta/ad/agent\"\n"
+	tests := []struct {
+		name, toml, want string
+	}{
+		{"ok", base + agent, ""},
+		{"unknown key", base + "colour = \"red\"\n", "unknown key artifacts.colour"},
+		{"unknown nested", base + agent + "[agents.health]\ngrase = \"1s\"\n", "unknown key agents.health.grase"},
+		{"bad url", "server_url = \"ftp://x\"\n", "server_url:"},
+		{"bad interval", "heartbeat_interval = \"soon\"\n", "heartbeat_interval"},
+		{"short interval", "heartbeat_interval = \"1ms\"\n", "heartbeat_interval: must be at least"},
+		{"bad type", "type = \"ROBOT\"\n", "type:"},
+		{"relative state", "state_dir = \"state\"\n", "state_dir:"},
+		{"bad level", "log_level = \"loud\"\n", "log_level:"},
+		{"no keys", "install_roots = [\"/opt/okta\"]\n" + agent, "artifacts.trusted_keys: pin"},
+		{"bad key", "[artifacts]\ntrusted_keys = [\"nope\"]\n", "artifacts.trusted_keys:"},
+		{"bad policy", base + "[maintenance]\npolicy = \"never\"\n", "maintenance.policy:"},
+		{"outside roots", base + "[[agents]]\nname = \"ad\"\ntype = \"AD\"\nbinary = \"/usr/bin/ad\"\n", "agents[0].binary: \"/usr/bin/ad\" is outside"},
+		{"dotdot binary", base + "[[agents]]\nname = \"ad\"\ntype = \"AD\"\nbinary = \"/opt/okta/../usr/ad\"\n", "agents[0].binary:"},
+		{"duplicate name", base + agent + agent, "agents[1].name: \"ad\" is used twice"},
+		{"reserved name", base + "[[agents]]\nname = \"poolagent\"\ntype = \"AD\"\nbinary = \"/opt/okta/x\"\n", "agents[0].name:"},
+		{"service and command", base + agent + "service = \"x\"\ncommand = [\"y\"]\n", "agents[0].service:"},
+		{"bad health url", base + agent + "[agents.health]\nurl = \"localhost\"\n", "agents[0].health.url:"},
+		{"root as install root", "install_roots = [\"/\"]\n", "install_roots[0]:"},
+		{"remote local api", base + "[local_api]\nlisten = \"0.0.0.0:1\"\n", "local_api.listen:"},
+		{"bad allowed url", base + "allowed_urls = [\"x\"]\n", "artifacts.allowed_urls[0]:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "poolagent.toml")
+			if err := os.WriteFile(p, []byte(tt.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInRoots(t *testing.T) {
+	c := Config{InstallRoots: []string{"/opt/okta", "/srv/agents"}}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/opt/okta/ad/agent", true},
+		{"/srv/agents/x", true},
+		{"/opt/okta", false},
+		{"/opt/oktafoo/x", false},
+		{"/opt/okta/../etc/passwd", false},
+		{"opt/okta/x", false},
+		{"/etc/passwd", false},
+	}
+	for _, tt := range tests {
+		if got := c.InRoots(tt.path); got != tt.want {
+			t.Errorf("InRoots(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,565 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/poolagent/poolagent/agent/config"
+	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/internal/vercmp"
+	"github.com/poolagent/poolagent/internal/version"
+	"github.com/poolagent/poolagent/updater"
+)
+
+// Okta update statuses reported per agent and job.
+const (
+	statusScheduled         = "Scheduled"
+	statusInProgress        = "InProgress"
+	statusPendingCompletion = "PendingCompletion"
+	statusSuccess           = "Success"
+	statusFailed            = "Failed"
+	statusCancelled         = "Cancelled"
+)
+
+// ErrJobRefused: a job named something the config does not allow.
+var ErrJobRefused = errors.New("job refused")
+
+// failureMessage is the updateMessage of a failed job: a stable code (the
+// updater's, upper-cased: HEALTH_CHECK, SIGNATURE, ...), a colon, and the
+// reason for a person.
+func failureMessage(err error) string {
+	code := "INTERNAL"
+	switch {
+	case errors.Is(err, ErrJobRefused):
+		code = "JOB_REFUSED"
+	case errors.Is(err, updater.ErrSelfRolledBack):
+		code = "SELF_ROLLED_BACK"
+	default:
+		code = strings.ToUpper(strings.ReplaceAll(updater.Code(err), "-", "_"))
+	}
+	return code + ": " + err.Error()
+}
+
+// handleReply applies a heartbeat reply: the interval, the server's clock,
+// new jobs (checked), refreshed windows and cancellations.
+func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, recv time.Time, reported []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed := false
+	if s, err := strconv.Atoi(rep.Body.Configuration["heartbeatInterval"]); err == nil && s > 0 {
+		if iv := time.Duration(s) * time.Second; iv != d.interval {
+			d.log.Info("heartbeat interval set by the server", zap.Duration("interval", iv))
+			d.interval = iv
+		}
+	}
+	// The server's clock only moves forward: a replayed old reply does
+	// not move it back.
+	if !rep.Timestamp.IsZero() && rep.Timestamp.After(d.serverNowLocked(recv)) {
+		d.st.ServerTime, d.st.LocalTime, d.serverRecv = rep.Timestamp, recv, recv
+	}
+	for _, id := range reported {
+		if j := d.st.Job(id); j != nil && j.Terminal() {
+			j.Reported = true
+			changed = true
+		}
+	}
+	if d.selfPending {
+		if err := d.upd.ConfirmSelf(ctx, ""); err != nil {
+			d.log.Error("confirm self-update", zap.Error(err))
+		} else {
+			d.selfPending = false
+			d.log.Info("self-update confirmed", zap.String("version", version.String()))
+			for _, j := range d.st.Jobs {
+				if j.Name == config.SelfName && !j.Terminal() {
+					d.finishLocked(j, nil)
+				}
+			}
+			changed = true
+		}
+	}
+	now := d.serverNowLocked(time.Now())
+	for i := range rep.Body.Jobs {
+		if d.acceptLocked(ctx, &rep.Body.Jobs[i], recv, now) {
+			changed = true
+		}
+	}
+	if changed {
+		d.saveLocked()
+	}
+	d.wakeLocked()
+}
+
+// serverNowLocked estimates the server's clock at local instant t from the
+// newest server timestamp (the monotonic clock measures the time since).
+func (d *Daemon) serverNowLocked(t time.Time) time.Time {
+	if d.st.ServerTime.IsZero() {
+		return t
+	}
+	ref := d.serverRecv
+	if ref.IsZero() {
+		ref = d.st.LocalTime
+	}
+	return d.st.ServerTime.Add(t.Sub(ref))
+}
+
+// seqKey is the replay-protection key of a job: its update, or the managed
+// process for jobs without an update (self-updates).
+func seqKey(j *sailpoint.Job) string {
+	if j.UpdateID != "" {
+		return j.UpdateID
+	}
+	for name := range j.ManagedProcessConfiguration {
+		return "process:" + name
+	}
+	return ""
+}
+
+// acceptLocked handles one job of a reply and reports whether the state
+// changed.
+func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serverNow time.Time) bool {
+	log := d.log.With(zap.String("job", sj.UUID))
+	rec := d.st.Job(sj.UUID)
+	if sj.State == sailpoint.JobCancelled {
+		if rec == nil || rec.Terminal() {
+			return false
+		}
+		if rec.Swapped {
+			log.Info("the server cancelled a job past its swap; it finishes")
+			return false
+		}
+		if r := d.runs[sj.UUID]; r != nil {
+			log.Info("the server cancelled the job; stopping it")
+			r.byServer = true
+			r.cancel()
+			return false
+		}
+		d.cancelLocked(rec)
+		return true
+	}
+	if !sj.ExpiresAt.IsZero() && sj.ExpiresAt.Before(serverNow) {
+		log.Warn("ignoring an expired job (replayed or stale reply)", zap.Time("expires_at", sj.ExpiresAt), zap.Time("server_now", serverNow))
+		return false
+	}
+	key := seqKey(sj)
+	if sj.Sequence < d.st.Sequences[key] {
+		log.Warn("ignoring a job with an old sequence (replayed reply)", zap.Int64("sequence", sj.Sequence), zap.Int64("highest", d.st.Sequences[key]))
+		return false
+	}
+	if rec != nil {
+		if rec.Terminal() {
+			return false
+		}
+		// The same job again: refresh its window and expiry.
+		rec.Spec.Maintenance, rec.Spec.ExpiresAt = sj.Maintenance, sj.ExpiresAt
+		d.windows[sj.UUID] = parseWindow(sj.Maintenance, recv)
+		return false
+	}
+	d.st.Sequences[key] = sj.Sequence
+	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now(),
+		State: sailpoint.JobPending, UpdateStatus: statusScheduled}
+	for name, mp := range sj.ManagedProcessConfiguration {
+		rec.Name, rec.Type, rec.Version = name, mp.Type, mp.Version
+	}
+	d.st.Jobs = append(d.st.Jobs, rec)
+	d.windows[sj.UUID] = parseWindow(sj.Maintenance, recv)
+	if err := d.checkJob(sj); err != nil {
+		log.Error("refusing a job", zap.Error(err))
+		d.finishLocked(rec, err)
+		return true
+	}
+	log.Info("job received", zap.String("agent", rec.Name), zap.String("version", rec.Version), zap.Int64("sequence", sj.Sequence))
+	d.setAgentStatusLocked(rec)
+	d.startJobLocked(ctx, rec)
+	return true
+}
+
+// checkJob refuses a job naming anything the config does not allow: an
+// unknown managed process, a type mismatch, a path outside the install
+// roots or with "..", an artifact for another program, version or platform,
+// or an artifact URL off the server and the allow-list.
+func (d *Daemon) checkJob(j *sailpoint.Job) error {
+	return checkJob(d.cfg, d.server, j)
+}
+
+func checkJob(cfg config.Config, server *url.URL, j *sailpoint.Job) error {
+	refuse := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrJobRefused, fmt.Sprintf(format, a...))
+	}
+	if j.Type != "" && j.Type != sailpoint.JobTypeUpgrade {
+		return refuse("job type %q is not %s", j.Type, sailpoint.JobTypeUpgrade)
+	}
+	if len(j.ManagedProcessConfiguration) != 1 {
+		return refuse("a job must name exactly one managed process, this one names %d", len(j.ManagedProcessConfiguration))
+	}
+	var name string
+	var mp sailpoint.ManagedProcess
+	for name, mp = range j.ManagedProcessConfiguration {
+	}
+	var binary, typ string
+	if name == config.SelfName {
+		if !cfg.SelfUpdate.Enabled {
+			return refuse("self-update is disabled by self_update.enabled in this host's config")
+		}
+		typ = config.SelfName
+	} else {
+		a, ok := cfg.Agent(name)
+		if !ok {
+			return refuse("no managed agent %q is configured on this host", name)
+		}
+		binary, typ = a.Binary, a.Type
+	}
+	if mp.Type != typ {
+		return refuse("managed process %q has type %q in the job but %q in this host's config", name, mp.Type, typ)
+	}
+	if err := checkPath(cfg, mp.Path, name, typ, binary); err != nil {
+		return refuse("managed process %q: %v", name, err)
+	}
+	if !vercmp.Valid(mp.Version) {
+		return refuse("target version %q is not a version", mp.Version)
+	}
+	a := mp.Artifact
+	if a == nil {
+		return refuse("the job carries no artifact for %s %s", name, mp.Version)
+	}
+	wantName := typ
+	if a.Name != wantName || a.Version != mp.Version || a.OS != runtime.GOOS || a.Arch != runtime.GOARCH {
+		return refuse("the artifact is %s %s %s/%s, this host needs %s %s %s/%s", a.Name, a.Version, a.OS, a.Arch,
+			wantName, mp.Version, runtime.GOOS, runtime.GOARCH)
+	}
+	u, err := url.Parse(a.URL)
+	if err != nil || u.User != nil || u.Host == "" {
+		return refuse("artifact URL %q is not a URL", a.URL)
+	}
+	if slices.Contains(strings.Split(u.Path, "/"), "..") {
+		return refuse("artifact URL %q contains a .. element", a.URL)
+	}
+	if o := origin(u); o != origin(server) && !slices.ContainsFunc(cfg.Artifacts.AllowedURLs, func(s string) bool {
+		au, err := url.Parse(s)
+		return err == nil && origin(au) == o
+	}) {
+		return refuse("artifact URL %s is neither on the server %s nor in artifacts.allowed_urls", a.URL, origin(server))
+	}
+	if a.Size <= 0 || len(a.SHA256) != 64 {
+		return refuse("the artifact descriptor has no size or SHA-256")
+	}
+	return nil
+}
+
+// checkPath accepts a job's path when it is empty, the process's name,
+// "<type>/<name>" (what poolserver sends), or the configured binary itself
+// inside an install root; never with "..".
+func checkPath(cfg config.Config, p, name, typ, binary string) error {
+	if p == "" || p == name || p == typ+"/"+name {
+		return nil
+	}
+	if slices.Contains(strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }), "..") {
+		return fmt.Errorf("path %q contains a .. element", p)
+	}
+	if filepath.IsAbs(p) || path.IsAbs(p) {
+		if binary == "" || filepath.Clean(p) != binary {
+			return fmt.Errorf("path %q is not the configured binary", p)
+		}
+		if !cfg.InRoots(binary) {
+			return fmt.Errorf("path %q is outside the install roots", p)
+		}
+		return nil
+	}
+	return fmt.Errorf("path %q does not name this managed process", p)
+}
+
+// updaterJob converts a checked job.
+func updaterJob(j *state.Job) updater.Job {
+	mp := j.Spec.ManagedProcessConfiguration[j.Name]
+	a := mp.Artifact
+	return updater.Job{
+		ID: j.UUID,
+		Artifact: updater.Artifact{
+			Meta: updater.Meta{Name: a.Name, Version: a.Version, OS: a.OS, Arch: a.Arch},
+			URL:  a.URL, Size: a.Size, SHA256: a.SHA256, Signature: []byte(a.Signature),
+		},
+		AllowDowngrade: j.Spec.AllowDowngrade,
+	}
+}
+
+// startJobLocked starts a job's goroutine.
+func (d *Daemon) startJobLocked(ctx context.Context, j *state.Job) {
+	if _, ok := d.runs[j.UUID]; ok {
+		return
+	}
+	if _, ok := d.windows[j.UUID]; !ok {
+		d.windows[j.UUID] = parseWindow(j.Spec.Maintenance, d.st.LocalTime)
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	r := &jobRun{cancel: cancel}
+	d.runs[j.UUID] = r
+	d.jobsWG.Add(1)
+	go func() {
+		defer d.jobsWG.Done()
+		defer cancel()
+		d.runJob(jctx, ctx, j, r)
+		d.mu.Lock()
+		delete(d.runs, j.UUID)
+		d.mu.Unlock()
+	}()
+}
+
+// runJob drives one job: download (early if allowed), wait for the window
+// (and an operator's install under the manual policy), swap, check, commit
+// or roll back. jctx ends when the server cancels the job or the daemon
+// stops; the swap itself runs to its end either way.
+func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun) {
+	log := d.log.With(zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("version", j.Version))
+	lock := d.locks[j.Name]
+	self := j.Name == config.SelfName
+	var t updater.Target
+	if self {
+		t = updater.Target{Name: config.SelfName, Path: d.exe, Version: version.String()}
+	} else {
+		a, ok := d.cfg.Agent(j.Name)
+		if !ok { // the config changed since the job was accepted
+			d.mu.Lock()
+			d.finishLocked(j, fmt.Errorf("%w: no managed agent %q is configured on this host any more", ErrJobRefused, j.Name))
+			d.saveLocked()
+			d.mu.Unlock()
+			d.kick()
+			return
+		}
+		d.mu.Lock()
+		t = d.target(a)
+		d.mu.Unlock()
+	}
+	job := updaterJob(j)
+	progress := func(p updater.Progress) {
+		d.mu.Lock()
+		j.Phase = string(p.Phase)
+		// Download and verify are the first half of the job.
+		j.Progress = max(j.Progress, p.Percent/2)
+		d.mu.Unlock()
+	}
+	// stopped ends the goroutine after jctx ended: a server's cancel is
+	// reported, a shutdown leaves the job to resume at the next start.
+	stopped := func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if r.byServer {
+			d.cancelLocked(j)
+			d.saveLocked()
+			d.kick()
+		} else {
+			log.Info("job suspended by shutdown; it resumes at the next start", zap.String("phase", j.Phase))
+		}
+	}
+	fail := func(err error) {
+		log.Error("job failed", zap.Error(err))
+		d.mu.Lock()
+		d.finishLocked(j, err)
+		d.saveLocked()
+		d.mu.Unlock()
+		d.kick()
+	}
+
+	var fetched *updater.Fetched
+	fetch := func() bool {
+		lock.Lock()
+		f, err := d.upd.Fetch(jctx, job, t, progress)
+		lock.Unlock()
+		if err != nil {
+			if jctx.Err() != nil {
+				stopped()
+			} else {
+				fail(err)
+			}
+			return false
+		}
+		fetched = f
+		return true
+	}
+	d.mu.Lock()
+	early := d.cfg.Maintenance.DownloadEarly
+	d.mu.Unlock()
+	if early && !d.mayInstall(j) {
+		d.setPhase(j, "download", false)
+		if !fetch() {
+			return
+		}
+		d.setPhase(j, "waiting", false)
+	}
+	// Wait for the window (and the operator under the manual policy).
+	for {
+		d.mu.Lock()
+		ok := d.mayInstallLocked(j)
+		wake := d.wake
+		next := d.windows[j.UUID].next(time.Now(), d.cfg.Maintenance.MinRemaining.Duration)
+		d.mu.Unlock()
+		if ok {
+			break
+		}
+		if next <= 0 || next > time.Minute {
+			next = time.Minute
+		}
+		tm := time.NewTimer(next)
+		select {
+		case <-jctx.Done():
+			tm.Stop()
+			stopped()
+			return
+		case <-wake:
+		case <-tm.C:
+		}
+		tm.Stop()
+	}
+	d.setPhase(j, "download", true)
+	if fetched == nil && !fetch() {
+		return
+	}
+	// Last look before the point of no return.
+	d.mu.Lock()
+	if jctx.Err() != nil || !d.mayInstallLocked(j) {
+		d.mu.Unlock()
+		if jctx.Err() != nil {
+			stopped()
+		}
+		// The window closed meanwhile: the server takes the job back
+		// (CANCELLED) or re-opens it.
+		if jctx.Err() == nil {
+			d.runJobAgainLater(jctx, daemonCtx, j, r)
+		}
+		return
+	}
+	j.Phase, j.Progress, j.Swapped = "swap", max(j.Progress, 50), true
+	d.saveLocked()
+	d.mu.Unlock()
+	d.kick()
+	log.Info("installing inside the maintenance window")
+
+	// Past this point a cancel no longer stops the job: it finishes.
+	actx := context.WithoutCancel(daemonCtx)
+	lock.Lock()
+	defer lock.Unlock()
+	if self {
+		if err := d.upd.ApplySelf(actx, fetched, d.exe); err != nil {
+			fail(err)
+			return
+		}
+		d.mu.Lock()
+		j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "restart", 80
+		d.setAgentStatusLocked(j)
+		d.restart = true
+		d.saveLocked()
+		d.mu.Unlock()
+		log.Info("poolagent replaced its binary; restarting", zap.Int("exit_code", ExitRestart))
+		d.stop()
+		return
+	}
+	if hs, ok := t.Service.(*hookedService); ok {
+		hs.setHook(func() {
+			d.mu.Lock()
+			j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "health", 75
+			d.setAgentStatusLocked(j)
+			d.saveLocked()
+			d.mu.Unlock()
+			d.kick()
+		})
+		defer hs.setHook(nil)
+	}
+	res, err := d.upd.Apply(actx, fetched, t)
+	d.mu.Lock()
+	if res.Outcome == updater.OutcomeCommitted {
+		d.setAgentVersion(j.Name, res.Version)
+		log.Info("job succeeded")
+	} else if res.Version != "" {
+		d.setAgentVersion(j.Name, res.Version)
+	}
+	if err == nil && res.Outcome != updater.OutcomeCommitted {
+		err = fmt.Errorf("install %s %s: %s", j.Name, j.Version, res.Outcome)
+	}
+	if err != nil {
+		log.Error("job failed", zap.Error(err), zap.String("outcome", string(res.Outcome)))
+	}
+	d.finishLocked(j, err)
+	d.saveLocked()
+	d.mu.Unlock()
+	d.kick()
+}
+
+// runJobAgainLater puts a job back to waiting after its window closed
+// right before the swap.
+func (d *Daemon) runJobAgainLater(jctx, daemonCtx context.Context, j *state.Job, r *jobRun) {
+	d.setPhase(j, "waiting", false)
+	d.runJob(jctx, daemonCtx, j, r)
+}
+
+// mayInstall reports whether j may swap now.
+func (d *Daemon) mayInstall(j *state.Job) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mayInstallLocked(j)
+}
+
+func (d *Daemon) mayInstallLocked(j *state.Job) bool {
+	if d.cfg.Maintenance.Policy == config.PolicyManual && !j.InstallRequested && j.Name != config.SelfName {
+		return false
+	}
+	return d.windows[j.UUID].open(time.Now(), d.cfg.Maintenance.MinRemaining.Duration)
+}
+
+// setPhase records a phase; running marks the job RUNNING/InProgress
+// (inside the window) rather than PENDING/Scheduled (early download).
+func (d *Daemon) setPhase(j *state.Job, phase string, running bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j.Phase = phase
+	if running && j.State == sailpoint.JobPending {
+		j.State, j.UpdateStatus, j.Started = sailpoint.JobRunning, statusInProgress, time.Now()
+		d.setAgentStatusLocked(j)
+		d.saveLocked()
+		defer d.kick()
+	}
+}
+
+// finishLocked ends a job: FINISHED/Success when err is nil, else
+// FAILED/Failed with the reason.
+func (d *Daemon) finishLocked(j *state.Job, err error) {
+	j.Finished, j.Progress, j.Phase = time.Now(), 100, ""
+	if err == nil {
+		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFinished, statusSuccess, ""
+	} else {
+		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFailed, statusFailed, failureMessage(err)
+	}
+	d.setAgentStatusLocked(j)
+}
+
+// cancelLocked ends a job the server cancelled before its swap.
+func (d *Daemon) cancelLocked(j *state.Job) {
+	j.Finished, j.Phase = time.Now(), ""
+	j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobCancelled, statusCancelled, "CANCELLED: the server cancelled the job before the swap; nothing was changed"
+	d.setAgentStatusLocked(j)
+	d.log.Info("job cancelled", zap.String("job", j.UUID))
+}
+
+// setAgentStatusLocked copies a job's status to its agent's report.
+func (d *Daemon) setAgentStatusLocked(j *state.Job) {
+	s := d.st.Agents[j.Name]
+	if s == nil {
+		if j.Name != config.SelfName {
+			if _, ok := d.cfg.Agent(j.Name); !ok {
+				return // a refused job for an unknown agent
+			}
+		}
+		s = &state.Agent{}
+		d.st.Agents[j.Name] = s
+	}
+	s.UpdateStatus, s.UpdateMessage = j.UpdateStatus, j.UpdateMessage
+}

@@ -1,0 +1,235 @@
+// Package state keeps what poolagent must remember across restarts, in its
+// state dir: the client credentials (client.json, owner-only) and the
+// daemon's state (state.json: the managed agents' installed versions and
+// update statuses, every job with its progress, the highest job sequence
+// seen per update and the server's clock). Files are written to a temporary
+// file, fsynced and renamed, so a crash leaves the old or the new copy.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/poolagent/poolagent/api/sailpoint"
+)
+
+// Credentials are a managed client's id and secret.
+type Credentials struct {
+	ServerURL  string    `json:"server_url"`
+	ClientID   string    `json:"client_id"`
+	ClusterID  string    `json:"cluster_id,omitempty"`
+	Secret     string    `json:"secret"`
+	EnrolledAt time.Time `json:"enrolled_at"`
+}
+
+// ErrNotEnrolled is returned when no credentials file exists.
+var ErrNotEnrolled = errors.New("not enrolled: run `poolagent enroll --server URL --token TOKEN` first")
+
+// ReadCredentials reads the credentials file.
+func ReadCredentials(path string) (Credentials, error) {
+	var c Credentials
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("read credentials %s: %w", path, ErrNotEnrolled)
+	}
+	if err != nil {
+		return c, fmt.Errorf("read credentials: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("read credentials %s: %w", path, err)
+	}
+	if c.ClientID == "" || c.Secret == "" {
+		return c, fmt.Errorf("read credentials %s: client_id or secret missing", path)
+	}
+	return c, nil
+}
+
+// WriteCredentials writes the credentials file with owner-only
+// permissions (0600; on Windows the state dir's ACL applies).
+func WriteCredentials(path string, c Credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	if err := WriteFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
+}
+
+// Agent is what poolagent knows of one managed agent.
+type Agent struct {
+	Version       string `json:"version"`
+	UpdateStatus  string `json:"updateStatus,omitempty"`
+	UpdateMessage string `json:"updateMessage,omitempty"`
+}
+
+// Job is one job the server handed out and its progress on this host.
+type Job struct {
+	UUID     string `json:"uuid"`
+	UpdateID string `json:"updateId,omitempty"`
+	// Name, Type and Version: the managed process, its type and the
+	// target version.
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Version string `json:"version"`
+	// Spec is the job as the server last sent it.
+	Spec sailpoint.Job `json:"spec"`
+
+	State         sailpoint.JobState `json:"state"`
+	UpdateStatus  string             `json:"updateStatus"`
+	Phase         string             `json:"phase,omitempty"`
+	Progress      int                `json:"progress"`
+	UpdateMessage string             `json:"updateMessage,omitempty"`
+
+	Received time.Time `json:"received"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	// InstallRequested: an operator asked for it on the local API.
+	InstallRequested bool `json:"installRequested,omitempty"`
+	// Swapped: past the swap; a cancel no longer stops it.
+	Swapped bool `json:"swapped,omitempty"`
+	// Reported: the server acknowledged the final state; it is no longer
+	// sent.
+	Reported bool `json:"reported,omitempty"`
+}
+
+// Terminal reports whether the job is over on this host.
+func (j *Job) Terminal() bool {
+	switch j.State {
+	case sailpoint.JobFinished, sailpoint.JobFailed, sailpoint.JobCancelled:
+		return true
+	}
+	return false
+}
+
+// State is the daemon's persistent state.
+type State struct {
+	V int `json:"v"`
+	// Agents by name, poolagent itself included.
+	Agents map[string]*Agent `json:"agents"`
+	// Jobs in the order received; finished ones are pruned to the newest.
+	Jobs []*Job `json:"jobs"`
+	// Sequences is the highest job sequence seen per update id.
+	Sequences map[string]int64 `json:"sequences"`
+	// ServerTime is the newest server timestamp seen, and LocalTime the
+	// agent's wall clock when it arrived.
+	ServerTime time.Time `json:"serverTime,omitzero"`
+	LocalTime  time.Time `json:"localTime,omitzero"`
+	// LastHeartbeat is the last successful heartbeat.
+	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
+}
+
+// KeepFinished is how many finished jobs are kept for status and tasks.
+const KeepFinished = 20
+
+// Job returns the job with uuid id, or nil.
+func (s *State) Job(id string) *Job {
+	for _, j := range s.Jobs {
+		if j.UUID == id {
+			return j
+		}
+	}
+	return nil
+}
+
+// Prune drops the oldest reported finished jobs beyond KeepFinished.
+func (s *State) Prune() {
+	n := 0
+	for _, j := range s.Jobs {
+		if j.Terminal() && j.Reported {
+			n++
+		}
+	}
+	out := s.Jobs[:0]
+	for _, j := range s.Jobs {
+		if n > KeepFinished && j.Terminal() && j.Reported {
+			n--
+			continue
+		}
+		out = append(out, j)
+	}
+	s.Jobs = out
+}
+
+// Load reads state.json from dir; a missing file is an empty state.
+func Load(dir string) (*State, error) {
+	s := &State{V: 1, Agents: map[string]*Agent{}, Sequences: map[string]int64{}}
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("load state %s: %w", filepath.Join(dir, "state.json"), err)
+	}
+	if s.Agents == nil {
+		s.Agents = map[string]*Agent{}
+	}
+	if s.Sequences == nil {
+		s.Sequences = map[string]int64{}
+	}
+	return s, nil
+}
+
+// Save writes s to dir/state.json atomically.
+func (s *State) Save(dir string) error {
+	b, err := json.MarshalIndent(s, "", " ")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes b to path through a temporary file in the same
+// directory: write, fsync, rename, fsync the directory.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// syncDir flushes a directory entry (best effort; not possible on Windows).
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	d.Close()
+}

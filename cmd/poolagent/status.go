@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/poolagent/poolagent/agent/localapi"
+)
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// printStatus renders the daemon's state for a person.
+func printStatus(w io.Writer, st localapi.Status, now time.Time) {
+	conn := "connected"
+	if !st.Connected {
+		conn = "NOT CONNECTED"
+		if st.LastError != "" {
+			conn += ": " + st.LastError
+		}
+	}
+	last := "never"
+	if !st.LastHeartbeat.IsZero() {
+		last = fmt.Sprintf("%s ago (%s)", ago(now.Sub(st.LastHeartbeat)), st.LastHeartbeat.Local().Format(time.DateTime))
+	}
+	fmt.Fprintf(w, "poolagent %s (pid %d, up %s)\n", st.Version, st.PID, ago(now.Sub(st.StartedAt)))
+	fmt.Fprintf(w, "server:          %s  %s\n", st.Server, conn)
+	fmt.Fprintf(w, "client:          %s  pool %s\n", st.ClientID, st.ClusterID)
+	fmt.Fprintf(w, "last heartbeat:  %s, every %s\n\n", last, st.Interval)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tTYPE\tVERSION\tUPDATE STATUS\tMESSAGE")
+	for _, a := range st.Agents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Type, dash(a.Version), dash(a.UpdateStatus), a.UpdateMessage)
+	}
+	tw.Flush()
+
+	var cur *localapi.Job
+	for i := range st.Jobs {
+		j := &st.Jobs[i]
+		if j.State == "PENDING" || j.State == "RUNNING" {
+			cur = j
+		}
+	}
+	fmt.Fprintln(w)
+	if cur == nil {
+		fmt.Fprintln(w, "current job:     none")
+	} else {
+		fmt.Fprintf(w, "current job:     %s  %s -> %s  %s/%s\n", cur.UUID, cur.Name, cur.Version, cur.State, cur.UpdateStatus)
+		fmt.Fprintf(w, "progress:        %s %3d%%  %s\n", bar(cur.Progress, 30), cur.Progress, cur.Phase)
+		win := "none (always open)"
+		if cur.WindowStart != "" {
+			win = cur.WindowStart + " .. " + dash(cur.WindowFinish)
+		}
+		open := "closed"
+		if cur.WindowOpen {
+			open = "open"
+		}
+		fmt.Fprintf(w, "window:          %s (%s, server time)\n", win, open)
+		if cur.WaitingFor != "" {
+			fmt.Fprintf(w, "waiting for:     %s\n", cur.WaitingFor)
+		}
+	}
+	var done []localapi.Job
+	for _, j := range st.Jobs {
+		if j.State != "PENDING" && j.State != "RUNNING" {
+			done = append(done, j)
+		}
+	}
+	if len(done) > 0 {
+		fmt.Fprintln(w, "\nrecent jobs:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  JOB\tAGENT\tVERSION\tSTATE\tFINISHED\tMESSAGE")
+		for i := len(done) - 1; i >= 0 && i >= len(done)-5; i-- {
+			j := done[i]
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s ago\t%s\n", j.UUID, j.Name, j.Version, j.State, ago(now.Sub(j.Finished)), j.UpdateMessage)
+		}
+		tw.Flush()
+	}
+}
+
+// bar draws a progress bar of width cells.
+func bar(pct, width int) string {
+	pct = min(max(pct, 0), 100)
+	n := pct * width / 100
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Hour).String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
