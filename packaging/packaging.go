@@ -187,7 +187,10 @@ func PackageFileName(prog, pkgVersion, arch, format string) string {
 	return fmt.Sprintf("%s_%s_%s.%s", prog, pkgVersion, arch, format)
 }
 
-var describeRE = regexp.MustCompile(`^(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)(-dirty)?$`)
+var (
+	releaseRE  = regexp.MustCompile(`^\d+\.\d+`)
+	describeRE = regexp.MustCompile(`^(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)(-dirty)?$`)
+)
 
 // PackageVersion turns a build version (a tag such as v1.2.3 or
 // v1.2.3-rc.1, a `git describe` string, a commit hash, "dev") into a version
@@ -197,6 +200,7 @@ var describeRE = regexp.MustCompile(`^(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)(-dirty)
 //	v1.2.3-rc.1           -> 1.2.3~rc.1          (before 1.2.3)
 //	v1.2.3-4-gabc1234     -> 1.2.3+4.gabc1234    (after 1.2.3)
 //	abc1234-dirty         -> 0.0.0~abc1234.dirty (before any release)
+//	0999a18               -> 0.0.0~0999a18       (a hash, not a number)
 //
 // Only letters, digits, '.', '+' and '~' remain; other characters become '.'.
 func PackageVersion(v string) string {
@@ -204,7 +208,9 @@ func PackageVersion(v string) string {
 	if len(v) > 1 && v[0] == 'v' && isDigit(v[1]) {
 		v = v[1:]
 	}
-	if v == "" || !isDigit(v[0]) {
+	if !releaseRE.MatchString(v) {
+		// A commit hash (even one starting with a digit), "dev": below
+		// every release, so that a release always upgrades it.
 		if v == "" {
 			v = "dev"
 		}

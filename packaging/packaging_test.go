@@ -30,7 +30,9 @@ func TestPackageVersion(t *testing.T) {
 		{"v1.2.3-4-gabc1234-dirty", "1.2.3+4.gabc1234.dirty"},
 		{"abc1234", "0.0.0~abc1234"},
 		{"abc1234-dirty", "0.0.0~abc1234.dirty"},
-		{"0999a18-dirty", "0999a18~dirty"},
+		{"0999a18-dirty", "0.0.0~0999a18.dirty"},
+		{"30c9dab", "0.0.0~30c9dab"},
+		{"v2.0", "2.0"},
 		{"dev", "0.0.0~dev"},
 		{"", "0.0.0~dev"},
 		{"vx", "0.0.0~vx"},
@@ -43,18 +45,33 @@ func TestPackageVersion(t *testing.T) {
 	}
 }
 
-// TestPackageVersionOrder checks with dpkg that versions sort as a release
-// process needs: pre-release < release < later builds < next release.
+// TestPackageVersionOrder checks with dpkg and rpm that versions sort as a
+// release process needs: commit builds < pre-release < release < later
+// builds < next release.
 func TestPackageVersionOrder(t *testing.T) {
-	dpkg, err := exec.LookPath("dpkg")
-	if err != nil {
-		t.Skip("dpkg is not installed: cannot compare Debian versions")
+	dpkg, _ := exec.LookPath("dpkg")
+	rpm, _ := exec.LookPath("rpm")
+	if dpkg == "" && rpm == "" {
+		t.Skip("neither dpkg nor rpm is installed: cannot compare package versions")
 	}
-	order := []string{"abc1234", "v1.2.3-rc.1", "v1.2.3", "v1.2.3-4-gabc1234", "v1.2.3-5-gabc1234-dirty", "v1.2.4"}
-	for i := 1; i < len(order); i++ {
-		a, b := PackageVersion(order[i-1]), PackageVersion(order[i])
-		if err := exec.Command(dpkg, "--compare-versions", a, "lt", b).Run(); err != nil {
-			t.Errorf("dpkg: %s (from %s) is not below %s (from %s): %v", a, order[i-1], b, order[i], err)
+	chains := [][]string{
+		{"abc1234", "v0.0.1"},
+		{"30c9dab-dirty", "v0.0.1", "v1.2.3-rc.1", "v1.2.3", "v1.2.3-4-gabc1234", "v1.2.3-5-gabc1234-dirty", "v1.2.4"},
+	}
+	for _, order := range chains {
+		for i := 1; i < len(order); i++ {
+			a, b := PackageVersion(order[i-1]), PackageVersion(order[i])
+			if dpkg != "" {
+				if err := exec.Command(dpkg, "--compare-versions", a, "lt", b).Run(); err != nil {
+					t.Errorf("dpkg: %s (from %s) is not below %s (from %s): %v", a, order[i-1], b, order[i], err)
+				}
+			}
+			if rpm != "" {
+				out, err := exec.Command(rpm, "--eval", `%{lua: print(rpm.vercmp("`+a+`", "`+b+`"))}`).Output()
+				if err != nil || strings.TrimSpace(string(out)) != "-1" {
+					t.Errorf("rpm: %s (from %s) is not below %s (from %s): %q %v", a, order[i-1], b, order[i], out, err)
+				}
+			}
 		}
 	}
 }
