@@ -186,11 +186,12 @@ func TestUnitFiles(t *testing.T) {
 			"Service.CapabilityBoundingSet": "",
 		}, nil},
 		{"poolagent", map[string]string{
-			"Service.ExecStart":          "/usr/bin/poolagent run --config /etc/poolagent/poolagent.toml",
-			"Service.StateDirectory":     "poolagent",
-			"Service.ReadWritePaths":     "-/opt -/usr/local -/usr/bin",
-			"Service.NoNewPrivileges":    "no",
-			"Unit.StartLimitIntervalSec": "0",
+			"Service.ExecStart":              "/usr/bin/poolagent run --config /etc/poolagent/poolagent.toml",
+			"Service.StateDirectory":         "poolagent",
+			"Service.ReadWritePaths":         "-/opt -/usr/local -/usr/bin",
+			"Service.NoNewPrivileges":        "no",
+			"Unit.StartLimitIntervalSec":     "0",
+			"Service.RestartForceExitStatus": "10",
 		}, []string{"Service.User", "Service.DynamicUser", "Service.CapabilityBoundingSet"}},
 	}
 	for _, tt := range tests {
