@@ -563,3 +563,7 @@ func TestMaxUnavailableBoundsJobsInFlight(t *testing.T) {
 		t.Errorf("jobs per host = %v, want [1 1 0] (in agent order, two at a time)", got)
 	}
 }
+
+func sailpointFinished(id string) sailpoint.JobReport {
+	return sailpoint.JobReport{UUID: id, State: sailpoint.JobFinished, Progress: 100}
+}
