@@ -1,0 +1,314 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at`
+
+func scanClient(s pgx.Row) (*store.Client, error) {
+	var c store.Client
+	var last, created int64
+	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
+		&c.Facts, &last, &created); err != nil {
+		return nil, err
+	}
+	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
+	return &c, nil
+}
+
+func insertClient(ctx context.Context, q querier, c *store.Client) error {
+	if c.Facts == "" {
+		c.Facts = "{}"
+	}
+	err := q.QueryRow(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch,
+		c.AgentVersion, c.Facts, ms(c.LastSeen), ms(c.CreatedAt)).Scan(&c.Seq)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// CreateClient inserts a managed client.
+func (db *DB) CreateClient(ctx context.Context, c *store.Client) error {
+	return insertClient(ctx, db.pool, c)
+}
+
+// GetClient returns a client by id.
+func (db *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
+	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM clients WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("client %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get client %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// ClientBySecret returns the client whose secret hashes to hash.
+func (db *DB) ClientBySecret(ctx context.Context, hash []byte) (*store.Client, error) {
+	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM clients WHERE secret_hash = $1`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("client: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up client: %w", err)
+	}
+	return c, nil
+}
+
+// ListClients returns the clients of the given pools, or all clients.
+func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Client, error) {
+	query, args := `SELECT `+clientCols+` FROM clients`, []any{}
+	if len(poolIDs) > 0 {
+		query += ` WHERE pool_id = ANY($1)`
+		args = append(args, poolIDs)
+	}
+	rows, err := db.pool.Query(ctx, query+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	out, err := collect(rows, scanClient)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	return out, nil
+}
+
+// ApplyHeartbeats writes a batch of heartbeats in one transaction and one
+// round trip.
+//
+// Rows are locked in one global order, whatever the batch: clients by id,
+// then agents by (client, agent name), then update_agents by job id.
+// TouchClients and ModifyUpdate keep to it too, so replicas writing at once
+// do not deadlock; a transaction PostgreSQL still aborts as a deadlock
+// victim is retried. Heartbeats of one client keep their order, so the
+// later one wins.
+func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error {
+	if len(hbs) == 0 {
+		return nil
+	}
+	order := make([]int, len(hbs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(hbs[a].ClientID, hbs[b].ClientID) })
+
+	type keyed struct {
+		key1, key2 string
+		s          stmt
+	}
+	var clients, agents, jobs []keyed
+	for _, i := range order {
+		hb := &hbs[i]
+		seen := ms(hb.Seen)
+		who := "heartbeat of client " + hb.ClientID
+		if hb.Facts != "" {
+			clients = append(clients, keyed{s: stmt{`UPDATE clients SET type = $1, hostname = $2, status = $3, os = $4, arch = $5, agent_version = $6, facts = $7,
+				last_seen = GREATEST(last_seen, $8) WHERE id = $9`,
+				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID}, who}})
+		} else {
+			clients = append(clients, keyed{s: stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{seen, hb.ClientID}, who}})
+		}
+		for _, a := range hb.Agents {
+			agents = append(agents, keyed{hb.ClientID, a.AgentName, stmt{`INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				ON CONFLICT (client_id, agent_name) WHERE client_id <> '' DO UPDATE SET version = excluded.version,
+					last_connection = GREATEST(agents.last_connection, excluded.last_connection), operational_status = excluded.operational_status,
+					pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`,
+				[]any{store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen},
+				who + ": agent " + a.AgentName}})
+		}
+		for _, j := range hb.Jobs {
+			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2 WHERE job_id = $3`, []any{j.Progress, j.Phase, j.JobID}, who + ": job " + j.JobID}
+			if j.Status != "" {
+				s.sql = `UPDATE update_agents SET status = $1, message = $2, progress = $3, phase = $4, modified_at = $5 WHERE job_id = $6`
+				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID}
+			}
+			jobs = append(jobs, keyed{j.JobID, "", s})
+		}
+	}
+	byKey := func(a, b keyed) int { return cmp.Or(cmp.Compare(a.key1, b.key1), cmp.Compare(a.key2, b.key2)) }
+	slices.SortStableFunc(agents, byKey)
+	slices.SortStableFunc(jobs, byKey)
+	stmts := make([]stmt, 0, len(clients)+len(agents)+len(jobs))
+	for _, group := range [][]keyed{clients, agents, jobs} {
+		for _, k := range group {
+			stmts = append(stmts, k.s)
+		}
+	}
+	return db.inTxRetry(ctx, func(tx pgx.Tx) error { return execBatch(ctx, tx, stmts) })
+}
+
+// TouchClients records last-seen times of clients and their agents, in
+// the lock order of ApplyHeartbeats.
+func (db *DB) TouchClients(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	stmts := make([]stmt, 0, 2*len(ids))
+	for _, id := range ids {
+		stmts = append(stmts, stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{ms(seen[id]), id}, "touch client " + id})
+	}
+	for _, id := range ids {
+		stmts = append(stmts, stmt{`UPDATE agents SET last_connection = GREATEST(last_connection, $1) WHERE client_id = $2`, []any{ms(seen[id]), id}, "touch agents of client " + id})
+	}
+	return db.inTxRetry(ctx, func(tx pgx.Tx) error { return execBatch(ctx, tx, stmts) })
+}
+
+// CreateEnrollToken stores an enrollment token's hash.
+func (db *DB) CreateEnrollToken(ctx context.Context, t *store.EnrollToken) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO enroll_tokens (hash, pool_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		t.Hash, t.PoolID, ms(t.CreatedAt), ms(t.ExpiresAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create enrollment token: %w", store.ErrConflict)
+		}
+		return fmt.Errorf("create enrollment token: %w", err)
+	}
+	return nil
+}
+
+// Enroll spends an enrollment token and creates the client atomically.
+// The token's row lock makes a concurrent second use wait and then see the
+// token spent (ErrUsed).
+func (db *DB) Enroll(ctx context.Context, hash []byte, check func(*store.EnrollToken) error, c *store.Client) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		var t store.EnrollToken
+		var created, expires, used int64
+		err := tx.QueryRow(ctx, `SELECT hash, pool_id, created_at, expires_at, used_at, client_id FROM enroll_tokens WHERE hash = $1 FOR UPDATE`, hash).
+			Scan(&t.Hash, &t.PoolID, &created, &expires, &used, &t.ClientID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("enrollment token: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("look up enrollment token: %w", err)
+		}
+		t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(created), fromMS(expires), fromMS(used)
+		if !t.UsedAt.IsZero() {
+			return fmt.Errorf("enrollment token: %w", store.ErrUsed)
+		}
+		if check != nil {
+			if err := check(&t); err != nil {
+				return err
+			}
+		}
+		c.PoolID = t.PoolID
+		if err := insertClient(ctx, tx, c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE enroll_tokens SET used_at = $1, client_id = $2 WHERE hash = $3`, ms(c.CreatedAt), c.ID, hash); err != nil {
+			return fmt.Errorf("spend enrollment token: %w", err)
+		}
+		return nil
+	})
+}
+
+const releaseCols = `seq, name, version, os, arch, channel, size, sha256, signature, published_at`
+
+func scanRelease(s pgx.Row) (*store.Release, error) {
+	var r store.Release
+	var published int64
+	if err := s.Scan(&r.Seq, &r.Name, &r.Version, &r.OS, &r.Arch, &r.Channel, &r.Size, &r.SHA256, &r.Signature, &published); err != nil {
+		return nil, err
+	}
+	r.PublishedAt = fromMS(published)
+	return &r, nil
+}
+
+// CreateRelease adds an artifact to the catalog.
+func (db *DB) CreateRelease(ctx context.Context, r *store.Release) error {
+	err := db.pool.QueryRow(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature,
+		ms(r.PublishedAt)).Scan(&r.Seq)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+		}
+		return fmt.Errorf("create release: %w", err)
+	}
+	return nil
+}
+
+// ListReleases returns the releases of name (all when empty), oldest first.
+func (db *DB) ListReleases(ctx context.Context, name string) ([]*store.Release, error) {
+	query, args := `SELECT `+releaseCols+` FROM releases`, []any{}
+	if name != "" {
+		query += ` WHERE name = $1`
+		args = append(args, name)
+	}
+	rows, err := db.pool.Query(ctx, query+` ORDER BY seq`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	out, err := collect(rows, scanRelease)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	return out, nil
+}
+
+// GetRelease returns one artifact of the catalog.
+func (db *DB) GetRelease(ctx context.Context, name, version, goos, arch string) (*store.Release, error) {
+	r, err := scanRelease(db.pool.QueryRow(ctx, `SELECT `+releaseCols+` FROM releases WHERE name = $1 AND version = $2 AND os = $3 AND arch = $4`,
+		name, version, goos, arch))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("release %s %s %s/%s: %w", name, version, goos, arch, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get release %s %s %s/%s: %w", name, version, goos, arch, err)
+	}
+	return r, nil
+}
+
+// ListActiveUpdates returns the updates in the given statuses with agents.
+func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error) {
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	return db.listUpdates(ctx, `SELECT `+updateCols+` FROM updates WHERE status = ANY($1) ORDER BY pool_id, sort_order, seq`, strs(statuses))
+}
+
+// NextSequence reserves n values of a named counter and returns the first.
+// One upsert statement: atomic without a transaction of its own.
+func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, error) {
+	var v int64
+	err := db.pool.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value RETURNING value`, name, int64(n)).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("next %s: %w", name, err)
+	}
+	return v - int64(n) + 1, nil
+}
+
+// JobOwner returns the client whose agent holds a job.
+func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
+	var id string
+	err := db.pool.QueryRow(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = $1 LIMIT 1`, jobID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("job %s: %w", jobID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up job %s: %w", jobID, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,667 @@
+// Package postgres is the PostgreSQL backend of the control plane's store
+// (github.com/jackc/pgx/v5), for running poolserver on a shared database,
+// e.g. several replicas behind a load balancer.
+//
+// Its semantics follow the SQLite backend method by method: the same tables
+// (migrations/*.sql mirror the SQLite ones), times as BIGINT Unix
+// milliseconds, the same errors. Read-modify-write methods lock their row
+// with SELECT ... FOR UPDATE (FOR NO KEY UPDATE where the key stays) inside
+// one transaction, so they are atomic across connections and replicas.
+// Migrations run at Open under a PostgreSQL advisory lock, so replicas
+// starting together apply each migration exactly once.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLockKey is the pg_advisory_lock key that serializes migrations
+// of poolserver databases ("poolmigr" in ASCII).
+const migrationLockKey int64 = 0x706f6f6c6d696772
+
+// DB is the PostgreSQL store.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open connects to the PostgreSQL database that dsn names (a URL,
+// postgres://user@host:5432/db?sslmode=..., or key=value pairs; pgxpool's
+// pool_max_conns and friends are accepted) and applies the embedded
+// migrations under an advisory lock.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgconn's parse errors redact the password.
+		return nil, fmt.Errorf("PostgreSQL DSN: %w", err)
+	}
+	where := describe(cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL database %s: %w", where, err)
+	}
+	db := &DB{pool: pool}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrate PostgreSQL database %s: %w", where, err)
+	}
+	return db, nil
+}
+
+// describe names a database for error messages, without credentials.
+func describe(cfg *pgxpool.Config) string {
+	c := cfg.ConnConfig
+	if strings.HasPrefix(c.Host, "/") {
+		return fmt.Sprintf("%q (socket %s, port %d)", c.Database, c.Host, c.Port)
+	}
+	return fmt.Sprintf("%q on %s:%d", c.Database, c.Host, c.Port)
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.pool.Ping(ctx)
+}
+
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations, holding a session advisory lock so that replicas
+// starting at once migrate one after the other.
+func (db *DB) migrate(ctx context.Context) (err error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		conn.Release()
+		return fmt.Errorf("take the migration lock: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); uerr != nil {
+			// Ending the session releases the lock.
+			_ = conn.Hijack().Close(uctx)
+			return
+		}
+		conn.Release()
+	}()
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(path.Base(name), ".sql")
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		// Without arguments Exec uses the simple protocol, which runs
+		// every statement of the file.
+		if _, err := tx.Exec(ctx, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", version, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, ms(time.Now())); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// inTx runs fn in a read-committed transaction; fn takes the row locks it
+// needs (SELECT ... FOR UPDATE).
+func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// inTxRetry is inTx for transactions without caller callbacks: one that
+// PostgreSQL aborts as a deadlock victim or on a serialization failure is
+// run again (at most three times in all).
+func (db *DB) inTxRetry(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.inTx(ctx, fn)
+		if err == nil || attempt == 3 || !isRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") // deadlock_detected, serialization_failure
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+}
+
+// stmt is one statement of a batch; what names it in an error.
+type stmt struct {
+	sql  string
+	args []any
+	what string
+}
+
+// execBatch sends stmts in one round trip and reports the first failure.
+func execBatch(ctx context.Context, q querier, stmts []stmt) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		b.Queue(s.sql, s.args...)
+	}
+	br := q.SendBatch(ctx, b)
+	for _, s := range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+	}
+	return br.Close()
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func strs[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// Pools.
+
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at`
+
+func scanPool(s pgx.Row) (*store.Pool, error) {
+	var p store.Pool
+	var created int64
+	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &created); err != nil {
+		return nil, err
+	}
+	p.CreatedAt = fromMS(created)
+	return &p, nil
+}
+
+// CreatePool inserts a pool and sets its Seq.
+func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
+	if p.Settings.ReleaseChannel == "" {
+		p.Settings.ReleaseChannel = okta.ChannelGA
+	}
+	if p.Settings.MaxUnavailable < 1 {
+		p.Settings.MaxUnavailable = 1
+	}
+	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, ms(p.CreatedAt)).Scan(&p.Seq)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create pool: %w", err)
+	}
+	return nil
+}
+
+// GetPool returns the pool with the given id.
+func (db *DB) GetPool(ctx context.Context, id string) (*store.Pool, error) {
+	p, err := scanPool(db.pool.QueryRow(ctx, `SELECT `+poolCols+` FROM pools WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pool %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pool %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPools returns one page of one type's pools.
+func (db *DB) ListPools(ctx context.Context, q store.PoolQuery) ([]*store.Pool, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+poolCols+` FROM pools WHERE type = $1 AND seq > $2 ORDER BY seq LIMIT $3`, q.Type, q.AfterSeq, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	out, err := collect(rows, scanPool)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	return out, nil
+}
+
+// ModifyPool applies fn to a pool inside one transaction, holding the
+// pool's row lock.
+func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) error) (*store.Pool, error) {
+	var p *store.Pool
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		// NO KEY: agents and updates referencing the pool can still be
+		// inserted meanwhile.
+		p, err = scanPool(tx.QueryRow(ctx, `SELECT `+poolCols+` FROM pools WHERE id = $1 FOR NO KEY UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("pool %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("get pool %s: %w", id, err)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE pools SET name = $1, release_channel = $2, continue_on_error = $3, latest_version = $4, minimal_supported_version = $5, max_unavailable = $6 WHERE id = $7`,
+			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, id); err != nil {
+			return fmt.Errorf("save pool %s: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Agents.
+
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at`
+
+func scanAgent(s pgx.Row) (*store.Agent, error) {
+	var a store.Agent
+	var last, created int64
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
+		return nil, err
+	}
+	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
+	return &a, nil
+}
+
+// CreateAgent inserts an agent and sets its Seq.
+func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
+	if a.OperationalStatus == "" {
+		a.OperationalStatus = okta.OperationalStatusInactive
+	}
+	err := db.pool.QueryRow(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version,
+		ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt)).Scan(&a.Seq)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+		}
+		return fmt.Errorf("create agent: %w", err)
+	}
+	return nil
+}
+
+// ListAgents returns the agents of the given pools in creation order.
+func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent, error) {
+	if len(poolIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+agentCols+` FROM agents WHERE pool_id = ANY($1) ORDER BY seq`, poolIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	out, err := collect(rows, scanAgent)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}
+
+// Updates.
+
+const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, created_at, modified_at`
+
+func scanUpdate(s pgx.Row) (*store.Update, error) {
+	var u store.Update
+	var hasSchedule bool
+	var sc store.Schedule
+	var delay, duration *int
+	var last, created, modified int64
+	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &created, &modified); err != nil {
+		return nil, err
+	}
+	if hasSchedule {
+		sc.Delay, sc.Duration = delay, duration
+		sc.LastUpdated = fromMS(last)
+		u.Schedule = &sc
+	}
+	u.CreatedAt, u.ModifiedAt = fromMS(created), fromMS(modified)
+	return &u, nil
+}
+
+// collect scans every row with scan; no rows is a nil slice, as with the
+// SQLite backend.
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (*T, error)) ([]*T, error) {
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error {
+	if len(us) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Update, len(us))
+	ids := make([]string, len(us))
+	for i, u := range us {
+		byID[u.ID] = u
+		ids[i] = u.ID
+		u.Agents = nil
+	}
+	rows, err := q.Query(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase FROM update_agents
+		WHERE update_id = ANY($1) ORDER BY update_id, position`, ids)
+	if err != nil {
+		return fmt.Errorf("load update agents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var ua store.UpdateAgent
+		var modified, dispatched int64
+		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase); err != nil {
+			return fmt.Errorf("load update agents: %w", err)
+		}
+		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
+		byID[id].Agents = append(byID[id].Agents, ua)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load update agents: %w", err)
+	}
+	return nil
+}
+
+func updateArgs(u *store.Update) []any {
+	sc := u.Schedule
+	has := sc != nil
+	if sc == nil {
+		sc = &store.Schedule{}
+	}
+	return []any{u.Name, u.AgentType, u.Enabled, u.NotifyAdmin, u.Reason, u.SortOrder, u.Status, u.ResumeStatus, u.TargetVersion,
+		has, sc.Cron, sc.Timezone, sc.Delay, sc.Duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, ms(u.ModifiedAt)}
+}
+
+// saveUpdateAgents writes the rows of u.Agents that differ from before
+// (nil: all rows are new), so a tick that changes a few agents of a
+// 10,000-agent update writes a few rows, in one round trip.
+//
+// Rows are written in the order of their stored job id, the order in which
+// ApplyHeartbeats updates them by job id, so the two never deadlock.
+func saveUpdateAgents(ctx context.Context, tx pgx.Tx, u *store.Update, before []store.UpdateAgent) error {
+	old := make(map[string]store.UpdateAgent, len(before))
+	for _, ua := range before {
+		old[ua.AgentID] = ua
+	}
+	type op struct {
+		lockKey string // the job id the row is stored with
+		s       stmt
+	}
+	var ops []op
+	for i := range u.Agents {
+		ua := &u.Agents[i]
+		ua.Position = i
+		prev, existed := old[ua.AgentID]
+		delete(old, ua.AgentID)
+		if existed && prev == *ua {
+			continue
+		}
+		ops = append(ops, op{prev.JobID, stmt{
+			sql: `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
+				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
+				progress = excluded.progress, phase = excluded.phase`,
+			args: []any{u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase},
+			what: "save update agent " + ua.AgentID,
+		}})
+	}
+	for id, prev := range old {
+		ops = append(ops, op{prev.JobID, stmt{
+			sql:  `DELETE FROM update_agents WHERE update_id = $1 AND agent_id = $2`,
+			args: []any{u.ID, id},
+			what: "remove update agent " + id,
+		}})
+	}
+	slices.SortStableFunc(ops, func(a, b op) int { return cmp.Compare(a.lockKey, b.lockKey) })
+	stmts := make([]stmt, len(ops))
+	for i, o := range ops {
+		stmts[i] = o.s
+	}
+	return execBatch(ctx, tx, stmts)
+}
+
+// CreateUpdate inserts an update with its agents and sets its Seq.
+func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
+		err := tx.QueryRow(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, modified_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING seq`, args...).Scan(&u.Seq)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
+			}
+			return fmt.Errorf("create update: %w", err)
+		}
+		return saveUpdateAgents(ctx, tx, u, nil)
+	})
+}
+
+// getUpdate loads an update with its agents; lock is "" or a locking
+// clause (FOR UPDATE, FOR NO KEY UPDATE).
+func getUpdate(ctx context.Context, q querier, poolID, id, lock string) (*store.Update, error) {
+	u, err := scanUpdate(q.QueryRow(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = $1 AND id = $2 `+lock, poolID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get update %s: %w", id, err)
+	}
+	return u, loadUpdateAgents(ctx, q, u)
+}
+
+// GetUpdate returns one update of a pool with its agents.
+func (db *DB) GetUpdate(ctx context.Context, poolID, id string) (*store.Update, error) {
+	// One snapshot for the update and its agents.
+	var u *store.Update
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		u, err = getUpdate(ctx, tx, poolID, id, "")
+		return err
+	})
+	return u, err
+}
+
+// ListUpdates returns a pool's updates in creation order.
+func (db *DB) ListUpdates(ctx context.Context, poolID string, scheduled *bool) ([]*store.Update, error) {
+	query := `SELECT ` + updateCols + ` FROM updates WHERE pool_id = $1`
+	args := []any{poolID}
+	if scheduled != nil {
+		query += ` AND has_schedule = $2`
+		args = append(args, *scheduled)
+	}
+	return db.listUpdates(ctx, query+` ORDER BY seq`, args...)
+}
+
+// listUpdates runs a query of updates and loads their agents, in one
+// read-only snapshot.
+func (db *DB) listUpdates(ctx context.Context, query string, args ...any) ([]*store.Update, error) {
+	var out []*store.Update
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if out, err = collect(rows, scanUpdate); err != nil {
+			return err
+		}
+		return loadUpdateAgents(ctx, tx, out...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list updates: %w", err)
+	}
+	return out, nil
+}
+
+// ModifyUpdate applies fn to an update inside one transaction, holding
+// the update's row lock.
+func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*store.Update) error) (*store.Update, error) {
+	var u *store.Update
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if u, err = getUpdate(ctx, tx, poolID, id, "FOR NO KEY UPDATE"); err != nil {
+			return err
+		}
+		before := slices.Clone(u.Agents)
+		if err := fn(u); err != nil {
+			return err
+		}
+		args := append(updateArgs(u), u.ID)
+		if _, err := tx.Exec(ctx, `UPDATE updates SET name = $1, agent_type = $2, enabled = $3, notify_admin = $4, reason = $5, sort_order = $6, status = $7, resume_status = $8, target_version = $9,
+			has_schedule = $10, schedule_cron = $11, schedule_timezone = $12, schedule_delay = $13, schedule_duration = $14, schedule_last = $15, all_agents = $16, allow_downgrade = $17, modified_at = $18 WHERE id = $19`, args...); err != nil {
+			return fmt.Errorf("save update %s: %w", id, err)
+		}
+		return saveUpdateAgents(ctx, tx, u, before)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// DeleteUpdate deletes an update when check allows it.
+func (db *DB) DeleteUpdate(ctx context.Context, poolID, id string, check func(*store.Update) error) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		u, err := getUpdate(ctx, tx, poolID, id, "FOR UPDATE")
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		// update_agents rows go with it (ON DELETE CASCADE).
+		if _, err := tx.Exec(ctx, `DELETE FROM updates WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete update %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// Tokens.
+
+// CreateToken stores a token (its hash, never its secret).
+func (db *DB) CreateToken(ctx context.Context, t *store.Token) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO tokens (id, name, hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Name, t.Hash, strings.Join(strs(t.Scopes), " "), ms(t.CreatedAt), ms(t.ExpiresAt))
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("create token: %w", store.ErrConflict)
+		}
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash returns the token whose secret hashes to hash.
+func (db *DB) TokenByHash(ctx context.Context, hash []byte) (*store.Token, error) {
+	var t store.Token
+	var scopes string
+	var created, expires int64
+	err := db.pool.QueryRow(ctx, `SELECT id, name, hash, scopes, created_at, expires_at FROM tokens WHERE hash = $1`, hash).
+		Scan(&t.ID, &t.Name, &t.Hash, &scopes, &created, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", err)
+	}
+	for _, s := range strings.Fields(scopes) {
+		t.Scopes = append(t.Scopes, store.Scope(s))
+	}
+	t.CreatedAt, t.ExpiresAt = fromMS(created), fromMS(expires)
+	return &t, nil
+}
