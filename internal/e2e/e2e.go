@@ -1,0 +1,342 @@
+// Package e2e runs the whole system as real processes on 127.0.0.1: it
+// builds poolserver, poolagent and the sample managed agent, starts a
+// poolserver on a fresh SQLite data dir, and starts poolagents as
+// simulated hosts, each with its own state dir and install root. The demo
+// (examples/demo) and the end-to-end tests (test/e2e) both drive it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+)
+
+// Bins are the built programs.
+type Bins struct {
+	Dir        string
+	Poolserver string
+	Poolagent  string
+	root       string // the module root
+}
+
+// ModuleRoot finds the directory holding go.mod, from the working dir up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func goBuild(ctx context.Context, root, out, pkg string, ldflags string) error {
+	args := []string{"build", "-trimpath", "-o", out}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// Build compiles poolserver and poolagent into dir; poolagent is stamped
+// with agentVersion.
+func Build(ctx context.Context, dir, agentVersion string) (*Bins, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	b := &Bins{Dir: dir, Poolserver: filepath.Join(dir, "poolserver"), Poolagent: filepath.Join(dir, "poolagent"), root: root}
+	if err := goBuild(ctx, root, b.Poolserver, "./cmd/poolserver", ""); err != nil {
+		return nil, err
+	}
+	if err := b.BuildAgent(ctx, b.Poolagent, agentVersion); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// BuildAgent builds poolagent stamped with version into out.
+func (b *Bins) BuildAgent(ctx context.Context, out, version string) error {
+	return goBuild(ctx, b.root, out, "./cmd/poolagent", "-X github.com/poolagent/poolagent/internal/version.Version="+version)
+}
+
+// BuildSample builds the sample managed agent at version; healthy=false
+// builds a release whose health check fails.
+func (b *Bins) BuildSample(ctx context.Context, version string, healthy bool) (string, error) {
+	out := filepath.Join(b.Dir, "sampleagent-"+version)
+	ld := "-X main.version=" + version
+	if !healthy {
+		ld += " -X main.healthy=false"
+	}
+	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", ld)
+}
+
+// FreeAddr returns a free 127.0.0.1 address.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Server is a running poolserver.
+type Server struct {
+	Bins    *Bins
+	DataDir string
+	URL     string
+	Token   string // okta.agentPools.manage
+	Log     string // its log file
+	config  string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// StartServer writes a config for fast test timings and starts poolserver
+// on a fresh data dir.
+func StartServer(ctx context.Context, b *Bins, dir string) (*Server, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Bins: b, DataDir: filepath.Join(dir, "server"), URL: "http://" + addr, Log: filepath.Join(dir, "poolserver.log"),
+		config: filepath.Join(dir, "poolserver.toml")}
+	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(`listen = %q
+data_dir = %q
+log_format = "json"
+[heartbeat]
+interval = "1s"
+inactive_after = 10
+flush_interval = "500ms"
+[rollout]
+tick = "200ms"
+`, addr, s.DataDir)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	tok, err := s.CLI(ctx, "token", "create", "--scope", "okta.agentPools.manage", "--name", "e2e")
+	if err != nil {
+		return nil, err
+	}
+	s.Token = tok
+	return s, nil
+}
+
+// Start starts (or restarts) the server process on its data dir.
+func (s *Server) Start(ctx context.Context) error {
+	logf, err := os.OpenFile(s.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.Bins.Poolserver, "serve", "--config", s.config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start poolserver: %w", err)
+	}
+	s.cmd, s.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
+	return WaitHTTP(ctx, s.URL+"/readyz", 30*time.Second)
+}
+
+// Stop sends SIGTERM and waits.
+func (s *Server) Stop() error { return stopProcess(s.cmd, s.done, syscall.SIGTERM) }
+
+// Kill sends SIGKILL and waits.
+func (s *Server) Kill() error { return stopProcess(s.cmd, s.done, syscall.SIGKILL) }
+
+func stopProcess(cmd *exec.Cmd, done chan struct{}, sig syscall.Signal) error {
+	if cmd == nil || cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not stop on %s", filepath.Base(cmd.Path), sig)
+	}
+}
+
+// CLI runs a poolserver subcommand on the server's data dir and returns
+// its trimmed standard output.
+func (s *Server) CLI(ctx context.Context, args ...string) (string, error) {
+	if len(args) >= 2 {
+		args = append(args[:2:2], append([]string{"--data-dir", s.DataDir}, args[2:]...)...)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, s.Bins.Poolserver, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("poolserver %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// API sends one Agent Pools API request with the manage token and decodes
+// a JSON reply into out (when not nil).
+func (s *Server) API(ctx context.Context, method, path, body string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "SSWS "+s.Token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Update reads one update.
+func (s *Server) Update(ctx context.Context, poolID, id string) (okta.AgentPoolUpdate, error) {
+	var u okta.AgentPoolUpdate
+	_, err := s.API(ctx, "GET", "/api/v1/agentPools/"+poolID+"/updates/"+id, "", &u)
+	return u, err
+}
+
+// Keys is a minisign key pair made with `poolserver key generate`.
+type Keys struct {
+	Private string // path
+	Public  string // the line poolagent pins
+}
+
+// GenerateKeys makes a release signing key pair in dir.
+func (s *Server) GenerateKeys(ctx context.Context, dir string) (Keys, error) {
+	prefix := filepath.Join(dir, "release")
+	cmd := exec.CommandContext(ctx, s.Bins.Poolserver, "key", "generate", "--out", prefix)
+	out, err := cmd.Output()
+	if err != nil {
+		return Keys{}, fmt.Errorf("key generate: %w", err)
+	}
+	return Keys{Private: prefix + ".key", Public: strings.TrimSpace(string(out))}, nil
+}
+
+// Publish signs file as name/version for this platform and publishes it.
+func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch, file, channel string) error {
+	signed := file + "-" + version + "-" + goos + "-" + arch
+	if err := copyFile(file, signed, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, s.Bins.Poolserver, "release", "sign", "--key", k.Private, "--name", name, "--version", version,
+		"--os", goos, "--arch", arch, "--file", signed)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("release sign: %v: %s", err, b)
+	}
+	_, err := s.CLI(ctx, "release", "publish", "--name", name, "--version", version, "--os", goos, "--arch", arch,
+		"--channel", channel, "--file", signed, "--signature", signed+".minisig")
+	return err
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, mode)
+}
+
+// WaitHTTP polls url until it answers or timeout passes.
+func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within %s: %v", url, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Eventually polls cond until it returns true, an error, or timeout.
+func Eventually(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			if last != nil {
+				return fmt.Errorf("not reached within %s: %w", timeout, last)
+			}
+			return fmt.Errorf("not reached within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var _ = sync.Mutex{}

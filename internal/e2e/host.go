@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Host is one simulated host: a poolagent with its own state dir and
+// install root, managing one sample agent it supervises as a child.
+type Host struct {
+	Name       string
+	Dir        string
+	Config     string
+	StateDir   string
+	Binary     string // the managed agent's binary (inside the install root)
+	HealthAddr string
+	Log        string
+	AgentBin   string // the poolagent binary this host runs
+	cmd        *exec.Cmd
+	done       chan struct{}
+}
+
+// HostOptions configure NewHost.
+type HostOptions struct {
+	Name        string
+	AgentType   string // the pool's type (AD, LDAP, ...)
+	SampleAgent string // the sample agent's binary to install as the starting version
+	TrustedKey  string
+	ServerURL   string
+	Interval    time.Duration // heartbeat interval
+	ExtraConfig string        // appended to the TOML (e.g. a [maintenance] table)
+}
+
+// NewHost lays out a host under dir: install root, state dir, the managed
+// agent's starting binary and poolagent's config.
+func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
+	h := &Host{Name: o.Name, Dir: filepath.Join(dir, o.Name), AgentBin: b.Poolagent}
+	h.StateDir = filepath.Join(h.Dir, "state")
+	root := filepath.Join(h.Dir, "opt")
+	h.Binary = filepath.Join(root, "ad-agent", "ad-agent")
+	h.Config = filepath.Join(h.Dir, "poolagent.toml")
+	h.Log = filepath.Join(h.Dir, "poolagent.log")
+	if err := os.MkdirAll(filepath.Dir(h.Binary), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(h.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := copyFile(o.SampleAgent, h.Binary, 0o755); err != nil {
+		return nil, err
+	}
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	h.HealthAddr = addr
+	if o.Interval == 0 {
+		o.Interval = time.Second
+	}
+	cfg := fmt.Sprintf(`server_url = %q
+state_dir = %q
+heartbeat_interval = %q
+type = "VA"
+log_format = "json"
+log_level = "info"
+install_roots = [%q]
+
+[artifacts]
+trusted_keys = [%q]
+allow_insecure_http = true
+
+[self_update]
+enabled = true
+confirm_timeout = "30s"
+
+[local_api]
+socket = %q
+
+[[agents]]
+name = "ad-agent"
+type = %q
+binary = %q
+command = [%q, "--listen", %q]
+
+[agents.health]
+grace = "1s"
+url = "http://%s/healthz"
+timeout = "5s"
+interval = "200ms"
+%s`, o.ServerURL, h.StateDir, o.Interval.String(), root, o.TrustedKey, filepath.Join(h.Dir, "api.sock"), o.AgentType,
+		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
+	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Enroll exchanges an enrollment token for the host's credentials.
+func (h *Host) Enroll(ctx context.Context, serverURL, token string) error {
+	cmd := exec.CommandContext(ctx, h.AgentBin, "enroll", "--config", h.Config, "--server", serverURL, "--token", token)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("poolagent enroll (%s): %v: %s", h.Name, err, b)
+	}
+	return nil
+}
+
+// Start runs `poolagent run` in the background.
+func (h *Host) Start() error {
+	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(h.AgentBin, "run", "--config", h.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a kill reaches the supervised agent too
+	// only when the test means it to.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start poolagent %s: %w", h.Name, err)
+	}
+	h.cmd, h.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(h.done) }()
+	return nil
+}
+
+// Exited reports whether the poolagent process has exited, and its code.
+func (h *Host) Exited() (bool, int) {
+	select {
+	case <-h.done:
+		return true, h.cmd.ProcessState.ExitCode()
+	default:
+		return false, 0
+	}
+}
+
+// Stop sends SIGTERM to poolagent and waits.
+func (h *Host) Stop() error { return stopProcess(h.cmd, h.done, syscall.SIGTERM) }
+
+// Kill sends SIGKILL to poolagent alone (its supervised agent lives on, as
+// after a crash of the daemon) and waits.
+func (h *Host) Kill() error { return stopProcess(h.cmd, h.done, syscall.SIGKILL) }
+
+// KillAll kills poolagent's whole process group (the daemon and the agent
+// it supervises), as a power loss would.
+func (h *Host) KillAll() {
+	if h.cmd != nil && h.cmd.Process != nil {
+		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+		<-h.done
+	}
+}
+
+// Status runs `poolagent status --json` and decodes it into a generic map.
+func (h *Host) Status(ctx context.Context) (map[string]any, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, h.AgentBin, "status", "--config", h.Config, "--json")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("poolagent status (%s): %v: %s", h.Name, err, stderr.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+		return nil, fmt.Errorf("poolagent status --json (%s): %w", h.Name, err)
+	}
+	return m, nil
+}
+
+// InstalledVersion runs the managed agent's binary with --version.
+func (h *Host) InstalledVersion(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, h.Binary, "--version").Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// LogTail returns the last n bytes of the host's poolagent log.
+func (h *Host) LogTail(n int) string {
+	b, _ := os.ReadFile(h.Log)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
