@@ -41,6 +41,10 @@ type Config struct {
 	Listen string `toml:"listen"`
 	// DataDir holds the SQLite database and the artifacts.
 	DataDir string `toml:"data_dir"`
+	// DB is a PostgreSQL URL (postgres://user@host:5432/db?sslmode=...)
+	// to keep the state in instead of SQLite in DataDir; empty: SQLite.
+	// Artifacts stay in DataDir either way.
+	DB string `toml:"db"`
 	// ExternalURL is the base URL clients reach the server at, for the
 	// absolute URLs in Link headers and _links; empty: from each request.
 	ExternalURL string `toml:"external_url"`
@@ -135,6 +139,13 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
+	}
+	if c.DB != "" {
+		// Never echo the value: it may carry a password.
+		u, err := url.Parse(c.DB)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("db: not a PostgreSQL URL: want postgres://USER@HOST:PORT/DATABASE (empty: SQLite in data_dir)")
+		}
 	}
 	if c.ExternalURL != "" {
 		u, err := url.Parse(c.ExternalURL)

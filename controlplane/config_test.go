@@ -30,6 +30,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[rate_limit]\nwindow = \"1ms\"", "rate_limit.window"},
 		{`external_url = "ftp://x"`, "external_url"},
 		{`listen = 80`, "listen"},
+		{`db = "mysql://db.example.com/poolserver"`, "db:"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "c.toml")

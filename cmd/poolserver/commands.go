@@ -14,6 +14,7 @@ import (
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/controlplane/store/postgres"
 	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/version"
@@ -25,22 +26,33 @@ func cmdVersion(w io.Writer) error {
 	return err
 }
 
-// openStore opens the data dir's store, creating the directory.
-func openStore(ctx context.Context, dataDir string) (store.Store, error) {
-	if dataDir == "" {
-		return nil, usageError{"--data-dir is required"}
+// openStore opens the PostgreSQL database db when it is set, else the
+// SQLite database in dataDir; it creates dataDir (the artifacts live there
+// with either store).
+func openStore(ctx context.Context, dataDir, db string) (store.Store, error) {
+	if dataDir == "" && db == "" {
+		return nil, usageError{"--data-dir (or --db) is required"}
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if dataDir != "" {
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	if db != "" {
+		return postgres.Open(ctx, db)
 	}
 	return sqlite.Open(ctx, dataDir)
 }
+
+// dbUsage is the help of every command's --db flag.
+const dbUsage = "PostgreSQL URL postgres://USER@HOST:PORT/DB to keep the state in (default: SQLite in the data directory)"
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := fs.String("config", "", "TOML config file")
 	listen := fs.String("listen", "", "address to listen on (overrides the config)")
 	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
+	db := fs.String("db", "", dbUsage+" (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -59,6 +71,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.Listen = *listen
 		case "data-dir":
 			cfg.DataDir = *dataDir
+		case "db":
+			cfg.DB = *db
 		case "log-level":
 			cfg.LogLevel = *logLevel
 		}
@@ -72,7 +86,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 
-	st, err := openStore(ctx, cfg.DataDir)
+	st, err := openStore(ctx, cfg.DataDir, cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -82,7 +96,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	log.Info("poolserver serving", zap.String("version", version.String()), zap.String("listen", l.Addr().String()),
-		zap.String("dataDir", cfg.DataDir))
+		zap.String("dataDir", cfg.DataDir), zap.String("store", storeKind(cfg.DB)))
 	srv := controlplane.New(cfg, st, log)
 	if err := srv.Serve(ctx, l); err != nil {
 		return err
@@ -94,6 +108,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 func cmdTokenCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
+	db := fs.String("db", "", dbUsage)
 	name := fs.String("name", "", "a name for the token (shown in logs and the audit trail)")
 	ttl := fs.Duration("ttl", 0, "lifetime of the token (0: no expiry)")
 	var scopes stringList
@@ -111,7 +126,7 @@ func cmdTokenCreate(ctx context.Context, args []string, stdout io.Writer) error 
 	if *name == "" {
 		*name = "token-" + time.Now().UTC().Format("20060102T150405Z")
 	}
-	st, err := openStore(ctx, *dataDir)
+	st, err := openStore(ctx, *dataDir, *db)
 	if err != nil {
 		return err
 	}
@@ -127,6 +142,7 @@ func cmdTokenCreate(ctx context.Context, args []string, stdout io.Writer) error 
 func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("pool create", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
+	db := fs.String("db", "", dbUsage)
 	name := fs.String("name", "", "pool name")
 	typ := fs.String("type", "", "agent type: AD, IWA, LDAP, MFA, OPP, RUM or Radius")
 	if err := parseFlags(fs, args); err != nil {
@@ -147,7 +163,7 @@ func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	if !t.Valid() {
 		return usageError{fmt.Sprintf("--type %q: want one of AD, IWA, LDAP, MFA, OPP, RUM, Radius", *typ)}
 	}
-	st, err := openStore(ctx, *dataDir)
+	st, err := openStore(ctx, *dataDir, *db)
 	if err != nil {
 		return err
 	}
@@ -166,6 +182,7 @@ func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
 func cmdClientCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
+	db := fs.String("db", "", dbUsage)
 	pool := fs.String("pool", "", "the pool the client's host belongs to")
 	id := fs.String("id", "", "the client id (default: a new one)")
 	if err := parseFlags(fs, args); err != nil {
@@ -174,7 +191,7 @@ func cmdClientCreate(ctx context.Context, args []string, stdout io.Writer) error
 	if *pool == "" {
 		return usageError{"--pool is required"}
 	}
-	st, err := openStore(ctx, *dataDir)
+	st, err := openStore(ctx, *dataDir, *db)
 	if err != nil {
 		return err
 	}
@@ -190,6 +207,7 @@ func cmdClientCreate(ctx context.Context, args []string, stdout io.Writer) error
 func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("enroll-token create", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
+	db := fs.String("db", "", dbUsage)
 	pool := fs.String("pool", "", "the pool hosts enrolled with the token join")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
 	if err := parseFlags(fs, args); err != nil {
@@ -201,7 +219,7 @@ func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) 
 	if *ttl <= 0 {
 		return usageError{"--ttl must be positive"}
 	}
-	st, err := openStore(ctx, *dataDir)
+	st, err := openStore(ctx, *dataDir, *db)
 	if err != nil {
 		return err
 	}
@@ -217,6 +235,7 @@ func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) 
 func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("release publish", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory")
+	db := fs.String("db", "", dbUsage)
 	var p controlplane.Publish
 	var channel string
 	fs.StringVar(&p.Name, "name", "", "an agent type (AD, LDAP, ...) or poolagent")
@@ -232,8 +251,11 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 	if p.File == "" || p.SignatureFile == "" {
 		return usageError{"--file and --signature are required"}
 	}
+	if *dataDir == "" {
+		return usageError{"--data-dir is required: the artifacts live there, with --db too"}
+	}
 	p.Channel = okta.ReleaseChannel(strings.ToUpper(channel))
-	st, err := openStore(ctx, *dataDir)
+	st, err := openStore(ctx, *dataDir, *db)
 	if err != nil {
 		return err
 	}
@@ -244,4 +266,13 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 	}
 	_, err = fmt.Fprintf(stdout, "%s %s %s/%s %s sha256=%s size=%d\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.SHA256, r.Size)
 	return err
+}
+
+// storeKind names the store for the log, never the URL (it may carry a
+// password).
+func storeKind(db string) string {
+	if db != "" {
+		return "postgres"
+	}
+	return "sqlite"
 }

@@ -11,6 +11,9 @@
 //	poolserver key generate --out PREFIX [--password-file F]
 //	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
 //	poolserver version
+//
+// Every command with --data-dir also takes --db postgres://... to keep the
+// state in PostgreSQL instead of SQLite (the artifacts stay in the data dir).
 package main
 
 import (
@@ -40,6 +43,9 @@ const usage = `usage:
   poolserver key generate --out PREFIX [--password-file F]          # writes PREFIX.key, PREFIX.pub
   poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
   poolserver version
+
+every command with --data-dir also takes --db postgres://USER@HOST:PORT/DB: the state
+  in PostgreSQL instead of SQLite (artifacts stay in --data-dir; see docs/scaling.md)
 
 scopes: okta.agentPools.read, okta.agentPools.manage (manage implies read)
 agent types: AD, IWA, LDAP, MFA, OPP, RUM, Radius`
