@@ -408,6 +408,9 @@ func (h *host) stop() {
 		h.t.Errorf("poolagent did not stop within 60s of SIGTERM")
 	}
 	h.proc = nil
+	if strings.Contains(h.log.String(), "DATA RACE") {
+		h.t.Errorf("the race detector fired in poolagent")
+	}
 	if h.t.Failed() {
 		h.t.Logf("poolagent log:\n%s", h.log.String())
 	}
