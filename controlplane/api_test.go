@@ -18,7 +18,6 @@ import (
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
-	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 )
 
 // fakeClock is a settable clock.
@@ -47,7 +46,7 @@ type env struct {
 func newEnv(t *testing.T, mutate ...func(*controlplane.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir())
+	st, err := openTestStore(ctx, t, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
-	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 )
 
 // fleet is a poolserver with an engine driven by hand and simulated hosts.
@@ -37,7 +36,7 @@ func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
+	st, err := openTestStore(ctx, t, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
