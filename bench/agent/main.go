@@ -215,4 +215,3 @@ func statusField(path, key string) int64 {
 	}
 	return 0
 }
-
