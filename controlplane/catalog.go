@@ -84,10 +84,17 @@ type catalogCache struct {
 const catalogTTL = 2 * time.Second
 
 func (s *Server) catalog(ctx context.Context) (*catalog, error) {
+	return s.loadCatalog(ctx, false)
+}
+
+// loadCatalog returns the snapshot, reading the store when it is older
+// than catalogTTL or when fresh is set (the rollout engine: a release
+// published a moment ago must not fail a rollout as missing).
+func (s *Server) loadCatalog(ctx context.Context, fresh bool) (*catalog, error) {
 	s.cat.mu.Lock()
 	defer s.cat.mu.Unlock()
 	now := s.clock.Now()
-	if s.cat.c != nil && now.Sub(s.cat.fetched) < catalogTTL {
+	if !fresh && s.cat.c != nil && now.Sub(s.cat.fetched) < catalogTTL {
 		return s.cat.c, nil
 	}
 	rs, err := s.store.ListReleases(ctx, "")

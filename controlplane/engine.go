@@ -116,7 +116,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cat, err := s.catalog(ctx)
+	cat, err := s.loadCatalog(ctx, true)
 	if err != nil {
 		return err
 	}

@@ -158,19 +158,31 @@ func (h *Host) KillAll() {
 	}
 }
 
-// Status runs `poolagent status --json` and decodes it into a generic map.
-func (h *Host) Status(ctx context.Context) (map[string]any, error) {
+// AgentStatus is the part of `poolagent status --json` the harness reads.
+type AgentStatus struct {
+	Connected bool `json:"connected"`
+	Agents    []struct {
+		Name, Version, UpdateStatus, UpdateMessage string
+	} `json:"agents"`
+	Jobs []struct {
+		UUID, Name, Version, State, UpdateStatus, Phase, UpdateMessage string
+		Progress                                                       int
+	} `json:"jobs"`
+}
+
+// Status runs `poolagent status --json`.
+func (h *Host) Status(ctx context.Context) (*AgentStatus, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, h.AgentBin, "status", "--config", h.Config, "--json")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("poolagent status (%s): %v: %s", h.Name, err, stderr.String())
 	}
-	var m map[string]any
-	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil {
+	var st AgentStatus
+	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
 		return nil, fmt.Errorf("poolagent status --json (%s): %w", h.Name, err)
 	}
-	return m, nil
+	return &st, nil
 }
 
 // InstalledVersion runs the managed agent's binary with --version.

@@ -21,9 +21,6 @@ import (
 // EnvDSN is the environment variable naming the test server.
 const EnvDSN = "POOLAGENT_TEST_PG"
 
-// Enabled reports whether a test server is configured.
-func Enabled() bool { return os.Getenv(EnvDSN) != "" }
-
 // DSN returns the test server's DSN. Without one the test is skipped, or
 // fails in CI (CI=true), where PostgreSQL tests must never be skipped
 // silently.
