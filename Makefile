@@ -13,7 +13,7 @@ NFPM_VERSION ?= v2.45.0
 DIST      ?= dist
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint vet staticcheck cross packages demo bench soak clean
+.PHONY: all build test lint vet staticcheck cross packages demo demo-api bench soak clean
 
 all: build
 
@@ -54,7 +54,13 @@ $(NFPM):
 packages: $(NFPM)
 	$(GO) run ./packaging/build --version '$(VERSION)' --nfpm '$(NFPM)' --out '$(DIST)'
 
-demo: build
+# The main job, end to end: real poolserver and poolagent processes on
+# 127.0.0.1 roll out a signed release and roll back a bad one.
+demo:
+	$(GO) run ./examples/demo
+
+# A curl walk through the Agent Pools API against a fresh poolserver.
+demo-api: build
 	bash scripts/demo.sh
 
 bench:

@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -338,5 +337,3 @@ func Eventually(ctx context.Context, timeout time.Duration, cond func() (bool, e
 		}
 	}
 }
-
-var _ = sync.Mutex{}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -24,8 +26,10 @@ type Host struct {
 	HealthAddr string
 	Log        string
 	AgentBin   string // the poolagent binary this host runs
+	mu         sync.Mutex
 	cmd        *exec.Cmd
 	done       chan struct{}
+	stopped    atomic.Bool
 }
 
 // HostOptions configure NewHost.
@@ -37,12 +41,24 @@ type HostOptions struct {
 	ServerURL   string
 	Interval    time.Duration // heartbeat interval
 	ExtraConfig string        // appended to the TOML (e.g. a [maintenance] table)
+	Poolagent   string        // the poolagent binary to copy in (default: the built one)
 }
 
 // NewHost lays out a host under dir: install root, state dir, the managed
 // agent's starting binary and poolagent's config.
 func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
-	h := &Host{Name: o.Name, Dir: filepath.Join(dir, o.Name), AgentBin: b.Poolagent}
+	h := &Host{Name: o.Name, Dir: filepath.Join(dir, o.Name)}
+	// Each host runs its own copy of poolagent: a self-update replaces it.
+	h.AgentBin = filepath.Join(h.Dir, "bin", "poolagent")
+	if o.Poolagent == "" {
+		o.Poolagent = b.Poolagent
+	}
+	if err := os.MkdirAll(filepath.Dir(h.AgentBin), 0o755); err != nil {
+		return nil, err
+	}
+	if err := copyFile(o.Poolagent, h.AgentBin, 0o755); err != nil {
+		return nil, err
+	}
 	h.StateDir = filepath.Join(h.Dir, "state")
 	root := filepath.Join(h.Dir, "opt")
 	h.Binary = filepath.Join(root, "ad-agent", "ad-agent")
@@ -112,8 +128,33 @@ func (h *Host) Enroll(ctx context.Context, serverURL, token string) error {
 	return nil
 }
 
-// Start runs `poolagent run` in the background.
+// Start runs `poolagent run` in the background. Like systemd's
+// RestartForceExitStatus, it starts poolagent again when it exits with 10
+// (it replaced its own binary).
 func (h *Host) Start() error {
+	if err := h.start(); err != nil {
+		return err
+	}
+	go h.superviseRestarts()
+	return nil
+}
+
+func (h *Host) superviseRestarts() {
+	for {
+		h.mu.Lock()
+		done, cmd := h.done, h.cmd
+		h.mu.Unlock()
+		<-done
+		if h.stopped.Load() || cmd.ProcessState.ExitCode() != 10 {
+			return
+		}
+		if err := h.start(); err != nil {
+			return
+		}
+	}
+}
+
+func (h *Host) start() error {
 	logf, err := os.OpenFile(h.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -127,35 +168,50 @@ func (h *Host) Start() error {
 		logf.Close()
 		return fmt.Errorf("start poolagent %s: %w", h.Name, err)
 	}
-	h.cmd, h.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(h.done) }()
+	done := make(chan struct{})
+	h.mu.Lock()
+	h.cmd, h.done = cmd, done
+	h.mu.Unlock()
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
 	return nil
 }
 
-// Exited reports whether the poolagent process has exited, and its code.
-func (h *Host) Exited() (bool, int) {
-	select {
-	case <-h.done:
-		return true, h.cmd.ProcessState.ExitCode()
-	default:
-		return false, 0
-	}
+func (h *Host) current() (*exec.Cmd, chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cmd, h.done
 }
 
 // Stop sends SIGTERM to poolagent and waits.
-func (h *Host) Stop() error { return stopProcess(h.cmd, h.done, syscall.SIGTERM) }
+func (h *Host) Stop() error {
+	h.stopped.Store(true)
+	cmd, done := h.current()
+	return stopProcess(cmd, done, syscall.SIGTERM)
+}
 
 // Kill sends SIGKILL to poolagent alone (its supervised agent lives on, as
 // after a crash of the daemon) and waits.
-func (h *Host) Kill() error { return stopProcess(h.cmd, h.done, syscall.SIGKILL) }
+func (h *Host) Kill() error {
+	h.stopped.Store(true)
+	cmd, done := h.current()
+	return stopProcess(cmd, done, syscall.SIGKILL)
+}
 
 // KillAll kills poolagent's whole process group (the daemon and the agent
 // it supervises), as a power loss would.
 func (h *Host) KillAll() {
-	if h.cmd != nil && h.cmd.Process != nil {
-		_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
-		<-h.done
+	h.stopped.Store(true)
+	cmd, done := h.current()
+	if cmd != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
+}
+
+// Restart starts a stopped or killed poolagent again.
+func (h *Host) Restart() error {
+	h.stopped.Store(false)
+	return h.Start()
 }
 
 // AgentStatus is the part of `poolagent status --json` the harness reads.
