@@ -216,7 +216,8 @@ func (h *Host) Restart() error {
 
 // AgentStatus is the part of `poolagent status --json` the harness reads.
 type AgentStatus struct {
-	Connected bool `json:"connected"`
+	Version   string `json:"version"` // poolagent's own
+	Connected bool   `json:"connected"`
 	Agents    []struct {
 		Name, Version, UpdateStatus, UpdateMessage string
 	} `json:"agents"`

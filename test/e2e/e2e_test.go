@@ -1,0 +1,381 @@
+// Package e2e_test runs the whole system as real processes: poolserver,
+// poolagents as simulated hosts, and the sample managed agent, on
+// 127.0.0.1 (see internal/e2e). It asserts the demo's scenarios and the
+// failure cases an operator meets: windows, pause and resume, stop, a
+// poolagent killed mid-update, a poolserver restarted mid-rollout, and
+// poolagent updating itself.
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/internal/e2e"
+)
+
+var (
+	bins    *e2e.Bins
+	samples = map[string]string{}
+	agentV2 string // poolagent stamped 1.0.0 (the hosts run 0.9.0)
+)
+
+func TestMain(m *testing.M) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		fmt.Println("e2e tests run on Linux and macOS only")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "poolagent-e2e")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		ctx := context.Background()
+		if bins, err = e2e.Build(ctx, dir, "0.9.0"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+			if samples[v], err = bins.BuildSample(ctx, v, v != "1.2.0"); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		agentV2 = dir + "/poolagent-1.0.0"
+		if err := bins.BuildAgent(ctx, agentV2, "1.0.0"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// fleet is one poolserver, its signing keys, an AD pool and n hosts at
+// sample agent 1.0.0, all heartbeating.
+type fleet struct {
+	t     *testing.T
+	ctx   context.Context
+	srv   *e2e.Server
+	keys  e2e.Keys
+	pool  string
+	hosts []*e2e.Host
+}
+
+func newFleet(t *testing.T, n int) *fleet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	srv, err := e2e.StartServer(ctx, bins, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, ctx: ctx, srv: srv}
+	t.Cleanup(func() {
+		for _, h := range f.hosts {
+			h.KillAll()
+		}
+		_ = srv.Stop()
+		if t.Failed() {
+			for _, h := range f.hosts {
+				t.Logf("--- %s poolagent log tail:\n%s", h.Name, h.LogTail(3000))
+			}
+		}
+	})
+	if f.keys, err = srv.GenerateKeys(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		if err := srv.Publish(ctx, f.keys, "AD", v, runtime.GOOS, runtime.GOARCH, samples[v], "GA"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.pool, err = srv.CLI(ctx, "pool", "create", "--name", "ad", "--type", "AD"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		f.addHost(fmt.Sprintf("dc%d", i), "")
+	}
+	f.waitAgents(n)
+	return f
+}
+
+func (f *fleet) addHost(name, poolagent string) *e2e.Host {
+	f.t.Helper()
+	h, err := e2e.NewHost(bins, f.t.TempDir(), e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
+		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, Poolagent: poolagent})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tok, err := f.srv.CLI(f.ctx, "enroll-token", "create", "--pool", f.pool)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := h.Enroll(f.ctx, f.srv.URL, tok); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.hosts = append(f.hosts, h)
+	return h
+}
+
+func (f *fleet) waitAgents(n int) {
+	f.t.Helper()
+	f.eventually(30*time.Second, "hosts check in", func() (bool, error) {
+		var pools []okta.AgentPool
+		if _, err := f.srv.API(f.ctx, "GET", "/api/v1/agentPools", "", &pools); err != nil {
+			return false, err
+		}
+		return len(pools) == 1 && len(pools[0].Agents) == n, nil
+	})
+}
+
+func (f *fleet) eventually(timeout time.Duration, what string, cond func() (bool, error)) {
+	f.t.Helper()
+	if err := e2e.Eventually(f.ctx, timeout, cond); err != nil {
+		f.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (f *fleet) api(method, path, body string, out any) {
+	f.t.Helper()
+	if _, err := f.srv.API(f.ctx, method, path, body, out); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fleet) create(body string) string {
+	f.t.Helper()
+	var u okta.AgentPoolUpdate
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates", body, &u)
+	return u.ID
+}
+
+func (f *fleet) update(id string) okta.AgentPoolUpdate {
+	f.t.Helper()
+	u, err := f.srv.Update(f.ctx, f.pool, id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+func (f *fleet) waitStatus(id string, want okta.AgentUpdateJobStatus) okta.AgentPoolUpdate {
+	f.t.Helper()
+	var u okta.AgentPoolUpdate
+	f.eventually(90*time.Second, "update "+string(want), func() (bool, error) {
+		u = f.update(id)
+		return u.Status == want, nil
+	})
+	return u
+}
+
+// versions returns what each host's installed agent binary says.
+func (f *fleet) versions() []string {
+	f.t.Helper()
+	var out []string
+	for _, h := range f.hosts {
+		v, err := h.InstalledVersion(f.ctx)
+		if err != nil {
+			f.t.Fatalf("%s: the installed agent does not run: %v", h.Name, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func count(u okta.AgentPoolUpdate, s okta.AgentUpdateInstanceStatus) int {
+	n := 0
+	for _, a := range u.Agents {
+		if a.UpdateStatus == s {
+			n++
+		}
+	}
+	return n
+}
+
+// openNow is a schedule whose window opened a minute ago and lasts an hour.
+func openNow() string {
+	t := time.Now().UTC().Add(-time.Minute)
+	return fmt.Sprintf(`{"cron":"%d %d %d * *","timezone":"UTC","duration":60,"delay":0}`, t.Minute(), t.Hour(), t.Day())
+}
+
+func TestRolloutThenRollback(t *testing.T) {
+	f := newFleet(t, 3)
+	id := f.create(`{"targetVersion":"1.1.0","schedule":` + openNow() + `}`)
+	u := f.waitStatus(id, okta.JobSuccess)
+	if count(u, okta.InstanceSuccess) != 3 {
+		t.Errorf("agents = %+v", u.Agents)
+	}
+	for _, a := range u.Agents {
+		if a.Version != "1.1.0" {
+			t.Errorf("agent %s reports version %s", a.Name, a.Version)
+		}
+	}
+	if got := strings.Join(f.versions(), ","); got != "1.1.0,1.1.0,1.1.0" {
+		t.Errorf("installed = %s", got)
+	}
+	// A release whose health check fails: every host tries, fails, rolls back.
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/settings", `{"continueOnError":true}`, nil)
+	id = f.create(`{"targetVersion":"1.2.0"}`)
+	u = f.waitStatus(id, okta.JobFailed)
+	for _, a := range u.Agents {
+		if a.UpdateStatus != okta.InstanceFailed || !strings.Contains(a.UpdateMessage, "HEALTH") {
+			t.Errorf("agent %s: %s %q", a.Name, a.UpdateStatus, a.UpdateMessage)
+		}
+	}
+	if got := strings.Join(f.versions(), ","); got != "1.1.0,1.1.0,1.1.0" {
+		t.Errorf("after the bad release, installed = %s (want every host rolled back to 1.1.0)", got)
+	}
+}
+
+func TestScheduledUpdateWaitsForItsWindow(t *testing.T) {
+	f := newFleet(t, 1)
+	// Eligible 30 days after the release: nothing happens now.
+	id := f.create(`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 * * 2#1","timezone":"UTC","delay":30}}`)
+	time.Sleep(4 * time.Second) // several heartbeats and ticks
+	if u := f.update(id); u.Status != okta.JobScheduled || u.Agents[0].UpdateStatus != okta.InstanceScheduled {
+		t.Fatalf("before the window: %s %+v", u.Status, u.Agents)
+	}
+	if v := f.versions()[0]; v != "1.0.0" {
+		t.Fatalf("installed %s before the window", v)
+	}
+	// Move the window to now: the update runs.
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id, `{"schedule":`+openNow()+`}`, nil)
+	f.waitStatus(id, okta.JobSuccess)
+	if v := f.versions()[0]; v != "1.1.0" {
+		t.Errorf("installed %s in the window", v)
+	}
+}
+
+func TestPauseAndResumeMidRollout(t *testing.T) {
+	f := newFleet(t, 3)
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/pause", "", nil)
+	time.Sleep(4 * time.Second)
+	u := f.update(id)
+	if u.Status != okta.JobPaused {
+		t.Fatalf("status %s after pause", u.Status)
+	}
+	// At most the host already running when paused finishes; the last one waits.
+	if done := count(u, okta.InstanceSuccess); done > 2 || u.Agents[2].UpdateStatus != okta.InstanceScheduled {
+		t.Errorf("while paused: %d done, agents %+v", done, u.Agents)
+	}
+	if v := f.versions()[2]; v != "1.0.0" {
+		t.Errorf("the last host was updated while paused: %s", v)
+	}
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/resume", "", nil)
+	f.waitStatus(id, okta.JobSuccess)
+	if got := strings.Join(f.versions(), ","); got != "1.1.0,1.1.0,1.1.0" {
+		t.Errorf("installed = %s", got)
+	}
+}
+
+func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
+	f := newFleet(t, 3)
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/stop", "", nil)
+	var u okta.AgentPoolUpdate
+	f.eventually(30*time.Second, "agents settle", func() (bool, error) {
+		u = f.update(id)
+		return count(u, okta.InstanceSuccess)+count(u, okta.InstanceCancelled) == 3, nil
+	})
+	if u.Status != okta.JobCancelled || u.Agents[2].UpdateStatus != okta.InstanceCancelled {
+		t.Errorf("after stop: %s %+v", u.Status, u.Agents)
+	}
+	vs := f.versions()
+	for i, a := range u.Agents {
+		want := "1.0.0"
+		if a.UpdateStatus == okta.InstanceSuccess {
+			want = "1.1.0"
+		}
+		if vs[i] != want {
+			t.Errorf("host %d is %s on disk, %s in the API", i, vs[i], a.UpdateStatus)
+		}
+	}
+}
+
+func TestPoolagentKilledMidUpdateConverges(t *testing.T) {
+	f := newFleet(t, 1)
+	h := f.hosts[0]
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	// Kill the daemon and its agent (as a power loss would) once the job
+	// is past the download.
+	f.eventually(60*time.Second, "job in progress", func() (bool, error) {
+		st, err := h.Status(f.ctx)
+		if err != nil {
+			return false, nil
+		}
+		for _, j := range st.Jobs {
+			if j.Phase == "swap" || j.Phase == "health" || j.Phase == "verify" || j.Progress >= 50 {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	h.KillAll()
+	if _, err := h.InstalledVersion(f.ctx); err != nil {
+		t.Fatalf("after SIGKILL the installed binary does not run: %v", err)
+	}
+	if err := h.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus(id, okta.JobSuccess)
+	if v := f.versions()[0]; v != "1.1.0" {
+		t.Errorf("converged to %s", v)
+	}
+}
+
+func TestPoolserverRestartedMidRolloutLosesNothing(t *testing.T) {
+	f := newFleet(t, 3)
+	id := f.create(`{"name":"keep me","targetVersion":"1.1.0"}`)
+	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
+	if err := f.srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Start(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := f.waitStatus(id, okta.JobSuccess)
+	if u.Name != "keep me" || count(u, okta.InstanceSuccess) != 3 {
+		t.Errorf("after the restart: %+v", u)
+	}
+	var list []okta.AgentPoolUpdate
+	f.api("GET", "/api/v1/agentPools/"+f.pool+"/updates", "", &list)
+	if len(list) != 1 {
+		t.Errorf("%d updates after the restart", len(list))
+	}
+	if got := strings.Join(f.versions(), ","); got != "1.1.0,1.1.0,1.1.0" {
+		t.Errorf("installed = %s", got)
+	}
+}
+
+func TestPoolagentUpdatesItself(t *testing.T) {
+	f := newFleet(t, 1)
+	h := f.hosts[0]
+	st, err := h.Status(f.ctx)
+	if err != nil || st.Version != "0.9.0" {
+		t.Fatalf("before: %+v %v", st, err)
+	}
+	if err := f.srv.Publish(f.ctx, f.keys, "poolagent", "1.0.0", runtime.GOOS, runtime.GOARCH, agentV2, "GA"); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually(90*time.Second, "poolagent 1.0.0 heartbeating", func() (bool, error) {
+		st, err := h.Status(f.ctx)
+		return err == nil && st.Version == "1.0.0" && st.Connected, nil
+	})
+	// It keeps heartbeating with the new version: an update still works.
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	f.waitStatus(id, okta.JobSuccess)
+}
