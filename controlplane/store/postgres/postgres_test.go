@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/controlplane/store/postgres"
 	"github.com/poolagent/poolagent/controlplane/store/postgres/pgtest"
+	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 	"github.com/poolagent/poolagent/controlplane/store/storetest"
 )
 
@@ -184,5 +188,68 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 		if !strings.Contains(err.Error(), "PostgreSQL") {
 			t.Errorf("Open error does not say what failed: %v", err)
 		}
+	}
+}
+
+// TestSchemaMatchesSQLite checks that the two backends' migrations build
+// the same tables with the same columns.
+func TestSchemaMatchesSQLite(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewSchema(t)
+	pg, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Close()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name || '.' || column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgCols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	lite, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lite.Close()
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lrows, err := db.QueryContext(ctx, `SELECT m.name || '.' || p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lrows.Close()
+	var liteCols []string
+	for lrows.Next() {
+		var c string
+		if err := lrows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		liteCols = append(liteCols, c)
+	}
+	if err := lrows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(pgCols)
+	slices.Sort(liteCols)
+	if !slices.Equal(pgCols, liteCols) {
+		t.Errorf("schemas differ:\nPostgreSQL: %v\nSQLite:     %v", pgCols, liteCols)
+	}
+	if len(pgCols) < 50 {
+		t.Errorf("only %d columns found: %v", len(pgCols), pgCols)
 	}
 }
