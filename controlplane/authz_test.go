@@ -26,7 +26,9 @@ func TestAuthzMatrix(t *testing.T) {
 	}
 	pool := "/api/v1/agentPools/" + f.pool.ID
 	// A fresh update per manage call, so each lifecycle call is legal.
-	newUpdate := func() string { return f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *"}}`).ID }
+	newUpdate := func() string {
+		return f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *"}}`).ID
+	}
 
 	creds := []string{"none", "bad", "expired", "read", "manage", "client", "enroll"}
 	auth := func(kind string) string {

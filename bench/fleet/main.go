@@ -182,7 +182,6 @@ type fixture struct {
 	pool   *store.Pool
 	token  string
 	hosts  []simHost
-	bodies [][]byte
 }
 
 // setup registers a pool and N clients directly in a fresh data dir.
