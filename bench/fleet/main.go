@@ -178,10 +178,10 @@ type simHost struct {
 }
 
 type fixture struct {
-	dir    string
-	pool   *store.Pool
-	token  string
-	hosts  []simHost
+	dir   string
+	pool  *store.Pool
+	token string
+	hosts []simHost
 }
 
 // setup registers a pool and N clients directly in a fresh data dir.
