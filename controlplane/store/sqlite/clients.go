@@ -92,11 +92,13 @@ func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Clie
 	return out, rows.Err()
 }
 
-// ApplyHeartbeats writes a batch of heartbeats in one transaction.
+// ApplyHeartbeats writes a batch of heartbeats in one transaction. Its
+// statements are prepared once, on the writer connection, at Open.
 func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		st := db.hb.in(ctx, tx)
 		for i := range hbs {
-			if err := applyHeartbeat(ctx, tx, &hbs[i]); err != nil {
+			if err := st.apply(ctx, &hbs[i]); err != nil {
 				return fmt.Errorf("heartbeat of client %s: %w", hbs[i].ClientID, err)
 			}
 		}
@@ -104,33 +106,75 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 	})
 }
 
-func applyHeartbeat(ctx context.Context, tx *sql.Tx, hb *store.Heartbeat) error {
-	seen := ms(hb.Seen)
-	if hb.Facts != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE clients SET type = ?, hostname = ?, status = ?, os = ?, arch = ?, agent_version = ?, facts = ?,
-			last_seen = max(last_seen, ?) WHERE id = ?`, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID); err != nil {
-			return err
-		}
-	} else if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`, seen, hb.ClientID); err != nil {
-		return err
-	}
-	for _, a := range hb.Agents {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
+// hbStmts are the prepared statements of one heartbeat batch.
+type hbStmts struct {
+	facts, seen, agent, job, progress *sql.Stmt
+}
+
+// in binds the prepared statements to a transaction (on the one writer
+// connection they were prepared on, so nothing is prepared again).
+func (st *hbStmts) in(ctx context.Context, tx *sql.Tx) *hbStmts {
+	return &hbStmts{facts: tx.StmtContext(ctx, st.facts), seen: tx.StmtContext(ctx, st.seen), agent: tx.StmtContext(ctx, st.agent),
+		job: tx.StmtContext(ctx, st.job), progress: tx.StmtContext(ctx, st.progress)}
+}
+
+func prepareHeartbeat(ctx context.Context, tx interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}) (*hbStmts, error) {
+	var st hbStmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.facts, `UPDATE clients SET type = ?, hostname = ?, status = ?, os = ?, arch = ?, agent_version = ?, facts = ?,
+			last_seen = max(last_seen, ?) WHERE id = ?`},
+		{&st.seen, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`},
+		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
 				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
-				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`,
-			store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen); err != nil {
+				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`},
+		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ? WHERE job_id = ?`},
+		{&st.progress, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ?`},
+	} {
+		s, err := tx.PrepareContext(ctx, p.sql)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("prepare heartbeat statements: %w", err)
+		}
+		*p.dst = s
+	}
+	return &st, nil
+}
+
+func (st *hbStmts) close() {
+	for _, s := range []*sql.Stmt{st.facts, st.seen, st.agent, st.job, st.progress} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat) error {
+	seen := ms(hb.Seen)
+	if hb.Facts != "" {
+		if _, err := st.facts.ExecContext(ctx, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID); err != nil {
+			return err
+		}
+	} else if _, err := st.seen.ExecContext(ctx, seen, hb.ClientID); err != nil {
+		return err
+	}
+	for _, a := range hb.Agents {
+		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen); err != nil {
 			return fmt.Errorf("agent %s: %w", a.AgentName, err)
 		}
 	}
 	for _, j := range hb.Jobs {
 		var err error
 		if j.Status != "" {
-			_, err = tx.ExecContext(ctx, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ? WHERE job_id = ?`,
-				j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID)
+			_, err = st.job.ExecContext(ctx, j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID)
 		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ?`, j.Progress, j.Phase, j.JobID)
+			_, err = st.progress.ExecContext(ctx, j.Progress, j.Phase, j.JobID)
 		}
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.JobID, err)

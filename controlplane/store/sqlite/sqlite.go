@@ -35,8 +35,9 @@ const FileName = "poolserver.db"
 
 // DB is the SQLite store.
 type DB struct {
-	w *sql.DB // one connection, BEGIN IMMEDIATE
-	r *sql.DB // readers
+	w  *sql.DB // one connection, BEGIN IMMEDIATE
+	r  *sql.DB // readers
+	hb *hbStmts
 }
 
 var _ store.Store = (*DB)(nil)
@@ -71,11 +72,18 @@ func OpenFile(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
+	if db.hb, err = prepareHeartbeat(ctx, db.w); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	if db.hb != nil {
+		db.hb.close()
+	}
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
