@@ -259,6 +259,7 @@ func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]
 			t := sc.LastUpdated.UTC()
 			v.Schedule.LastUpdated = &t
 		}
+		v.NextWindow = s.nextWindow(r.Context(), u, cat)
 	}
 	for _, ua := range u.Agents {
 		av := okta.Agent{ID: ua.AgentID, PoolID: u.PoolID, Type: u.AgentType}

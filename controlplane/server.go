@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/controlplane/ui"
 	"go.uber.org/zap"
 )
 
@@ -172,6 +174,9 @@ func (s *Server) routes() http.Handler {
 	// (ServeMux's own 405 is plain text).
 	served := map[string]map[string]bool{}
 	for _, rt := range routes {
+		if rt.method == "GET" && strings.HasPrefix(rt.path, "/api/v1/") {
+			rt.h = withETag(rt.h) // ETag and 304 for pollers (docs/api.md)
+		}
 		mux.Handle(rt.method+" "+rt.path, rt.h)
 		if served[rt.path] == nil {
 			served[rt.path] = map[string]bool{}
@@ -189,6 +194,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /ui/", ui.Handler()) // the dashboard (docs/dashboard.md)
 	mux.HandleFunc("/beta/", func(w http.ResponseWriter, r *http.Request) {
 		spNotFound(w, "no such endpoint: "+r.URL.Path)
 	})

@@ -174,6 +174,17 @@ type AgentPoolUpdate struct {
 	// AllowDowngrade is an extension, present only when true: the update
 	// may install a version below the installed one.
 	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+	// NextWindow is a read-only extension, present only on a scheduled
+	// update that is Scheduled, InProgress, Paused or Failed: its current
+	// maintenance window while open, else the next one.
+	NextWindow *UpdateWindow `json:"nextWindow,omitempty"`
+}
+
+// UpdateWindow is one maintenance window of a scheduled update
+// (extension): it opens at Start and closes at Finish, both in UTC.
+type UpdateWindow struct {
+	Start  time.Time `json:"start"`
+	Finish time.Time `json:"finish"`
 }
 
 // AgentPoolUpdateSetting is a pool's automatic update settings.

@@ -1,0 +1,449 @@
+// poolserver dashboard: polls the Agent Pools API with If-None-Match and
+// renders pools, agents and updates; no framework, no build step.
+// docs/dashboard.md describes what it shows and why.
+"use strict";
+(() => {
+  const TOKEN_KEY = "poolserver.token";
+  const API = "/api/v1/agentPools";
+  const POLL_MS = 2000; // updates of the selected pool
+  const POOLS_EVERY = 2; // the pools list every 2nd poll (it carries every agent)
+  const MAX_ROWS = 500; // agents rendered at once; the filters narrow the rest
+  const TYPES = ["AD", "IWA", "LDAP", "MFA", "OPP", "RUM", "Radius"];
+  // The lifecycle actions offered per update status (docs/lifecycle.md);
+  // the API stays the judge and its refusals are shown as they come.
+  const ACTIONS = {
+    Scheduled: ["pause", "stop"], InProgress: ["pause", "stop"], Paused: ["resume", "stop"],
+    Failed: ["retry"], Cancelled: ["retry"], Success: [],
+  };
+  const COUNTS = ["Success", "InProgress", "Failed", "Cancelled", "Scheduled"];
+
+  const $ = (id) => document.getElementById(id);
+  const state = { pools: [], selected: sessionStorage.getItem("poolserver.pool") || "", updates: [], settings: null, ticks: 0 };
+  const openDetails = new Set();
+  const etags = new Map(); // GET path -> {etag, data, link}
+  let refreshing = false;
+
+  // el builds an element; strings become text nodes (never HTML).
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const k of kids.flat()) {
+      if (k !== undefined && k !== null && k !== false) e.append(k instanceof Node ? k : String(k));
+    }
+    return e;
+  }
+
+  class ApiError extends Error {
+    constructor(status, body, text) {
+      super((body && body.errorSummary) || `HTTP ${status}: ${text || "no body"}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+
+  // api calls the Agent Pools API with the session's token. A GET sends
+  // the ETag of its last reply; a 304 returns that reply with changed=false.
+  async function api(method, path, body) {
+    const headers = { Authorization: "SSWS " + token(), Accept: "application/json" };
+    const cached = method === "GET" ? etags.get(path) : undefined;
+    if (cached) headers["If-None-Match"] = cached.etag;
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, init);
+    if (resp.status === 304 && cached) return { data: cached.data, link: cached.link, changed: false };
+    const text = await resp.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+    if (!resp.ok) throw new ApiError(resp.status, data, text);
+    const link = resp.headers.get("Link") || "";
+    const etag = resp.headers.get("ETag");
+    if (method === "GET" && etag) etags.set(path, { etag, data, link });
+    return { data, link, changed: true };
+  }
+
+  // nextPath returns the path of a Link header's rel="next", or "".
+  function nextPath(link) {
+    const m = /<([^>]+)>\s*;\s*rel="next"/.exec(link || "");
+    if (!m) return "";
+    const u = new URL(m[1], location.href);
+    return u.pathname + u.search;
+  }
+
+  // ---- messages ----
+
+  function say(msg) { $("live").textContent = msg; }
+
+  function showError(err, what) {
+    const box = $("error");
+    box.replaceChildren();
+    const b = err && err.body;
+    const head = el("p", {}, el("strong", {}, what ? what + " failed: " : "Error: "), err.message || String(err));
+    if (b && b.errorCode) head.append(` (${b.errorCode}, HTTP ${err.status})`);
+    box.append(head);
+    if (b && Array.isArray(b.errorCauses) && b.errorCauses.length) {
+      box.append(el("ul", {}, b.errorCauses.map((c) => el("li", {}, c.errorSummary))));
+    }
+    box.append(el("button", { type: "button", onclick: clearError }, "Dismiss"));
+    box.hidden = false;
+  }
+
+  function clearError() {
+    $("error").hidden = true;
+    $("error").replaceChildren();
+  }
+
+  // ---- formatting ----
+
+  function fmtTime(iso) {
+    if (!iso) return "never";
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  }
+
+  function ago(iso) {
+    if (!iso) return "";
+    const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+    if (s < 60) return `${Math.max(s, 0)} s ago`;
+    if (s < 3600) return `${Math.round(s / 60)} min ago`;
+    if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+    return `${Math.round(s / 86400)} d ago`;
+  }
+
+  const status = (word) => el("span", { class: "st st-" + (word || "none") }, word || "unknown");
+
+  function timeCell(iso) {
+    if (!iso) return el("td", {}, "never");
+    return el("td", {}, el("time", { datetime: iso }, fmtTime(iso)), " ", el("span", { class: "help" }, `(${ago(iso)})`));
+  }
+
+  // ---- focus and open state survive re-rendering ----
+
+  function focusKey() {
+    const a = document.activeElement;
+    return a && a.dataset ? a.dataset.key || "" : "";
+  }
+
+  function restoreFocus(key) {
+    if (!key || focusKey() === key) return;
+    const e = document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+    if (e) e.focus();
+  }
+
+  // ---- pools and agents ----
+
+  function filters() {
+    return {
+      type: $("f-type").value, status: $("f-status").value, version: $("f-version").value,
+      q: $("f-search").value.trim().toLowerCase(),
+    };
+  }
+
+  function agentMatches(a, f) {
+    return (!f.status || a.operationalStatus === f.status) && (!f.version || a.version === f.version) &&
+      (!f.q || (a.name || "").toLowerCase().includes(f.q));
+  }
+
+  function fillVersions() {
+    const sel = $("f-version");
+    const cur = sel.value;
+    const versions = new Set();
+    for (const p of state.pools) for (const a of p.agents) if (a.version) versions.add(a.version);
+    const sorted = [...versions].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
+    if (cur && !versions.has(cur)) sorted.push(cur);
+    sel.replaceChildren(el("option", { value: "" }, "All versions"), ...sorted.map((v) => el("option", { value: v }, v)));
+    sel.value = cur;
+  }
+
+  function renderPools() {
+    const key = focusKey();
+    const f = filters();
+    const pools = state.pools.filter((p) => !f.type || p.type === f.type);
+    const rows = [];
+    const agents = [];
+    let matching = 0;
+    for (const p of pools) {
+      const shown = p.agents.filter((a) => agentMatches(a, f));
+      matching += shown.length;
+      for (const a of shown) if (agents.length < MAX_ROWS) agents.push([p, a]);
+      const sel = p.id === state.selected;
+      rows.push(el("tr", { "data-id": p.id, class: sel ? "selected" : "" },
+        el("th", { scope: "row" }, p.name),
+        el("td", {}, p.type),
+        el("td", {}, status(p.operationalStatus)),
+        el("td", {}, `${shown.length} of ${p.agents.length}`),
+        el("td", {}, el("button", {
+          type: "button", "data-key": "pool:" + p.id, "aria-pressed": String(sel),
+          "aria-label": `Show updates of pool ${p.name}`, onclick: () => selectPool(p.id),
+        }, sel ? "Shown" : "Show updates"))));
+    }
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5 }, state.pools.length ? "No pool matches the filters." : "No pools yet.")));
+    $("pools").tBodies[0].replaceChildren(...rows);
+
+    const arows = agents.map(([p, a]) => el("tr", { "data-id": a.id },
+      el("th", { scope: "row" }, a.name || a.id),
+      el("td", {}, p.name),
+      el("td", {}, a.version || "unknown"),
+      el("td", {}, status(a.operationalStatus)),
+      timeCell(a.lastConnection),
+      el("td", {}, a.isLatestGAedVersion === true ? "yes" : a.isLatestGAedVersion === false ? "no" : "unknown")));
+    if (!arows.length) arows.push(el("tr", {}, el("td", { colspan: 6 }, "No agent matches the filters.")));
+    $("agents").tBodies[0].replaceChildren(...arows);
+    $("agents-note").textContent = matching > MAX_ROWS
+      ? `Showing the first ${MAX_ROWS} of ${matching} matching agents; narrow the filters or search to see others.`
+      : `${matching} matching agent${matching === 1 ? "" : "s"}.`;
+    restoreFocus(key);
+  }
+
+  function selectPool(id) {
+    state.selected = id;
+    sessionStorage.setItem("poolserver.pool", id);
+    state.updates = [];
+    state.settings = null;
+    renderPools();
+    renderUpdates();
+    refresh().then(() => $("updates-h").focus());
+  }
+
+  // ---- updates ----
+
+  function scheduleText(sc) {
+    if (!sc || !sc.cron) return "none: runs as soon as it is created or resumed";
+    const parts = [`cron ${sc.cron}`, sc.timezone || "UTC", `${sc.duration || 120} min window`];
+    if (sc.delay) parts.push(`${sc.delay} day${sc.delay === 1 ? "" : "s"} after release`);
+    return parts.join(", ");
+  }
+
+  function countAgents(u) {
+    const c = Object.fromEntries(COUNTS.map((k) => [k, 0]));
+    for (const a of u.agents) {
+      const s = a.updateStatus === "PendingCompletion" ? "InProgress" : a.updateStatus;
+      if (s in c) c[s]++;
+    }
+    return c;
+  }
+
+  function progress(u) {
+    const c = countAgents(u);
+    const total = u.agents.length;
+    const bar = el("div", { class: "bar", "aria-hidden": "true" },
+      COUNTS.filter((k) => c[k]).map((k) => {
+        const seg = el("span", { class: "seg seg-" + k });
+        seg.style.flexGrow = String(c[k]); // CSSOM: allowed by the CSP, a style attribute is not
+        return seg;
+      }));
+    const summary = el("p", { class: "progress-text" }, `${c.Success} of ${total} agent${total === 1 ? "" : "s"} Success`);
+    const list = el("ul", { class: "counts" }, COUNTS.map((k) =>
+      el("li", { "data-count": k }, el("span", { class: "key key-" + k, "aria-hidden": "true" }), `${k} `, el("strong", {}, String(c[k])))));
+    return [summary, bar, list];
+  }
+
+  function updateTitle(u) { return u.name || `Update ${u.id}`; }
+
+  function renderUpdate(u) {
+    const title = updateTitle(u);
+    const hid = "u-" + u.id;
+    const nw = u.nextWindow;
+    const info = el("dl", { class: "facts" },
+      el("dt", {}, "Status"), el("dd", { class: "status" }, status(u.status), u.enabled ? "" : " (deactivated)"),
+      el("dt", {}, "Target version"), el("dd", {}, u.targetVersion || "the pool's latest version"),
+      el("dt", {}, "Schedule"), el("dd", {}, scheduleText(u.schedule)),
+      el("dt", {}, "Next window"), el("dd", { class: "next-window" }, nw
+        ? [el("time", { datetime: nw.start }, fmtTime(nw.start)), " to ", el("time", { datetime: nw.finish }, fmtTime(nw.finish))]
+        : (u.schedule ? "none pending" : "always open (no schedule)")),
+      u.schedule && u.schedule.lastUpdated ? [el("dt", {}, "Last run finished"), el("dd", {}, fmtTime(u.schedule.lastUpdated))] : null);
+    const actions = el("div", { class: "actions" }, (ACTIONS[u.status] || []).map((a) => el("button", {
+      type: "button", "data-key": `act:${u.id}:${a}`, "data-action": a, "aria-label": `${cap(a)} update ${title}`,
+      onclick: (ev) => act(u, a, ev.currentTarget),
+    }, cap(a))));
+    const rows = u.agents.map((a) => el("tr", {},
+      el("th", { scope: "row" }, a.name || a.id), el("td", {}, a.version || "unknown"),
+      el("td", { class: "update-status" }, status(a.updateStatus)), el("td", {}, a.updateMessage || "")));
+    const details = el("details", { "data-key": "det:" + u.id, open: openDetails.has(u.id) },
+      el("summary", {}, `Agents (${u.agents.length})`),
+      el("div", { class: "scroll" }, el("table", {},
+        el("caption", {}, `Agents of ${title}`),
+        el("thead", {}, el("tr", {}, ["Host name", "Version", "Update status", "Update message"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4 }, "No agents."))))));
+    details.addEventListener("toggle", () => { if (details.open) openDetails.add(u.id); else openDetails.delete(u.id); });
+    return el("article", { class: "update", "data-id": u.id, "data-status": u.status, "aria-labelledby": hid },
+      el("h3", { id: hid }, title, " ", el("span", { class: "help" }, `(${u.id})`)),
+      info, progress(u), actions, details);
+  }
+
+  const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+  function renderUpdates() {
+    const sec = $("updates-section");
+    const pool = state.pools.find((p) => p.id === state.selected);
+    if (!state.selected || (!pool && state.pools.length)) {
+      sec.hidden = true;
+      return;
+    }
+    sec.hidden = false;
+    const key = focusKey();
+    $("updates-h").textContent = `Updates of pool ${pool ? pool.name : state.selected}`;
+    const s = state.settings;
+    $("settings").textContent = s
+      ? `Latest version ${s.latestVersion || "none published"}; channel ${s.releaseChannel}; at most ${s.maxUnavailable || 1} agent(s) updating at once; ` +
+        `continue on error: ${s.continueOnError ? "yes" : "no"}.`
+      : "";
+    const list = state.updates.slice().reverse(); // newest first
+    $("updates").replaceChildren(...(list.length ? list.map(renderUpdate) : [el("p", {}, "No updates in this pool.")]));
+    restoreFocus(key);
+  }
+
+  async function act(u, action, button) {
+    clearError();
+    button.disabled = true;
+    try {
+      const r = await api("POST", `${API}/${enc(state.selected)}/updates/${enc(u.id)}/${action}`);
+      say(`${cap(action)}: ${updateTitle(r.data)} is now ${r.data.status}.`);
+    } catch (err) {
+      showError(err, `${cap(action)} ${updateTitle(u)}`);
+    } finally {
+      button.disabled = false;
+    }
+    await refresh();
+  }
+
+  async function create(ev) {
+    ev.preventDefault();
+    clearError();
+    const form = ev.currentTarget;
+    const v = (n) => form.elements[n].value.trim();
+    const body = {};
+    if (v("targetVersion")) body.targetVersion = v("targetVersion");
+    if (v("name")) body.name = v("name");
+    if (v("cron")) {
+      body.schedule = { cron: v("cron") };
+      if (v("timezone")) body.schedule.timezone = v("timezone");
+      if (v("duration")) body.schedule.duration = Number(v("duration"));
+      if (v("delay")) body.schedule.delay = Number(v("delay"));
+    }
+    try {
+      const r = await api("POST", `${API}/${enc(state.selected)}/updates`, body);
+      say(`Created ${updateTitle(r.data)}: ${r.data.status}.`);
+      form.reset();
+    } catch (err) {
+      showError(err, "Create update");
+    }
+    await refresh();
+  }
+
+  const enc = encodeURIComponent;
+
+  // ---- refresh ----
+
+  async function refresh() {
+    if (refreshing || !token()) return;
+    refreshing = true;
+    try {
+      if (state.ticks++ % POOLS_EVERY === 0 || !state.pools.length) {
+        let path = `${API}?limitPerPoolType=200`;
+        const pools = [];
+        let changed = false;
+        while (path) {
+          const r = await api("GET", path);
+          changed = changed || r.changed;
+          pools.push(...r.data);
+          path = nextPath(r.link);
+        }
+        if (changed) {
+          state.pools = pools;
+          fillVersions();
+          renderPools();
+        }
+      }
+      if (state.selected) {
+        const base = `${API}/${enc(state.selected)}/updates`;
+        const [u, s] = await Promise.all([api("GET", base), api("GET", base + "/settings")]);
+        if (u.changed || s.changed || !$("updates").hasChildNodes()) {
+          state.updates = u.data;
+          state.settings = s.data;
+          renderUpdates();
+        }
+      }
+      $("checked").textContent = `Live: refreshed every ${POLL_MS / 1000} s; last checked ${new Date().toLocaleTimeString()}.`;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        signOut();
+        showError(err, "Sign-in");
+      } else if (err instanceof ApiError && err.status === 404 && state.selected) {
+        state.selected = "";
+        sessionStorage.removeItem("poolserver.pool");
+        renderUpdates();
+      } else {
+        $("checked").textContent = `Live refresh failing: ${err.message}`;
+      }
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  // ---- session ----
+
+  function showApp(on) {
+    $("signin").hidden = on;
+    $("app").hidden = !on;
+    $("session").hidden = !on;
+  }
+
+  async function signIn(ev) {
+    ev.preventDefault();
+    clearError();
+    const t = $("token").value.trim();
+    if (!t) return;
+    sessionStorage.setItem(TOKEN_KEY, t);
+    try {
+      await api("GET", `${API}?limitPerPoolType=1`);
+    } catch (err) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showError(err, "Sign-in");
+      $("token").focus();
+      return;
+    }
+    $("token").value = "";
+    showApp(true);
+    say("Signed in.");
+    await refresh();
+    $("pools-h").setAttribute("tabindex", "-1");
+    $("pools-h").focus();
+  }
+
+  function signOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem("poolserver.pool");
+    etags.clear();
+    Object.assign(state, { pools: [], selected: "", updates: [], settings: null, ticks: 0 });
+    $("pools").tBodies[0].replaceChildren();
+    $("agents").tBodies[0].replaceChildren();
+    $("updates").replaceChildren();
+    $("updates-section").hidden = true;
+    showApp(false);
+    say("Signed out.");
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("f-type").append(...TYPES.map((t) => el("option", { value: t }, t)));
+    $("signin-form").addEventListener("submit", signIn);
+    $("signout").addEventListener("click", () => { clearError(); signOut(); $("token").focus(); });
+    $("filters").addEventListener("input", renderPools);
+    $("filters").addEventListener("submit", (ev) => ev.preventDefault());
+    $("create-form").addEventListener("submit", create);
+    if (token()) {
+      showApp(true);
+      refresh();
+    }
+    setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+  });
+})();
