@@ -38,7 +38,10 @@ func Enroll(ctx context.Context, cfg config.Config, server, token string) (state
 	if token == "" {
 		return state.Credentials{}, fmt.Errorf("enroll: --token is required (poolserver enroll-token create prints one)")
 	}
-	host, _ := os.Hostname()
+	host := cfg.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	body, _ := json.Marshal(sailpoint.EnrollRequest{Hostname: host, Type: sailpoint.ClientType(cfg.Type), OS: runtime.GOOS, Arch: runtime.GOARCH})
 	tr, err := newTransport(cfg)
 	if err != nil {

@@ -217,6 +217,9 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 	if err != nil {
 		d.log.Debug("host facts", zap.Error(err))
 	}
+	if d.cfg.Hostname != "" {
+		f.Hostname = d.cfg.Hostname
+	}
 	typ := sailpoint.ClientType(d.cfg.Type)
 	req := &sailpoint.StatusRequest{
 		Status:    sailpoint.StatusNormal,

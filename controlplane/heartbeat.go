@@ -411,7 +411,7 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 	body := sailpoint.ReplyBody{
 		ID: c.ID, ClientID: c.ID, ClusterID: c.PoolID, ClusterJobCount: len(jobs), Jobs: jobs,
 		Configuration: map[string]string{
-			"heartbeatInterval": strconv.Itoa(int(s.cfg.Heartbeat.Interval.Seconds())),
+			"heartbeatInterval": strconv.Itoa(max(int(s.cfg.Heartbeat.Interval.Seconds()), 1)),
 			"jobType":           sailpoint.JobTypeUpgrade,
 			"clusterType":       string(s.poolType(c.PoolID)),
 		},

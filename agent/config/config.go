@@ -63,6 +63,9 @@ type Config struct {
 	// PlatformVersion is reported as platform_version (an appliance's
 	// platform generation); empty: not reported.
 	PlatformVersion string `toml:"platform_version"`
+	// Hostname is the name the host reports (and its agents are listed
+	// under); empty: the operating system's host name.
+	Hostname string `toml:"hostname"`
 	// LogLevel is debug, info, warn or error; LogFormat auto, console or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`

@@ -82,6 +82,7 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 		o.Interval = time.Second
 	}
 	cfg := fmt.Sprintf(`server_url = %q
+hostname = %q
 state_dir = %q
 heartbeat_interval = %q
 type = "VA"
@@ -111,7 +112,7 @@ grace = "1s"
 url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
-%s`, o.ServerURL, h.StateDir, o.Interval.String(), root, o.TrustedKey, filepath.Join(h.Dir, "api.sock"), o.AgentType,
+%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, o.TrustedKey, filepath.Join(h.Dir, "api.sock"), o.AgentType,
 		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
