@@ -21,7 +21,8 @@
   const state = { pools: [], selected: sessionStorage.getItem("poolserver.pool") || "", updates: [], settings: null, ticks: 0 };
   const openDetails = new Set();
   const etags = new Map(); // GET path -> {etag, data, link}
-  let refreshing = false;
+  let chain = Promise.resolve();
+  let busy = 0; // polls queued or running
 
   // el builds an element; strings become text nodes (never HTML).
   function el(tag, attrs, ...kids) {
@@ -276,7 +277,7 @@
         el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4 }, "No agents."))))));
     details.addEventListener("toggle", () => { if (details.open) openDetails.add(u.id); else openDetails.delete(u.id); });
     return el("article", { class: "update", "data-id": u.id, "data-status": u.status, "aria-labelledby": hid },
-      el("h3", { id: hid }, title, " ", el("span", { class: "help" }, `(${u.id})`)),
+      el("h3", { id: hid, tabindex: "-1" }, title, " ", el("span", { class: "help" }, `(${u.id})`)),
       info, progress(u), actions, details);
   }
 
@@ -314,6 +315,12 @@
       button.disabled = false;
     }
     await refresh();
+    // The button pressed may be gone (Pause becomes Resume): keep the
+    // keyboard user on this update's next action, or its heading.
+    if (!document.activeElement || document.activeElement === document.body) {
+      const next = document.querySelector(`[data-key^="act:${CSS.escape(u.id)}:"]`) || document.getElementById("u-" + u.id);
+      if (next) next.focus();
+    }
   }
 
   async function create(ev) {
@@ -344,9 +351,16 @@
 
   // ---- refresh ----
 
-  async function refresh() {
-    if (refreshing || !token()) return;
-    refreshing = true;
+  // refresh runs one poll after any poll in flight, so an action's
+  // refresh always sees the action's result.
+  function refresh() {
+    busy++;
+    chain = chain.then(poll).finally(() => { busy--; });
+    return chain;
+  }
+
+  async function poll() {
+    if (!token()) return;
     try {
       if (state.ticks++ % POOLS_EVERY === 0 || !state.pools.length) {
         let path = `${API}?limitPerPoolType=200`;
@@ -385,8 +399,6 @@
       } else {
         $("checked").textContent = `Live refresh failing: ${err.message}`;
       }
-    } finally {
-      refreshing = false;
     }
   }
 
@@ -444,6 +456,6 @@
       showApp(true);
       refresh();
     }
-    setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+    setInterval(() => { if (!document.hidden && busy === 0) refresh(); }, POLL_MS);
   });
 })();
