@@ -365,6 +365,20 @@ func TestDashboardInChromium(t *testing.T) {
 	if st := s.updateStatus(t, id); st != okta.JobSuccess {
 		t.Errorf("API status at the end: %s", st)
 	}
+	// A scheduled update shows its schedule and next window (the
+	// nextWindow extension) until an operator stops it.
+	do("create a scheduled update",
+		chromedp.SendKeys(chromedp.ID("c-name"), "Patch Tuesday"),
+		chromedp.SendKeys(chromedp.ID("c-cron"), "0 2 * * 2#1"),
+		chromedp.SendKeys(chromedp.ID("c-tz"), "Europe/Berlin"),
+		chromedp.SendKeys(chromedp.ID("c-duration"), "90"),
+		chromedp.Click(chromedp.CSS(`#create-form button[type=submit]`)))
+	until("the scheduled update with its next window", `(() => { const a = document.querySelector('#updates article[data-status="Scheduled"]');
+		return a && a.innerText.includes("cron 0 2 * * 2#1, Europe/Berlin, 90 min window") && a.querySelectorAll(".next-window time").length === 2; })()`)
+	do("stop it", chromedp.Click(chromedp.CSS(`#updates article[data-status="Scheduled"] button[data-action="stop"]`)))
+	until("Cancelled, with Retry offered", `(() => { const a = document.querySelector('#updates article[data-status="Cancelled"]');
+		return a && a.querySelector(".status").innerText.includes("Cancelled") && a.querySelector('button[data-action="retry"]') !== null &&
+			a.querySelector(".next-window").innerText === "none pending"; })()`)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		failed("screenshot", err)
