@@ -185,7 +185,7 @@
         el("td", {}, el("button", {
           type: "button", "data-key": "pool:" + p.id, "aria-pressed": String(sel),
           "aria-label": `Show updates of pool ${p.name}`, onclick: () => selectPool(p.id),
-        }, sel ? "Shown" : "Show updates"))));
+        }, "Show updates"))));
     }
     if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5 }, state.pools.length ? "No pool matches the filters." : "No pools yet.")));
     $("pools").tBodies[0].replaceChildren(...rows);
