@@ -65,8 +65,9 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 		}
 	}
 	// The server's clock only moves forward: a replayed old reply does
-	// not move it back.
-	if !rep.Timestamp.IsZero() && rep.Timestamp.After(d.serverNowLocked(recv)) {
+	// not move it back. The first reply sets it, even behind the host's
+	// own clock (a skewed host or server).
+	if !rep.Timestamp.IsZero() && (d.st.ServerTime.IsZero() || rep.Timestamp.After(d.serverNowLocked(recv))) {
 		d.st.ServerTime, d.st.LocalTime, d.serverRecv = rep.Timestamp, recv, recv
 	}
 	for _, id := range reported {

@@ -42,6 +42,18 @@ type HostOptions struct {
 	Interval    time.Duration // heartbeat interval
 	ExtraConfig string        // appended to the TOML (e.g. a [maintenance] table)
 	Poolagent   string        // the poolagent binary to copy in (default: the built one)
+	// MoreTrustedKeys are pinned beside TrustedKey; RevokedKeyIDs refused.
+	MoreTrustedKeys []string
+	RevokedKeyIDs   []string
+	StallTimeout    time.Duration // artifacts.stall_timeout (default 1m)
+}
+
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = fmt.Sprintf("%q", it)
+	}
+	return strings.Join(q, ", ")
 }
 
 // NewHost lays out a host under dir: install root, state dir, the managed
@@ -81,6 +93,10 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	if o.Interval == 0 {
 		o.Interval = time.Second
 	}
+	stall := o.StallTimeout
+	if stall == 0 {
+		stall = time.Minute
+	}
 	cfg := fmt.Sprintf(`server_url = %q
 hostname = %q
 state_dir = %q
@@ -91,8 +107,10 @@ log_level = "info"
 install_roots = [%q]
 
 [artifacts]
-trusted_keys = [%q]
+trusted_keys = [%s]
+revoked_key_ids = [%s]
 allow_insecure_http = true
+stall_timeout = %q
 
 [self_update]
 enabled = true
@@ -112,7 +130,8 @@ grace = "1s"
 url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
-%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, o.TrustedKey, filepath.Join(h.Dir, "api.sock"), o.AgentType,
+%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
+		quoteList(o.RevokedKeyIDs), stall.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
 		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
