@@ -46,6 +46,7 @@ type HostOptions struct {
 	MoreTrustedKeys []string
 	RevokedKeyIDs   []string
 	StallTimeout    time.Duration // artifacts.stall_timeout (default 1m)
+	StateDir        string        // default: <dir>/<name>/state
 }
 
 func quoteList(items []string) string {
@@ -72,6 +73,9 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 		return nil, err
 	}
 	h.StateDir = filepath.Join(h.Dir, "state")
+	if o.StateDir != "" {
+		h.StateDir = o.StateDir
+	}
 	root := filepath.Join(h.Dir, "opt")
 	h.Binary = filepath.Join(root, "ad-agent", "ad-agent")
 	h.Config = filepath.Join(h.Dir, "poolagent.toml")
