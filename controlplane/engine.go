@@ -47,12 +47,46 @@ func (e *Engine) Kick() {
 	}
 }
 
-// Run ticks until ctx ends.
+// leaderLock names the lock replicas on one PostgreSQL database compete
+// for: its holder alone writes rollout decisions.
+const leaderLock = "poolserver-rollout-engine"
+
+// Run ticks until ctx ends. With a store shared by several replicas
+// (store.Leader), one replica leads: it moves updates and hands out jobs;
+// the others only rebuild their job caches from the store each tick, so
+// heartbeats reach any replica. A replica whose lease dies stops writing
+// and competes again.
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.srv.cfg.Rollout.Tick.Duration)
 	defer t.Stop()
+	locker, shared := e.srv.store.(store.Leader)
+	var lease store.Lease
+	defer func() {
+		if lease != nil {
+			lease.Release()
+		}
+	}()
 	for {
-		if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+		lead := true
+		if shared {
+			if lease != nil && !lease.Alive(ctx) {
+				e.srv.log.Warn("lost the rollout engine's leader lock")
+				lease.Release()
+				lease = nil
+			}
+			if lease == nil {
+				l, err := locker.TryLead(ctx, leaderLock)
+				if err != nil && ctx.Err() == nil {
+					e.srv.log.Error("take the rollout engine's leader lock", zap.Error(err))
+				}
+				if l != nil {
+					e.srv.log.Info("this replica leads the rollout engine")
+					lease = l
+				}
+			}
+			lead = lease != nil
+		}
+		if err := e.tick(ctx, lead); err != nil && ctx.Err() == nil {
 			e.srv.log.Error("rollout tick", zap.Error(err))
 		}
 		select {
@@ -106,8 +140,12 @@ type tickData struct {
 
 var errNoChange = errors.New("no change")
 
-// Tick runs the engine once.
-func (e *Engine) Tick(ctx context.Context) error {
+// Tick runs the engine once, as the leader.
+func (e *Engine) Tick(ctx context.Context) error { return e.tick(ctx, true) }
+
+// tick runs the engine once; a follower (lead false) writes nothing and
+// only rebuilds the job cache from the store.
+func (e *Engine) tick(ctx context.Context, lead bool) error {
 	s := e.srv
 	// Hosts that only kept alive since the last tick: their last-seen
 	// times decide who is connected.
@@ -130,11 +168,13 @@ func (e *Engine) Tick(ctx context.Context) error {
 			allPools[p.ID] = p
 		}
 	}
-	created, err := e.enforceMinimum(ctx, updates, cat, allPools)
-	if err != nil {
-		return err
+	if lead {
+		created, err := e.enforceMinimum(ctx, updates, cat, allPools)
+		if err != nil {
+			return err
+		}
+		updates = append(updates, created...)
 	}
-	updates = append(updates, created...)
 	d := &tickData{now: s.clock.Now().UTC(), pools: map[string]*store.Pool{}, agents: map[string]*store.Agent{}, clients: map[string]*store.Client{}}
 	d.cat = cat
 	var poolIDs []string
@@ -187,7 +227,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 		// Dry run on the snapshot; write only when something changes.
 		dry := cloneUpdate(u)
 		slots := free[p.ID]
-		if e.plan(dry, p, d, &slots, nil) {
+		if lead && e.plan(dry, p, d, &slots, nil) {
 			var seqs *int64
 			if slots < free[p.ID] {
 				first, err := s.store.NextSequence(ctx, "job", free[p.ID]-slots)

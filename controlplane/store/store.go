@@ -207,6 +207,23 @@ type Heartbeat struct {
 	Jobs   []JobReport
 }
 
+// Lease is a held leader lock.
+type Lease interface {
+	// Alive reports whether the lock still holds.
+	Alive(ctx context.Context) bool
+	// Release gives the lock up.
+	Release()
+}
+
+// Leader is implemented by stores that several poolserver replicas share
+// (PostgreSQL): only the holder of the named lock runs the rollout engine's
+// writes. A store without it (SQLite: one process) always leads.
+type Leader interface {
+	// TryLead takes the lock if nobody holds it; nil, nil when another
+	// replica does.
+	TryLead(ctx context.Context, name string) (Lease, error)
+}
+
 // ErrUsed is returned for an enrollment token that was already used.
 var ErrUsed = errors.New("already used")
 

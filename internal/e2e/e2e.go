@@ -111,6 +111,7 @@ func FreeAddr() (string, error) {
 type Server struct {
 	Bins    *Bins
 	DataDir string
+	DB      string // a PostgreSQL DSN, or "" for SQLite in DataDir
 	URL     string
 	Token   string // okta.agentPools.manage
 	Log     string // its log file
@@ -122,17 +123,26 @@ type Server struct {
 // StartServer writes a config for fast test timings and starts poolserver
 // on a fresh data dir.
 func StartServer(ctx context.Context, b *Bins, dir string) (*Server, error) {
+	return StartReplica(ctx, b, dir, filepath.Join(dir, "server"), "", "poolserver")
+}
+
+// StartReplica starts a poolserver on dataDir and, when db is set, on that
+// PostgreSQL database; several replicas may share both. name tells their
+// config and log files apart. The first replica of a database creates the
+// API token; later ones reuse it (Token may be set after start).
+func StartReplica(ctx context.Context, b *Bins, dir, dataDir, db, name string) (*Server, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Bins: b, DataDir: filepath.Join(dir, "server"), URL: "http://" + addr, Log: filepath.Join(dir, "poolserver.log"),
-		config: filepath.Join(dir, "poolserver.toml")}
+	s := &Server{Bins: b, DataDir: dataDir, DB: db, URL: "http://" + addr, Log: filepath.Join(dir, name+".log"),
+		config: filepath.Join(dir, name+".toml")}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := fmt.Sprintf(`listen = %q
 data_dir = %q
+db = %q
 log_format = "json"
 [heartbeat]
 interval = "1s"
@@ -140,7 +150,7 @@ inactive_after = 10
 flush_interval = "500ms"
 [rollout]
 tick = "200ms"
-`, addr, s.DataDir)
+`, addr, s.DataDir, db)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -202,7 +212,11 @@ func stopProcess(cmd *exec.Cmd, done chan struct{}, sig syscall.Signal) error {
 // its trimmed standard output.
 func (s *Server) CLI(ctx context.Context, args ...string) (string, error) {
 	if len(args) >= 2 {
-		args = append(args[:2:2], append([]string{"--data-dir", s.DataDir}, args[2:]...)...)
+		extra := []string{"--data-dir", s.DataDir}
+		if s.DB != "" {
+			extra = append(extra, "--db", s.DB)
+		}
+		args = append(args[:2:2], append(extra, args[2:]...)...)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, s.Bins.Poolserver, args...)
