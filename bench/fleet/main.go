@@ -41,6 +41,7 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/controlplane/store/postgres"
 	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 )
 
@@ -62,6 +63,7 @@ type options struct {
 	install  time.Duration
 	conns    []int
 	timeout  time.Duration
+	pg       string // a PostgreSQL DSN: also measure heartbeats on PostgreSQL
 }
 
 func run() error {
@@ -73,6 +75,7 @@ func run() error {
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
 	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
 	flag.Parse()
 	for _, c := range strings.Split(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -112,11 +115,11 @@ func run() error {
 	echoHosts := []simHost{{id: "echo", secret: "x"}}
 
 	// poolserver with N registered hosts.
-	f, err := setup(ctx, work, o.hosts)
+	f, err := setup(ctx, work, o.hosts, "")
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(ctx, bin, f.dir, o)
+	srv, err := startServer(ctx, bin, f.dir, o, "")
 	if err != nil {
 		return err
 	}
@@ -127,10 +130,6 @@ func run() error {
 	oneRound(ctx, srv.base+"/beta/managed-clients/", f.hosts)
 	rssHosts := srv.rss()
 
-	type loadRow struct {
-		conns        int
-		server, base loadResult
-	}
 	var rows []loadRow
 	for _, c := range o.conns {
 		b := load(ctx, "http://"+echoAddr+"/", echoHosts, c, o.duration)
@@ -142,6 +141,27 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	hwm := srv.hwm()
+	stop(srv.cmd)
+
+	// The same heartbeat load with poolserver on PostgreSQL.
+	var pgRows []loadRow
+	if o.pg != "" {
+		pf, err := setup(ctx, filepath.Join(work, "pg"), o.hosts, o.pg)
+		if err != nil {
+			return err
+		}
+		psrv, err := startServer(ctx, bin, pf.dir, o, o.pg)
+		if err != nil {
+			return err
+		}
+		defer stop(psrv.cmd)
+		oneRound(ctx, psrv.base+"/beta/managed-clients/", pf.hosts)
+		for i, c := range o.conns {
+			s := load(ctx, psrv.base+"/beta/managed-clients/", pf.hosts, c, o.duration)
+			pgRows = append(pgRows, loadRow{c, s, rows[i].base})
+		}
+	}
 
 	fmt.Printf("| poolserver fleet benchmark, %d hosts, SQLite, 2 cores shared by server and load generator | measured | baseline (same run) | ratio | goal |\n", o.hosts)
 	fmt.Println("|---|---|---|---|---|")
@@ -149,15 +169,24 @@ func run() error {
 		fmt.Printf("| heartbeats/s at %d connections (p50 / p99) | %.0f/s (%.2f / %.2f ms) | bare net/http JSON echo, 1 KB in and out: %.0f/s (%.2f / %.2f ms) | %.2f | ≥ 0.4, p99 < 50 ms |\n",
 			r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.base.p50*1e3, r.base.p99*1e3, r.server.rate/r.base.rate)
 	}
+	for _, r := range pgRows {
+		fmt.Printf("| heartbeats/s at %d connections on PostgreSQL (p50 / p99) | %.0f/s (%.2f / %.2f ms) | the echo server above: %.0f/s | %.2f | - |\n",
+			r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.server.rate/r.base.rate)
+	}
 	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
 		o.hosts, roll.took.Seconds(), o.interval, o.install, (o.interval + o.install).Seconds(), roll.took.Seconds()/(o.interval+o.install).Seconds())
 	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
 		roll.cpu, roll.took.Seconds(), 100*roll.cpu/roll.took.Seconds())
-	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(srv.hwm())/(1<<20))
+	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(hwm)/(1<<20))
 	fmt.Printf("| server memory per 10,000 registered hosts | %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n",
 		float64(rssHosts-rssEmpty)/(1<<20)*10000/float64(o.hosts), float64(rssEmpty)/(1<<20))
 	fmt.Fprintf(os.Stderr, "rollout: %d heartbeats, %d jobs, %d 429s, %d errors\n", roll.beats, roll.jobs, roll.limited, roll.errs)
 	return nil
+}
+
+type loadRow struct {
+	conns        int
+	server, base loadResult
 }
 
 // echoServer answers every POST with 1 KB of JSON after reading the body.
@@ -184,17 +213,25 @@ type fixture struct {
 	hosts []simHost
 }
 
-// setup registers a pool and N clients directly in a fresh data dir.
-func setup(ctx context.Context, work string, n int) (*fixture, error) {
+// setup registers a pool and N clients directly in a fresh data dir (and
+// the PostgreSQL database dsn, when set).
+func setup(ctx context.Context, work string, n int, dsn string) (*fixture, error) {
 	f := &fixture{dir: filepath.Join(work, "data")}
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, f.dir)
+	var st store.Store
+	var err error
+	if dsn != "" {
+		st, err = postgres.Open(ctx, dsn)
+	} else {
+		st, err = sqlite.Open(ctx, f.dir)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
+	run := store.NewID("")[:6] // client ids unique per run (a PostgreSQL database outlives it)
 	now := time.Now()
 	f.pool = &store.Pool{ID: store.NewID("pol"), Name: "bench", Type: okta.AgentTypeAD, CreatedAt: now}
 	if err := st.CreatePool(ctx, f.pool); err != nil {
@@ -204,7 +241,7 @@ func setup(ctx context.Context, work string, n int) (*fixture, error) {
 		return nil, err
 	}
 	for i := range n {
-		secret, c, err := controlplane.CreateClient(ctx, st, f.pool.ID, fmt.Sprintf("host-%05d", i), now)
+		secret, c, err := controlplane.CreateClient(ctx, st, f.pool.ID, fmt.Sprintf("host-%s-%05d", run, i), now)
 		if err != nil {
 			return nil, err
 		}
@@ -247,10 +284,11 @@ type server struct {
 	base string
 }
 
-func startServer(ctx context.Context, bin, dir string, o options) (*server, error) {
+func startServer(ctx context.Context, bin, dir string, o options, dsn string) (*server, error) {
 	addr := freeAddr()
 	cfg := fmt.Sprintf(`listen = %q
 data_dir = %q
+db = %q
 log_level = "warn"
 log_format = "json"
 [rate_limit]
@@ -261,7 +299,7 @@ rate_limit = 1000000
 [rollout]
 tick = "500ms"
 self_update = false
-`, addr, dir, o.interval)
+`, addr, dir, dsn, o.interval)
 	path := filepath.Join(dir, "..", "poolserver.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
