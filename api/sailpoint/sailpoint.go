@@ -171,6 +171,35 @@ type JobReport struct {
 	Phase         string   `json:"phase,omitempty"`         // e.g. download, verify, swap, health
 	UpdateStatus  string   `json:"updateStatus,omitempty"`  // Okta AgentUpdateInstanceStatus
 	UpdateMessage string   `json:"updateMessage,omitempty"` // why it failed or was cancelled
+	// Diagnostics ride along a FAILED report: what the failed version
+	// printed and what its health check answered.
+	Diagnostics *Diagnostics `json:"diagnostics,omitempty"`
+}
+
+// MaxDiagnosticsOutput bounds Diagnostics.Output: the last 64 KiB.
+const MaxDiagnosticsOutput = 64 << 10
+
+// Diagnostics is what a host attaches to a failed job (extension).
+type Diagnostics struct {
+	// Output is the tail (at most MaxDiagnosticsOutput bytes) of the
+	// failed version's standard output and error (or its log).
+	Output string `json:"output,omitempty"`
+	// Health is the health check's last result, e.g. "GET
+	// http://127.0.0.1:8089/healthz: HTTP 503".
+	Health string `json:"health,omitempty"`
+}
+
+// Precheck is what a host checks before any download; a failure is
+// reported with its code and leaves the host untouched (extension).
+type Precheck struct {
+	// FreeBytes is the free space the state dir and the install root
+	// need: the artifact, the rollback copy and a margin.
+	FreeBytes int64 `json:"freeBytes,omitempty"`
+	// FromVersion is the installed version the update expects to start
+	// from (the version the server saw when it handed out the job).
+	FromVersion string `json:"fromVersion,omitempty"`
+	// MinPoolagentVersion is the oldest poolagent that may run the job.
+	MinPoolagentVersion string `json:"minPoolagentVersion,omitempty"`
 }
 
 // StatusReply is the server's answer: a ManagedClientStatus whose body
@@ -211,6 +240,14 @@ type Job struct {
 	Sequence       int64        `json:"sequence"`  // grows with every job the server issues
 	ExpiresAt      time.Time    `json:"expiresAt"` // the agent ignores a job past this
 	Maintenance    *Maintenance `json:"maintenance,omitempty"`
+	// Precheck is checked before any download.
+	Precheck *Precheck `json:"precheck,omitempty"`
+	// StartAfter (RFC 3339, server time) spreads download starts over the
+	// window (splay): the host does not start downloading before it.
+	StartAfter string `json:"startAfter,omitempty"`
+	// DownloadRateLimit bounds the host's download, in bytes per second
+	// (0: unbounded).
+	DownloadRateLimit int64 `json:"downloadRateLimit,omitempty"`
 }
 
 // ManagedProcess is the seed's managedProcessConfiguration entry plus the
