@@ -29,9 +29,16 @@ type Settings struct {
 	ContinueOnError         bool
 	LatestVersion           string
 	MinimalSupportedVersion string
-	// MaxUnavailable bounds how many of the pool's agents run a job at
-	// once (extension; default 1).
+	// MaxUnavailable bounds how many of the pool's agents are updating or
+	// unhealthy at once (extension; default 1).
 	MaxUnavailable int
+	// MinOperational: no agent gets a job while fewer than this many of
+	// the pool's agents (or all, in a smaller pool) are OPERATIONAL
+	// (extension; default 2, Okta's rule).
+	MinOperational int
+	// RequireAllConnected: no agent gets a job while any agent of the pool
+	// is disconnected (SailPoint's "whole cluster connected" rule).
+	RequireAllConnected bool
 }
 
 // Pool is a group of agents of one type.
@@ -82,6 +89,8 @@ type UpdateAgent struct {
 	DispatchedAt time.Time
 	Progress     int
 	Phase        string
+	// FromVersion is the agent's version when it was handed the job.
+	FromVersion string
 }
 
 // Update is a fleet-wide update of a pool's agents.
@@ -103,6 +112,9 @@ type Update struct {
 	// AllowDowngrade lets the update install a version below the installed
 	// one (extension).
 	AllowDowngrade bool
+	// Rollout is the update's rollout policy and wave state as JSON
+	// (extension; the control plane owns its shape).
+	Rollout string
 	Agents         []UpdateAgent
 	CreatedAt      time.Time
 	ModifiedAt     time.Time
@@ -188,11 +200,12 @@ type AgentSeen struct {
 
 // JobReport is a host's report of one job's progress.
 type JobReport struct {
-	JobID    string
-	Status   okta.AgentUpdateInstanceStatus // empty: progress only
-	Message  string
-	Progress int
-	Phase    string
+	JobID       string
+	Status      okta.AgentUpdateInstanceStatus // empty: progress only
+	Message     string
+	Progress    int
+	Phase       string
+	Diagnostics string // JSON; kept when empty
 }
 
 // Heartbeat is the durable part of one heartbeat: what changed on a host.
@@ -223,6 +236,10 @@ type Leader interface {
 	// replica does.
 	TryLead(ctx context.Context, name string) (Lease, error)
 }
+
+// DefaultMinOperational is Okta's rule: an update does not start while
+// fewer than 2 of the pool's agents are OPERATIONAL.
+const DefaultMinOperational = 2
 
 // ErrUsed is returned for an enrollment token that was already used.
 var ErrUsed = errors.New("already used")
@@ -289,6 +306,9 @@ type Store interface {
 	// ListActiveUpdates returns the updates in the given statuses, with
 	// their agents, in (pool, sortOrder, creation) order.
 	ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*Update, error)
+	// UpdateAgentDiagnostics returns the diagnostics (JSON) a host sent
+	// with an agent's failure in an update; "" when none.
+	UpdateAgentDiagnostics(ctx context.Context, updateID, agentID string) (string, error)
 	// JobOwner returns the id of the client whose agent holds jobID.
 	JobOwner(ctx context.Context, jobID string) (string, error)
 	// NextSequence returns the next value of a named counter (> 0).

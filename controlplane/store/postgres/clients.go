@@ -136,8 +136,9 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 		for _, j := range hb.Jobs {
 			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2 WHERE job_id = $3`, []any{j.Progress, j.Phase, j.JobID}, who + ": job " + j.JobID}
 			if j.Status != "" {
-				s.sql = `UPDATE update_agents SET status = $1, message = $2, progress = $3, phase = $4, modified_at = $5 WHERE job_id = $6`
-				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID}
+				s.sql = `UPDATE update_agents SET status = $1, message = $2, progress = $3, phase = $4, modified_at = $5,
+					diagnostics = CASE WHEN $6 <> '' THEN $6 ELSE diagnostics END WHERE job_id = $7`
+				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.JobID}
 			}
 			jobs = append(jobs, keyed{j.JobID, "", s})
 		}
@@ -311,4 +312,17 @@ func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
 		return "", fmt.Errorf("look up job %s: %w", jobID, err)
 	}
 	return id, nil
+}
+
+// UpdateAgentDiagnostics returns the diagnostics of an agent in an update.
+func (db *DB) UpdateAgentDiagnostics(ctx context.Context, updateID, agentID string) (string, error) {
+	var d string
+	err := db.pool.QueryRow(ctx, `SELECT diagnostics FROM update_agents WHERE update_id = $1 AND agent_id = $2`, updateID, agentID).Scan(&d)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("agent %s in update %s: %w", agentID, updateID, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("diagnostics of agent %s: %w", agentID, err)
+	}
+	return d, nil
 }

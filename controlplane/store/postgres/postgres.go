@@ -246,13 +246,13 @@ func strs[T ~string](vs []T) []string {
 
 // Pools.
 
-const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at`
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, created_at`
 
 func scanPool(s pgx.Row) (*store.Pool, error) {
 	var p store.Pool
 	var created int64
 	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
-		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &created); err != nil {
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &created); err != nil {
 		return nil, err
 	}
 	p.CreatedAt = fromMS(created)
@@ -267,9 +267,14 @@ func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
 	if p.Settings.MaxUnavailable < 1 {
 		p.Settings.MaxUnavailable = 1
 	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
-		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, ms(p.CreatedAt)).Scan(&p.Seq)
+	if p.Settings.MinOperational == 0 {
+		p.Settings.MinOperational = store.DefaultMinOperational
+	}
+	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
+		min_operational, require_all_connected, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, p.Settings.MinOperational, p.Settings.RequireAllConnected,
+		ms(p.CreatedAt)).Scan(&p.Seq)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
@@ -322,8 +327,10 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 		if err := fn(p); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE pools SET name = $1, release_channel = $2, continue_on_error = $3, latest_version = $4, minimal_supported_version = $5, max_unavailable = $6 WHERE id = $7`,
-			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE pools SET name = $1, release_channel = $2, continue_on_error = $3, latest_version = $4, minimal_supported_version = $5, max_unavailable = $6,
+			min_operational = $7, require_all_connected = $8 WHERE id = $9`,
+			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable,
+			p.Settings.MinOperational, p.Settings.RequireAllConnected, id); err != nil {
 			return fmt.Errorf("save pool %s: %w", id, err)
 		}
 		return nil
@@ -384,7 +391,7 @@ func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent
 // Updates.
 
 const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, created_at, modified_at`
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at`
 
 func scanUpdate(s pgx.Row) (*store.Update, error) {
 	var u store.Update
@@ -393,7 +400,7 @@ func scanUpdate(s pgx.Row) (*store.Update, error) {
 	var delay, duration *int
 	var last, created, modified int64
 	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
-		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &created, &modified); err != nil {
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified); err != nil {
 		return nil, err
 	}
 	if hasSchedule {
@@ -431,7 +438,7 @@ func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error
 		ids[i] = u.ID
 		u.Agents = nil
 	}
-	rows, err := q.Query(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase FROM update_agents
+	rows, err := q.Query(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version FROM update_agents
 		WHERE update_id = ANY($1) ORDER BY update_id, position`, ids)
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
@@ -441,7 +448,7 @@ func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error
 		var id string
 		var ua store.UpdateAgent
 		var modified, dispatched int64
-		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase); err != nil {
+		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase, &ua.FromVersion); err != nil {
 			return fmt.Errorf("load update agents: %w", err)
 		}
 		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
@@ -460,7 +467,7 @@ func updateArgs(u *store.Update) []any {
 		sc = &store.Schedule{}
 	}
 	return []any{u.Name, u.AgentType, u.Enabled, u.NotifyAdmin, u.Reason, u.SortOrder, u.Status, u.ResumeStatus, u.TargetVersion,
-		has, sc.Cron, sc.Timezone, sc.Delay, sc.Duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, ms(u.ModifiedAt)}
+		has, sc.Cron, sc.Timezone, sc.Delay, sc.Duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, u.Rollout, ms(u.ModifiedAt)}
 }
 
 // saveUpdateAgents writes the rows of u.Agents that differ from before
@@ -488,12 +495,12 @@ func saveUpdateAgents(ctx context.Context, tx pgx.Tx, u *store.Update, before []
 			continue
 		}
 		ops = append(ops, op{prev.JobID, stmt{
-			sql: `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			sql: `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
 				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
-				progress = excluded.progress, phase = excluded.phase`,
-			args: []any{u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase},
+				progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version`,
+			args: []any{u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase, ua.FromVersion},
 			what: "save update agent " + ua.AgentID,
 		}})
 	}
@@ -517,8 +524,8 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
 		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
 		err := tx.QueryRow(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, modified_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING seq`, args...).Scan(&u.Seq)
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING seq`, args...).Scan(&u.Seq)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
@@ -600,7 +607,7 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 		}
 		args := append(updateArgs(u), u.ID)
 		if _, err := tx.Exec(ctx, `UPDATE updates SET name = $1, agent_type = $2, enabled = $3, notify_admin = $4, reason = $5, sort_order = $6, status = $7, resume_status = $8, target_version = $9,
-			has_schedule = $10, schedule_cron = $11, schedule_timezone = $12, schedule_delay = $13, schedule_duration = $14, schedule_last = $15, all_agents = $16, allow_downgrade = $17, modified_at = $18 WHERE id = $19`, args...); err != nil {
+			has_schedule = $10, schedule_cron = $11, schedule_timezone = $12, schedule_delay = $13, schedule_duration = $14, schedule_last = $15, all_agents = $16, allow_downgrade = $17, rollout = $18, modified_at = $19 WHERE id = $20`, args...); err != nil {
 			return fmt.Errorf("save update %s: %w", id, err)
 		}
 		return saveUpdateAgents(ctx, tx, u, before)

@@ -134,7 +134,8 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
 				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
 				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`},
-		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ? WHERE job_id = ?`},
+		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ?,
+			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END WHERE job_id = ?`},
 		{&st.progress, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ?`},
 	} {
 		s, err := tx.PrepareContext(ctx, p.sql)
@@ -172,7 +173,7 @@ func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat) error {
 	for _, j := range hb.Jobs {
 		var err error
 		if j.Status != "" {
-			_, err = st.job.ExecContext(ctx, j.Status, j.Message, j.Progress, j.Phase, seen, j.JobID)
+			_, err = st.job.ExecContext(ctx, j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.Diagnostics, j.JobID)
 		} else {
 			_, err = st.progress.ExecContext(ctx, j.Progress, j.Phase, j.JobID)
 		}
@@ -355,4 +356,14 @@ func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
 		return "", fmt.Errorf("job %s: %w", jobID, store.ErrNotFound)
 	}
 	return id, err
+}
+
+// UpdateAgentDiagnostics returns the diagnostics of an agent in an update.
+func (db *DB) UpdateAgentDiagnostics(ctx context.Context, updateID, agentID string) (string, error) {
+	var d string
+	err := db.r.QueryRowContext(ctx, `SELECT diagnostics FROM update_agents WHERE update_id = ? AND agent_id = ?`, updateID, agentID).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("agent %s in update %s: %w", agentID, updateID, store.ErrNotFound)
+	}
+	return d, err
 }

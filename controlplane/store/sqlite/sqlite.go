@@ -168,13 +168,13 @@ type scanner interface{ Scan(...any) error }
 
 // Pools.
 
-const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at`
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, created_at`
 
 func scanPool(s scanner) (*store.Pool, error) {
 	var p store.Pool
 	var created int64
 	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
-		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &created); err != nil {
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &created); err != nil {
 		return nil, err
 	}
 	p.CreatedAt = fromMS(created)
@@ -189,9 +189,13 @@ func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
 	if p.Settings.MaxUnavailable < 1 {
 		p.Settings.MaxUnavailable = 1
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
-		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, ms(p.CreatedAt))
+	if p.Settings.MinOperational == 0 {
+		p.Settings.MinOperational = store.DefaultMinOperational
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
+		min_operational, require_all_connected, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, p.Settings.MinOperational, p.Settings.RequireAllConnected, ms(p.CreatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
@@ -244,8 +248,10 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 		if err := fn(p); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ?, max_unavailable = ? WHERE id = ?`,
-			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, id)
+		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ?, max_unavailable = ?,
+			min_operational = ?, require_all_connected = ? WHERE id = ?`,
+			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable,
+			p.Settings.MinOperational, p.Settings.RequireAllConnected, id)
 		return err
 	})
 	if err != nil {
@@ -317,7 +323,7 @@ func placeholders(n int) string {
 // Updates.
 
 const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, created_at, modified_at`
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at`
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -331,7 +337,7 @@ func scanUpdate(s scanner) (*store.Update, error) {
 	var delay, duration sql.NullInt64
 	var last, created, modified int64
 	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
-		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &created, &modified); err != nil {
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified); err != nil {
 		return nil, err
 	}
 	if hasSchedule {
@@ -361,7 +367,7 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 		args[i] = u.ID
 		u.Agents = nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase FROM update_agents
+	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version FROM update_agents
 		WHERE update_id IN (`+placeholders(len(us))+`) ORDER BY update_id, position`, args...)
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
@@ -371,7 +377,7 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 		var id string
 		var ua store.UpdateAgent
 		var modified, dispatched int64
-		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase); err != nil {
+		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase, &ua.FromVersion); err != nil {
 			return err
 		}
 		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
@@ -394,7 +400,7 @@ func updateArgs(u *store.Update) []any {
 		duration = sql.NullInt64{Int64: int64(*sc.Duration), Valid: true}
 	}
 	return []any{u.Name, u.AgentType, u.Enabled, u.NotifyAdmin, u.Reason, u.SortOrder, u.Status, u.ResumeStatus, u.TargetVersion,
-		has, sc.Cron, sc.Timezone, delay, duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, ms(u.ModifiedAt)}
+		has, sc.Cron, sc.Timezone, delay, duration, ms(sc.LastUpdated), u.AllAgents, u.AllowDowngrade, u.Rollout, ms(u.ModifiedAt)}
 }
 
 // saveUpdateAgents writes the rows of u.Agents that differ from before
@@ -413,12 +419,12 @@ func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update, before [
 		if existed && prev == *ua {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
 				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
-				progress = excluded.progress, phase = excluded.phase`,
-			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase); err != nil {
+				progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version`,
+			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase, ua.FromVersion); err != nil {
 			return fmt.Errorf("save update agent %s: %w", ua.AgentID, err)
 		}
 	}
@@ -435,8 +441,8 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
 		res, err := tx.ExecContext(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, modified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
@@ -508,7 +514,7 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 		}
 		args := append(updateArgs(u), u.ID)
 		if _, err := tx.ExecContext(ctx, `UPDATE updates SET name = ?, agent_type = ?, enabled = ?, notify_admin = ?, reason = ?, sort_order = ?, status = ?, resume_status = ?, target_version = ?,
-			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, allow_downgrade = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
+			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, allow_downgrade = ?, rollout = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
 			return fmt.Errorf("save update %s: %w", id, err)
 		}
 		return saveUpdateAgents(ctx, tx, u, before)

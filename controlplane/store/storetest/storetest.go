@@ -226,7 +226,8 @@ func testPools(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("GetPool: %v", err)
 	}
-	if got.Name != "ad-0" || got.Type != okta.AgentTypeAD || got.Settings.ReleaseChannel != okta.ChannelGA || !got.CreatedAt.Equal(now) {
+	if got.Name != "ad-0" || got.Type != okta.AgentTypeAD || got.Settings.ReleaseChannel != okta.ChannelGA || !got.CreatedAt.Equal(now) ||
+		got.Settings.MinOperational != store.DefaultMinOperational {
 		t.Errorf("GetPool = %+v", got)
 	}
 	if _, err := s.GetPool(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
@@ -255,13 +256,16 @@ func testPools(t *testing.T, s store.Store) {
 		p.Settings.ReleaseChannel = okta.ChannelEA
 		p.Settings.LatestVersion = "1.2.3"
 		p.Settings.MinimalSupportedVersion = "1.0.0"
+		p.Settings.MinOperational = 3
+		p.Settings.RequireAllConnected = true
 		return nil
 	})
 	if err != nil || p.Name != "renamed" {
 		t.Fatalf("ModifyPool = %v, %v", p, err)
 	}
 	got, _ = s.GetPool(ctx, ad[1].ID)
-	want := store.Settings{ReleaseChannel: okta.ChannelEA, ContinueOnError: true, LatestVersion: "1.2.3", MinimalSupportedVersion: "1.0.0", MaxUnavailable: 1}
+	want := store.Settings{ReleaseChannel: okta.ChannelEA, ContinueOnError: true, LatestVersion: "1.2.3", MinimalSupportedVersion: "1.0.0", MaxUnavailable: 1,
+		MinOperational: 3, RequireAllConnected: true}
 	if got.Name != "renamed" || got.Settings != want {
 		t.Errorf("after ModifyPool: %+v", got)
 	}
