@@ -114,10 +114,10 @@ type Update struct {
 	AllowDowngrade bool
 	// Rollout is the update's rollout policy and wave state as JSON
 	// (extension; the control plane owns its shape).
-	Rollout string
-	Agents         []UpdateAgent
-	CreatedAt      time.Time
-	ModifiedAt     time.Time
+	Rollout    string
+	Agents     []UpdateAgent
+	CreatedAt  time.Time
+	ModifiedAt time.Time
 }
 
 // Scope names an API permission carried by a token.
