@@ -484,7 +484,7 @@ func TestSettings(t *testing.T) {
 	var s okta.AgentPoolUpdateSetting
 	r := e.do("GET", path, e.read, "")
 	r.decode(t, &s)
-	want := okta.AgentPoolUpdateSetting{AgentType: okta.AgentTypeLDAP, PoolID: p.ID, PoolName: "ldap", ReleaseChannel: okta.ChannelGA, MaxUnavailable: 1}
+	want := okta.AgentPoolUpdateSetting{AgentType: okta.AgentTypeLDAP, PoolID: p.ID, PoolName: "ldap", ReleaseChannel: okta.ChannelGA, MaxUnavailable: 1, MinOperational: 2}
 	if r.status != 200 || s != want {
 		t.Errorf("defaults = %d %+v", r.status, s)
 	}

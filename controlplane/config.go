@@ -63,6 +63,16 @@ type Config struct {
 	Heartbeat HeartbeatConfig `toml:"heartbeat"`
 	// Rollout configures the rollout engine.
 	Rollout RolloutConfig `toml:"rollout"`
+	// TLSCert and TLSKey are the PEM certificate (chain) and key to serve
+	// HTTPS with; reloaded on SIGHUP. Empty: plain HTTP, on a loopback
+	// address only unless InsecurePlainHTTP.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// ClientCA is a PEM CA bundle; when set, heartbeats must present a
+	// client certificate signed by it (besides the client secret).
+	ClientCA string `toml:"client_ca"`
+	// InsecurePlainHTTP allows plain HTTP on a non-loopback address.
+	InsecurePlainHTTP bool `toml:"insecure_plain_http"`
 }
 
 // HeartbeatConfig configures the heartbeat endpoint.
@@ -90,6 +100,30 @@ type RolloutConfig struct {
 	// SelfUpdate offers every host the newest poolagent release on its
 	// pool's channel when its poolagent is older.
 	SelfUpdate bool `toml:"self_update"`
+}
+
+// loopback reports whether the host of the host:port address addr is a
+// loopback address ("localhost" included).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// EffectiveIdleTimeout is idle_timeout, raised to three heartbeat
+// intervals when it is not above twice the interval, so agents keep their
+// kept-alive connections between heartbeats.
+func (c Config) EffectiveIdleTimeout() time.Duration {
+	if c.IdleTimeout.Duration <= 2*c.Heartbeat.Interval.Duration {
+		return 3 * c.Heartbeat.Interval.Duration
+	}
+	return c.IdleTimeout.Duration
 }
 
 // DefaultConfig returns the defaults every key starts from.
@@ -168,6 +202,15 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout.Duration <= 0 {
 		return errors.New("idle_timeout: must be positive")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert, tls_key: set both (HTTPS) or neither (plain HTTP)")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		return errors.New("client_ca: needs tls_cert and tls_key (client certificates need HTTPS)")
+	}
+	if c.TLSCert == "" && !c.InsecurePlainHTTP && !loopback(c.Listen) {
+		return fmt.Errorf("listen: plain HTTP on %s, which is not a loopback address: set tls_cert and tls_key (--tls-cert, --tls-key), or insecure_plain_http = true (--insecure-plain-http) behind a TLS proxy", c.Listen)
 	}
 	if c.RateLimit.RequestsPerWindow < 1 {
 		return fmt.Errorf("rate_limit.requests_per_window: must be at least 1, got %d", c.RateLimit.RequestsPerWindow)

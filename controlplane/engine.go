@@ -136,6 +136,7 @@ type tickData struct {
 	agents  map[string]*store.Agent
 	clients map[string]*store.Client
 	cat     *catalog
+	health  map[string]poolHealth // by pool
 }
 
 var errNoChange = errors.New("no change")
@@ -204,17 +205,38 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			d.clients[c.ID] = c
 		}
 	}
-	// The concurrency budget: jobs already in flight count against it.
+	// The availability guard: at most maxUnavailable of a pool's agents
+	// updating (a job in flight) or unhealthy (not OPERATIONAL) at once.
 	free := map[string]int{}
 	for _, p := range d.pools {
 		free[p.ID] = max(p.Settings.MaxUnavailable, 1)
 	}
+	busy := map[string]bool{}
 	for _, u := range updates {
 		for i := range u.Agents {
 			if live(&u.Agents[i]) {
 				free[u.PoolID]--
+				busy[u.Agents[i].AgentID] = true
 			}
 		}
+	}
+	d.health = map[string]poolHealth{}
+	for _, a := range d.agents {
+		h := d.health[a.PoolID]
+		h.size++
+		switch s.operational(a, d.now) {
+		case okta.OperationalStatusOperational:
+			h.operational++
+		case okta.OperationalStatusInactive:
+			h.disconnected++
+			fallthrough
+		default:
+			if !busy[a.ID] {
+				h.unhealthy++
+				free[a.PoolID]--
+			}
+		}
+		d.health[a.PoolID] = h
 	}
 
 	jobs := map[string][]sailpoint.Job{}
@@ -415,6 +437,12 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 		u.Status = okta.JobScheduled // the window closed: wait for the next
 	}
 	dispatching := u.Status == okta.JobInProgress && u.Enabled
+	doc := readRollout(u)
+	waves, lastWave := waveOf(u, doc.Policy)
+	blocked := ""
+	if dispatching {
+		blocked = guard(p, d.health[p.ID])
+	}
 
 	for i := range u.Agents {
 		ua := &u.Agents[i]
@@ -436,6 +464,14 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 			if !dispatching {
 				continue
 			}
+			if w := waves[ua.AgentID]; w > doc.State.Wave {
+				setAgent(ua, okta.InstanceScheduled, fmt.Sprintf("waiting: wave %d of %d", w+1, lastWave+1), now)
+				continue
+			}
+			if blocked != "" {
+				setAgent(ua, okta.InstanceScheduled, blocked, now)
+				continue
+			}
 			e.dispatch(u, ua, p, d, target, slots, seqs)
 		}
 	}
@@ -453,8 +489,16 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 	}
 	if active || u.Status == okta.JobInProgress || u.Status == okta.JobScheduled {
 		finished := false
+		var budget *ErrorBudget
+		if doc.Policy != nil {
+			budget = doc.Policy.ErrorBudget
+		}
+		over, why := budgetExceeded(budget, failed, len(u.Agents))
 		switch {
-		case failed > 0 && !p.Settings.ContinueOnError:
+		case over:
+			u.Status, finished = okta.JobFailed, true
+			doc.State.Halted = why
+		case failed > 0 && budget == nil && !p.Settings.ContinueOnError:
 			u.Status, finished = okta.JobFailed, true
 		case len(u.Agents) > 0 && done == len(u.Agents):
 			u.Status, finished = okta.JobSuccess, true
@@ -469,9 +513,47 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 			if u.Schedule != nil {
 				u.Schedule.LastUpdated = now
 			}
+		} else if u.Status == okta.JobInProgress && doc.State.Wave < lastWave {
+			e.promote(u, &doc, waves, now)
 		}
 	}
+	writeRollout(u, doc)
 	return !updatesEqual(before, u)
+}
+
+// promote opens the next wave once every agent of the waves so far has
+// finished without failures and the soak time has passed; with manual
+// promotion the update is Paused until an operator resumes it; a wave
+// with failures is held (Paused) for the operator.
+func (e *Engine) promote(u *store.Update, doc *rolloutDoc, waves map[string]int, now time.Time) {
+	failed := false
+	for _, ua := range u.Agents {
+		if waves[ua.AgentID] > doc.State.Wave {
+			continue
+		}
+		switch ua.Status {
+		case okta.InstanceSuccess:
+		case okta.InstanceFailed:
+			failed = true
+		default:
+			return // the wave is still running
+		}
+	}
+	if doc.State.WaveDoneAt == nil {
+		t := now
+		doc.State.WaveDoneAt = &t
+	}
+	soak := time.Duration(doc.Policy.SoakMinutes) * time.Minute
+	if now.Sub(*doc.State.WaveDoneAt) < soak {
+		return
+	}
+	if failed || doc.Policy.ManualPromotion {
+		doc.State.AwaitingPromotion = true
+		u.ResumeStatus, u.Status = u.Status, okta.JobPaused
+		return
+	}
+	doc.State.Wave++
+	doc.State.WaveDoneAt = nil
 }
 
 func cmpSeq(a, b *store.Agent) int {
@@ -521,7 +603,8 @@ func (e *Engine) dispatch(u *store.Update, ua *store.UpdateAgent, p *store.Pool,
 		return
 	}
 	if *slots <= 0 {
-		setAgent(ua, okta.InstanceScheduled, "", now)
+		h := d.health[p.ID]
+		setAgent(ua, okta.InstanceScheduled, fmt.Sprintf("waiting: maxUnavailable %d reached (%d agents unhealthy)", max(p.Settings.MaxUnavailable, 1), h.unhealthy), now)
 		return
 	}
 	*slots--
@@ -529,7 +612,7 @@ func (e *Engine) dispatch(u *store.Update, ua *store.UpdateAgent, p *store.Pool,
 		ua.JobID = "dry-run"
 		return
 	}
-	ua.JobID, ua.JobSeq, ua.DispatchedAt = uuid.NewString(), *seqs, now
+	ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.FromVersion = uuid.NewString(), *seqs, now, a.Version
 	*seqs++
 	ua.Progress, ua.Phase = 0, ""
 	setAgent(ua, okta.InstanceScheduled, "", now)
@@ -537,7 +620,7 @@ func (e *Engine) dispatch(u *store.Update, ua *store.UpdateAgent, p *store.Pool,
 }
 
 func updatesEqual(a, b *store.Update) bool {
-	if a.Status != b.Status || a.ResumeStatus != b.ResumeStatus || !slices.Equal(a.Agents, b.Agents) {
+	if a.Status != b.Status || a.ResumeStatus != b.ResumeStatus || a.Rollout != b.Rollout || !slices.Equal(a.Agents, b.Agents) {
 		return false
 	}
 	if (a.Schedule == nil) != (b.Schedule == nil) {
@@ -553,6 +636,8 @@ func (e *Engine) collectJobs(u *store.Update, p *store.Pool, d *tickData, jobs m
 		target = effectiveLatest(p, d.cat)
 	}
 	var m *sailpoint.Maintenance
+	var windowStart time.Time
+	doc := readRollout(u)
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		if !live(ua) {
@@ -573,6 +658,7 @@ func (e *Engine) collectJobs(u *store.Update, p *store.Pool, d *tickData, jobs m
 		}
 		if m == nil {
 			open, start, end, _ := e.window(u, target, d)
+			windowStart = start
 			m = &sailpoint.Maintenance{Window: fmt.Sprint(open), WindowStartTime: start.UTC().Format(time.RFC3339)}
 			if !end.IsZero() {
 				m.WindowFinishTime = end.UTC().Format(time.RFC3339)
@@ -587,11 +673,25 @@ func (e *Engine) collectJobs(u *store.Update, p *store.Pool, d *tickData, jobs m
 			mp.Artifact = &sailpoint.Artifact{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, URL: artifactURL(rel),
 				Size: rel.Size, SHA256: rel.SHA256, Signature: rel.Signature}
 		}
-		jobs[cl.ID] = append(jobs[cl.ID], sailpoint.Job{
+		job := sailpoint.Job{
 			UUID: ua.JobID, Cookbook: ua.JobID, State: state, Type: sailpoint.JobTypeUpgrade, TargetID: cl.ID,
 			ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{a.AgentName: mp},
 			UpdateID:                    u.ID, PoolID: u.PoolID, AllowDowngrade: u.AllowDowngrade, Sequence: ua.JobSeq, Maintenance: m,
-		})
+			Precheck: &sailpoint.Precheck{FromVersion: ua.FromVersion},
+		}
+		if mp.Artifact != nil {
+			size := mp.Artifact.Size
+			job.Precheck.FreeBytes = 2*size + max(size/10, 16<<20)
+		}
+		if pol := doc.Policy; pol != nil {
+			job.Precheck.MinPoolagentVersion = pol.MinPoolagentVersion
+			job.DownloadRateLimit = pol.DownloadRateLimit
+			if pol.SplayMinutes > 0 {
+				at := windowStart.Add(splayOffset(u.ID, ua.AgentID, time.Duration(pol.SplayMinutes)*time.Minute))
+				job.StartAfter = at.UTC().Format(time.RFC3339)
+			}
+		}
+		jobs[cl.ID] = append(jobs[cl.ID], job)
 		owner[ua.JobID] = cl.ID
 	}
 }

@@ -168,6 +168,11 @@ const maxTimestampSkew = 24 * time.Hour
 
 // handleHeartbeat serves POST /beta/managed-clients/{clientId}/status.
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.ClientCA != "" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		// client_ca: a certificate signed by it, besides the secret.
+		spUnauthorized(w, "a client certificate signed by the server's client_ca is required")
+		return
+	}
 	c, err := s.authClient(r)
 	if err != nil {
 		var ae authError
@@ -328,8 +333,13 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		if !s.engine.owns(ctx, c.ID, j.UUID) {
 			continue // not this client's job, or no longer current
 		}
-		hb.Jobs = append(hb.Jobs, store.JobReport{JobID: j.UUID, Status: jobStateToInstance(j), Message: truncate(j.UpdateMessage, 1024),
-			Progress: j.Progress, Phase: truncate(j.Phase, 64)})
+		jr := store.JobReport{JobID: j.UUID, Status: jobStateToInstance(j), Message: truncate(j.UpdateMessage, 1024),
+			Progress: j.Progress, Phase: truncate(j.Phase, 64)}
+		if d := j.Diagnostics; d != nil && jr.Status != "" {
+			b, _ := json.Marshal(sailpoint.Diagnostics{Output: tail(d.Output, sailpoint.MaxDiagnosticsOutput), Health: truncate(d.Health, 4096)})
+			jr.Diagnostics = string(b)
+		}
+		hb.Jobs = append(hb.Jobs, jr)
 	}
 	h := fnv.New64a()
 	h.Write(factsJSON)
@@ -338,6 +348,14 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		fmt.Fprintf(h, "|%s:%s:%d:%s:%s", j.JobID, j.Status, j.Progress, j.Phase, j.Message)
 	}
 	return hb, h.Sum64()
+}
+
+// tail keeps the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
 
 func truncate(s string, n int) string {

@@ -151,6 +151,18 @@ func applyAction(u *store.Update, a Action, now time.Time) error {
 		}
 	case ActionRetry:
 		resetAgents(u, []okta.AgentUpdateInstanceStatus{okta.InstanceFailed, okta.InstanceCancelled}, now)
+		doc := readRollout(u)
+		doc.State.Halted = ""
+		writeRollout(u, doc)
+	case ActionResume:
+		// A wave held for promotion (manual, or after failures): resuming
+		// promotes it.
+		doc := readRollout(u)
+		if doc.State.AwaitingPromotion {
+			doc.State.Wave++
+			doc.State.WaveDoneAt, doc.State.AwaitingPromotion = nil, false
+			writeRollout(u, doc)
+		}
 	}
 	u.ModifiedAt = now
 	return nil

@@ -250,6 +250,7 @@ func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]
 		Status:         u.Status,
 		TargetVersion:  u.TargetVersion,
 		AllowDowngrade: u.AllowDowngrade,
+		Rollout:        rolloutView(u),
 		Agents:         make([]okta.Agent, 0, len(u.Agents)),
 		Links:          &okta.LinksSelf{Self: &okta.Href{Href: fmt.Sprintf("%s/api/v1/agentPools/%s/updates/%s", s.baseURL(r), u.PoolID, u.ID)}},
 	}
@@ -373,6 +374,8 @@ type updateBody struct {
 	// AllowDowngrade is an extension: install a version below the
 	// installed one.
 	AllowDowngrade *bool `json:"allowDowngrade"`
+	// Rollout is an extension: the update's rollout policy.
+	Rollout json.RawMessage `json:"rollout"`
 }
 
 // parsedUpdate is a validated updateBody.
@@ -380,6 +383,8 @@ type parsedUpdate struct {
 	updateBody
 	scheduleSet bool            // the body carried a schedule field
 	schedule    *store.Schedule // nil: no schedule (or cleared)
+	rolloutSet  bool
+	rollout     *RolloutPolicy
 }
 
 const maxTextField = 1024
@@ -467,6 +472,14 @@ func parseUpdateBody(r *http.Request, p *store.Pool) (*parsedUpdate, error) {
 		}
 		causes = append(causes, scCauses...)
 		pu.schedule = sc
+	}
+	if len(b.Rollout) > 0 {
+		pol, rc, err := parseRolloutPolicy(b.Rollout)
+		if err != nil {
+			return nil, err
+		}
+		causes = append(causes, rc...)
+		pu.rolloutSet, pu.rollout = true, pol
 	}
 	if len(causes) > 0 {
 		return nil, errValidation(causes...)
@@ -599,6 +612,11 @@ func applyFields(u *store.Update, b *parsedUpdate) {
 	}
 	if b.AllowDowngrade != nil {
 		u.AllowDowngrade = *b.AllowDowngrade
+	}
+	if b.rolloutSet {
+		doc := readRollout(u)
+		doc.Policy = b.rollout
+		writeRollout(u, doc)
 	}
 	if b.scheduleSet {
 		if b.schedule != nil && u.Schedule != nil {
@@ -784,6 +802,8 @@ func (s *Server) settingsView(r *http.Request, p *store.Pool) okta.AgentPoolUpda
 		PoolName:                p.Name,
 		ReleaseChannel:          p.Settings.ReleaseChannel,
 		MaxUnavailable:          max(p.Settings.MaxUnavailable, 1),
+		MinOperational:          p.Settings.MinOperational,
+		RequireAllConnected:     p.Settings.RequireAllConnected,
 	}
 }
 
@@ -806,6 +826,8 @@ type settingsBody struct {
 	PoolName                *string              `json:"poolName"`
 	ReleaseChannel          *okta.ReleaseChannel `json:"releaseChannel"`
 	MaxUnavailable          *int                 `json:"maxUnavailable"` // extension
+	MinOperational          *int                 `json:"minOperational"` // extension
+	RequireAllConnected     *bool                `json:"requireAllConnected"`
 }
 
 // handleSetSettings serves POST /api/v1/agentPools/{poolId}/updates/settings.
@@ -843,6 +865,9 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 			}
 		}
 	}
+	if b.MinOperational != nil && (*b.MinOperational < 0 || *b.MinOperational > 1000000) {
+		causes = append(causes, fmt.Sprintf("minOperational: must be from 0 to 1000000, got %d", *b.MinOperational))
+	}
 	if b.MaxUnavailable != nil && (*b.MaxUnavailable < 1 || *b.MaxUnavailable > 1000000) {
 		causes = append(causes, fmt.Sprintf("maxUnavailable: must be from 1 to 1000000, got %d", *b.MaxUnavailable))
 	}
@@ -870,6 +895,12 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 		}
 		if b.MaxUnavailable != nil {
 			p.Settings.MaxUnavailable = *b.MaxUnavailable
+		}
+		if b.MinOperational != nil {
+			p.Settings.MinOperational = *b.MinOperational
+		}
+		if b.RequireAllConnected != nil {
+			p.Settings.RequireAllConnected = *b.RequireAllConnected
 		}
 		return nil
 	})

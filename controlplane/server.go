@@ -8,6 +8,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,7 @@ type Server struct {
 	limiter *rateLimiter
 	tokens  tokenCache
 	handler http.Handler
+	tls     *tls.Config // nil: plain HTTP
 
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
@@ -160,6 +162,7 @@ func (s *Server) routes() http.Handler {
 		h            http.Handler
 	}{
 		{"GET", "/api/v1/releases", s.oktaAPI(read, s.handleListReleases)},
+		{"GET", upd + "/agents/{agentId}/diagnostics", s.oktaAPI(read, s.handleDiagnostics)},
 		{"POST", "/beta/managed-clients/{clientId}/status", http.HandlerFunc(s.handleHeartbeat)},
 		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
 		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
@@ -271,12 +274,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      5 * time.Minute, // artifact downloads
-		IdleTimeout:       s.cfg.IdleTimeout.Duration,
+		IdleTimeout:       s.cfg.EffectiveIdleTimeout(),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
+	if idle := s.cfg.EffectiveIdleTimeout(); idle != s.cfg.IdleTimeout.Duration {
+		s.log.Warn("idle_timeout raised to three heartbeat intervals so agents keep their connections",
+			zap.Duration("idle_timeout", s.cfg.IdleTimeout.Duration), zap.Duration("used", idle))
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	if s.tls != nil {
+		srv.TLSConfig = s.tls
+		go func() { errc <- srv.ServeTLS(l, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(l) }()
+	}
 	ectx, stopEngine := context.WithCancel(context.Background())
 	engineDone := make(chan struct{})
 	go func() { defer close(engineDone); s.engine.Run(ectx) }()

@@ -5,6 +5,7 @@
 package okta
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -178,6 +179,10 @@ type AgentPoolUpdate struct {
 	// update that is Scheduled, InProgress, Paused or Failed: its current
 	// maintenance window while open, else the next one.
 	NextWindow *UpdateWindow `json:"nextWindow,omitempty"`
+	// Rollout is an extension, present when the update has a rollout
+	// policy: the policy (canary, waves, error budget, splay, ...) and
+	// the engine's progress (wave, halted).
+	Rollout json.RawMessage `json:"rollout,omitempty"`
 }
 
 // UpdateWindow is one maintenance window of a scheduled update
@@ -197,8 +202,14 @@ type AgentPoolUpdateSetting struct {
 	PoolName                string         `json:"poolName"`
 	ReleaseChannel          ReleaseChannel `json:"releaseChannel"`
 	// MaxUnavailable is an extension: how many of the pool's agents may
-	// run a job at once.
+	// be updating or unhealthy at once.
 	MaxUnavailable int `json:"maxUnavailable,omitempty"`
+	// MinOperational is an extension: no agent gets a job while fewer than
+	// this many of the pool's agents are OPERATIONAL.
+	MinOperational int `json:"minOperational"`
+	// RequireAllConnected is an extension: no agent gets a job while any
+	// agent of the pool is disconnected.
+	RequireAllConnected bool `json:"requireAllConnected,omitempty"`
 }
 
 // ErrorCause is one entry of an Error's errorCauses.
