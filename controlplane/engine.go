@@ -436,9 +436,12 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 	case u.Status == okta.JobInProgress && u.Schedule != nil && !open:
 		u.Status = okta.JobScheduled // the window closed: wait for the next
 	}
-	dispatching := u.Status == okta.JobInProgress && u.Enabled
 	doc := readRollout(u)
 	waves, lastWave := waveOf(u, doc.Policy)
+	if u.Status == okta.JobInProgress && doc.State.Wave < lastWave {
+		e.promote(u, &doc, waves, now) // before dispatch: a promoted wave starts in this tick
+	}
+	dispatching := u.Status == okta.JobInProgress && u.Enabled
 	blocked := ""
 	if dispatching {
 		blocked = guard(p, d.health[p.ID])
@@ -513,8 +516,6 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 			if u.Schedule != nil {
 				u.Schedule.LastUpdated = now
 			}
-		} else if u.Status == okta.JobInProgress && doc.State.Wave < lastWave {
-			e.promote(u, &doc, waves, now)
 		}
 	}
 	writeRollout(u, doc)

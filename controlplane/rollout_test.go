@@ -30,6 +30,7 @@ type host struct {
 	id, secret, hostname, version string
 	self                          string                         // poolagent's own version
 	jobs                          map[string]sailpoint.JobReport // reported job states
+	status                        sailpoint.ClientStatus         // default NORMAL
 }
 
 func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
@@ -107,7 +108,11 @@ func (f *fleet) beat(h *host) sailpoint.StatusReply {
 }
 
 func (f *fleet) body(h *host) string {
-	req := sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Timestamp: f.clock.Now().Format("2006-01-02T15:04:05.000000Z07:00"),
+	st := h.status
+	if st == "" {
+		st = sailpoint.StatusNormal
+	}
+	req := sailpoint.StatusRequest{Status: st, Timestamp: f.clock.Now().Format("2006-01-02T15:04:05.000000Z07:00"),
 		Body: sailpoint.ClientBody{Hostname: sailpoint.Flex(h.hostname), OS: "linux", Arch: "amd64", InternalIP: "10.0.0.1", AgentVersion: sailpoint.Flex(h.self),
 			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: h.version}}}}
 	for _, j := range h.jobs {
