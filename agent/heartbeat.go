@@ -36,9 +36,14 @@ func newTransport(cfg config.Config) (*http.Transport, error) {
 		}
 		proxy = http.ProxyURL(u)
 	}
+	tc, err := clientTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 proxy,
+		TLSClientConfig:       tc,
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   30 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,

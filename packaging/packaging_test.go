@@ -179,6 +179,9 @@ func TestUnitFiles(t *testing.T) {
 	}{
 		{"poolserver", map[string]string{
 			"Service.ExecStart":             "/usr/bin/poolserver serve --config /etc/poolserver/poolserver.toml",
+			"Service.Type":                  "notify",
+			"Service.NotifyAccess":          "main",
+			"Service.ExecReload":            "/bin/kill -HUP $MAINPID",
 			"Service.User":                  "poolserver",
 			"Service.NoNewPrivileges":       "yes",
 			"Service.StateDirectory":        "poolserver",

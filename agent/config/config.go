@@ -8,6 +8,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -69,6 +72,17 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat auto, console or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
+	// ServerCA is a PEM CA bundle to verify the server's certificate
+	// with instead of the system roots.
+	ServerCA string `toml:"server_ca"`
+	// ServerPubkeySHA256 pins the server's public key: the SHA-256 of its
+	// certificate's SubjectPublicKeyInfo, base64 or hex. Checked besides
+	// the chain.
+	ServerPubkeySHA256 string `toml:"server_pubkey_sha256"`
+	// ClientCert and ClientKey are a PEM client certificate and key
+	// presented to the server (its client_ca, mutual TLS).
+	ClientCert string `toml:"client_cert"`
+	ClientKey  string `toml:"client_key"`
 	// Proxy is an http(s) proxy URL for every request; empty: HTTPS_PROXY,
 	// HTTP_PROXY and NO_PROXY from the environment.
 	Proxy string `toml:"proxy"`
@@ -238,6 +252,19 @@ func (c Config) Validate() error {
 	if c.ServerURL != "" {
 		if err := checkOrigin(c.ServerURL); err != nil {
 			return fmt.Errorf("server_url: %w", err)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"server_ca", c.ServerCA}, {"client_cert", c.ClientCert}, {"client_key", c.ClientKey}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			return fmt.Errorf("%s: %q must be an absolute path", f.key, f.path)
+		}
+	}
+	if (c.ClientCert == "") != (c.ClientKey == "") {
+		return errors.New("client_cert, client_key: set both or neither")
+	}
+	if c.ServerPubkeySHA256 != "" {
+		if _, err := ParsePin(c.ServerPubkeySHA256); err != nil {
+			return fmt.Errorf("server_pubkey_sha256: %w", err)
 		}
 	}
 	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
@@ -416,4 +443,17 @@ func checkOrigin(s string) error {
 		return fmt.Errorf("%q is not an http(s) URL such as https://poolserver.example.com", s)
 	}
 	return nil
+}
+
+// ParsePin decodes a server_pubkey_sha256 value: 32 bytes in hex (colons
+// allowed) or standard base64.
+func ParsePin(v string) ([]byte, error) {
+	h := strings.ReplaceAll(v, ":", "")
+	if b, err := hex.DecodeString(h); err == nil && len(b) == sha256.Size {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil && len(b) == sha256.Size {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%q is not a SHA-256 in hex or base64 (openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)", v)
 }

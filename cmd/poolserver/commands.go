@@ -17,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store/postgres"
 	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 	"github.com/poolagent/poolagent/internal/logging"
+	"github.com/poolagent/poolagent/internal/sdnotify"
 	"github.com/poolagent/poolagent/internal/version"
 	"go.uber.org/zap"
 )
@@ -54,6 +55,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
 	db := fs.String("db", "", dbUsage+" (overrides the config)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with (overrides the config)")
+	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert (overrides the config)")
+	insecure := fs.Bool("insecure-plain-http", false, "allow plain HTTP on a non-loopback address (behind a TLS proxy)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +79,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.DB = *db
 		case "log-level":
 			cfg.LogLevel = *logLevel
+		case "tls-cert":
+			cfg.TLSCert = *tlsCert
+		case "tls-key":
+			cfg.TLSKey = *tlsKey
+		case "insecure-plain-http":
+			cfg.InsecurePlainHTTP = *insecure
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -86,6 +96,26 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
 
+	var opts []controlplane.Option
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		certs, err := controlplane.NewCertReloader(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return err
+		}
+		tc, err := controlplane.TLSConfig(cfg, certs)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, controlplane.WithTLS(tc))
+		scheme = "https"
+		stopReload := reloadOnSIGHUP(ctx, certs, log)
+		defer stopReload()
+	} else if cfg.InsecurePlainHTTP {
+		log.Warn("SERVING PLAIN HTTP: API tokens, client secrets and jobs cross the network unencrypted; "+
+			"only run this way behind a TLS-terminating proxy", zap.String("listen", cfg.Listen))
+	}
+
 	st, err := openStore(ctx, cfg.DataDir, cfg.DB)
 	if err != nil {
 		return err
@@ -96,8 +126,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	log.Info("poolserver serving", zap.String("version", version.String()), zap.String("listen", l.Addr().String()),
-		zap.String("dataDir", cfg.DataDir), zap.String("store", storeKind(cfg.DB)))
-	srv := controlplane.New(cfg, st, log)
+		zap.String("scheme", scheme), zap.String("dataDir", cfg.DataDir), zap.String("store", storeKind(cfg.DB)))
+	srv := controlplane.New(cfg, st, log, opts...)
+	if err := sdnotify.Ready(); err != nil {
+		log.Warn("tell systemd the service is ready", zap.Error(err))
+	}
+	go func() { <-ctx.Done(); _ = sdnotify.Stopping() }()
 	if err := srv.Serve(ctx, l); err != nil {
 		return err
 	}
