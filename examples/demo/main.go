@@ -98,7 +98,7 @@ func run(ctx context.Context) error {
 	}
 	for i := 1; i <= 3; i++ {
 		h, err := e2e.NewHost(bins, dir, e2e.HostOptions{Name: fmt.Sprintf("dc%d", i), AgentType: "AD", SampleAgent: samples["1.0.0"],
-			TrustedKey: keys.Public, ServerURL: srv.URL})
+			TrustedKey: keys.Public, ServerURL: srv.URL, ServerCA: srv.CA})
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func run(ctx context.Context) error {
 	now := time.Now().UTC().Add(-time.Minute)
 	cron := fmt.Sprintf("%d %d %d * *", now.Minute(), now.Hour(), now.Day())
 	body := fmt.Sprintf(`{"name":"AD 1.1.0","targetVersion":"1.1.0","schedule":{"cron":%q,"timezone":"UTC","duration":60,"delay":0}}`, cron)
-	fmt.Printf("$ curl -X POST %s/api/v1/agentPools/%s/updates -d '%s'\n", srv.URL, d.pool, body)
+	fmt.Printf("$ curl --cacert %s -X POST %s/api/v1/agentPools/%s/updates -d '%s'\n", filepath.Base(srv.CA), srv.URL, d.pool, body)
 	var u okta.AgentPoolUpdate
 	if _, err := srv.API(ctx, "POST", "/api/v1/agentPools/"+d.pool+"/updates", body, &u); err != nil {
 		return err

@@ -8,6 +8,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/internal/devpki"
 )
 
 // Bins are the built programs.
@@ -115,36 +118,68 @@ type Server struct {
 	URL     string
 	Token   string // okta.agentPools.manage
 	Log     string // its log file
-	config  string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	// CA is the throwaway CA bundle (a PEM file) the server's certificate
+	// chains to, "" when it serves plain HTTP: poolagent's server_ca
+	// (HostOptions.ServerCA).
+	CA string
+	// Client trusts CA; every request to the server goes through it.
+	Client *http.Client
+	config string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // StartServer writes a config for fast test timings and starts poolserver
-// on a fresh data dir.
+// on a fresh data dir, serving HTTPS with a certificate of a throwaway CA
+// (Server.CA) as in production.
 func StartServer(ctx context.Context, b *Bins, dir string) (*Server, error) {
-	return StartReplica(ctx, b, dir, filepath.Join(dir, "server"), "", "poolserver")
+	return startServer(ctx, b, dir, filepath.Join(dir, "server"), "", "poolserver", true)
 }
 
 // StartReplica starts a poolserver on dataDir and, when db is set, on that
 // PostgreSQL database; several replicas may share both. name tells their
 // config and log files apart. The first replica of a database creates the
 // API token; later ones reuse it (Token may be set after start).
+// Replicas serve plain HTTP on 127.0.0.1.
 func StartReplica(ctx context.Context, b *Bins, dir, dataDir, db, name string) (*Server, error) {
+	return startServer(ctx, b, dir, dataDir, db, name, false)
+}
+
+func startServer(ctx context.Context, b *Bins, dir, dataDir, db, name string, useTLS bool) (*Server, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Bins: b, DataDir: dataDir, DB: db, URL: "http://" + addr, Log: filepath.Join(dir, name+".log"),
-		config: filepath.Join(dir, name+".toml")}
+		config: filepath.Join(dir, name+".toml"), Client: http.DefaultClient}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return nil, err
+	}
+	tlsKeys := ""
+	if useTLS {
+		pki := filepath.Join(dir, name+"-pki")
+		if err := os.MkdirAll(pki, 0o700); err != nil {
+			return nil, err
+		}
+		ca, err := devpki.NewCA(pki, "ca")
+		if err != nil {
+			return nil, err
+		}
+		pair, err := ca.Server("server")
+		if err != nil {
+			return nil, err
+		}
+		if s.Client, err = clientTrusting(ca.CertFile); err != nil {
+			return nil, err
+		}
+		s.CA, s.URL = ca.CertFile, "https://"+addr
+		tlsKeys = fmt.Sprintf("tls_cert = %q\ntls_key = %q\n", pair.CertFile, pair.KeyFile)
 	}
 	cfg := fmt.Sprintf(`listen = %q
 data_dir = %q
 db = %q
 log_format = "json"
-[heartbeat]
+`+tlsKeys+`[heartbeat]
 interval = "1s"
 inactive_after = 10
 flush_interval = "500ms"
@@ -179,7 +214,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
-	return WaitHTTP(ctx, s.URL+"/readyz", 30*time.Second)
+	return waitHTTP(ctx, s.Client, s.URL+"/readyz", 30*time.Second)
 }
 
 // Stop sends SIGTERM and waits.
@@ -238,7 +273,7 @@ func (s *Server) API(ctx context.Context, method, path, body string, out any) (i
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -306,11 +341,28 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.WriteFile(dst, b, mode)
 }
 
+// clientTrusting returns an HTTP client that trusts the CA bundle in caFile.
+func clientTrusting(caFile string) (*http.Client, error) {
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no certificate", caFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
 // WaitHTTP polls url until it answers or timeout passes.
 func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	return waitHTTP(ctx, http.DefaultClient, url, timeout)
+}
+
+func waitHTTP(ctx context.Context, c *http.Client, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(url)
+		resp, err := c.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {

@@ -39,6 +39,7 @@ type HostOptions struct {
 	SampleAgent string // the sample agent's binary to install as the starting version
 	TrustedKey  string
 	ServerURL   string
+	ServerCA    string        // server_ca: the CA bundle of an HTTPS server (Server.CA)
 	Interval    time.Duration // heartbeat interval
 	ExtraConfig string        // appended to the TOML (e.g. a [maintenance] table)
 	Poolagent   string        // the poolagent binary to copy in (default: the built one)
@@ -101,7 +102,11 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	if stall == 0 {
 		stall = time.Minute
 	}
-	cfg := fmt.Sprintf(`server_url = %q
+	serverCA := ""
+	if o.ServerCA != "" {
+		serverCA = fmt.Sprintf("server_ca = %q\n", o.ServerCA)
+	}
+	cfg := fmt.Sprintf(serverCA+`server_url = %q
 hostname = %q
 state_dir = %q
 heartbeat_interval = %q

@@ -39,7 +39,7 @@ func remount(t *testing.T, dir, mode string) {
 func (f *fleet) hostOn(name, stateDir string) *e2e.Host {
 	f.t.Helper()
 	h, err := e2e.NewHost(bins, f.t.TempDir(), e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
-		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, StateDir: stateDir})
+		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, StateDir: stateDir})
 	if err != nil {
 		f.t.Fatal(err)
 	}

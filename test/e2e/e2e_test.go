@@ -110,7 +110,7 @@ func newFleet(t *testing.T, n int) *fleet {
 func (f *fleet) addHost(name, poolagent string) *e2e.Host {
 	f.t.Helper()
 	h, err := e2e.NewHost(bins, f.t.TempDir(), e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
-		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, Poolagent: poolagent})
+		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, Poolagent: poolagent})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestServerKilledUnderHeartbeatLoad(t *testing.T) {
 			Agents: []sailpoint.AgentReport{{Name: "ldap-agent", Type: "LDAP", Version: fmt.Sprintf("1.0.%d", v)}}}})
 		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/beta/managed-clients/"+c.id+"/status", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+c.secret)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := srv.Client.Do(req)
 		if err != nil {
 			return 0, err
 		}
