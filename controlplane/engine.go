@@ -446,6 +446,19 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 	if dispatching {
 		blocked = guard(p, d.health[p.ID])
 	}
+	// With an error budget, jobs in flight count as failures that may
+	// come: no more are handed out than the budget could absorb, so a bad
+	// release halts at the budget, not at the budget plus maxUnavailable.
+	budgetRoom := -1 // unbounded
+	if doc.Policy != nil && doc.Policy.ErrorBudget != nil {
+		allowed := allowedFailures(doc.Policy.ErrorBudget, len(u.Agents))
+		budgetRoom = allowed + 1
+		for i := range u.Agents {
+			if u.Agents[i].Status == okta.InstanceFailed || live(&u.Agents[i]) {
+				budgetRoom--
+			}
+		}
+	}
 
 	for i := range u.Agents {
 		ua := &u.Agents[i]
@@ -475,7 +488,15 @@ func (e *Engine) plan(u *store.Update, p *store.Pool, d *tickData, slots *int, s
 				setAgent(ua, okta.InstanceScheduled, blocked, now)
 				continue
 			}
+			if budgetRoom == 0 {
+				setAgent(ua, okta.InstanceScheduled, "waiting: the jobs in flight could use up the error budget", now)
+				continue
+			}
+			before := *slots
 			e.dispatch(u, ua, p, d, target, slots, seqs)
+			if budgetRoom > 0 && *slots < before {
+				budgetRoom--
+			}
 		}
 	}
 

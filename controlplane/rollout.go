@@ -186,15 +186,21 @@ func waveOf(u *store.Update, p *RolloutPolicy) (map[string]int, int) {
 	return waves, len(bounds) - 1
 }
 
+// allowedFailures is how many failed hosts the budget tolerates.
+func allowedFailures(b *ErrorBudget, total int) int {
+	allowed := b.Count
+	if b.Percent > 0 {
+		allowed = max(allowed, int(b.Percent*float64(total)/100))
+	}
+	return allowed
+}
+
 // budgetExceeded reports whether failed hosts exceed the error budget.
 func budgetExceeded(b *ErrorBudget, failed, total int) (bool, string) {
 	if b == nil {
 		return false, ""
 	}
-	allowed := b.Count
-	if b.Percent > 0 {
-		allowed = max(allowed, int(b.Percent*float64(total)/100))
-	}
+	allowed := allowedFailures(b, total)
 	if failed > allowed {
 		return true, fmt.Sprintf("ERROR_BUDGET: %d of %d hosts failed; the budget tolerates %d", failed, total, allowed)
 	}

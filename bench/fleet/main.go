@@ -137,7 +137,7 @@ func run() error {
 		rows = append(rows, loadRow{c, s, b})
 	}
 
-	roll, err := rollout(ctx, srv, f, o)
+	roll, err := rollout(ctx, srv, f, o, goodRollout)
 	if err != nil {
 		return err
 	}
@@ -163,6 +163,35 @@ func run() error {
 		}
 	}
 
+	// Rollout safety on a fresh fleet each: a bad release against a 5%
+	// error budget, and download starts with and without splay.
+	fresh := func(name string, sc scenario) (rolloutResult, error) {
+		ff, err := setup(ctx, filepath.Join(work, name), o.hosts, "")
+		if err != nil {
+			return rolloutResult{}, err
+		}
+		fs, err := startServer(ctx, bin, ff.dir, o, "")
+		if err != nil {
+			return rolloutResult{}, err
+		}
+		defer stop(fs.cmd)
+		return rollout(ctx, fs, ff, o, sc)
+	}
+	const guardBound = 50
+	budget, err := fresh("budget", scenario{settings: fmt.Sprintf(`{"maxUnavailable":%d}`, guardBound),
+		update: `{"targetVersion":"1.1.0","rollout":{"errorBudget":{"percent":5}}}`, fail: true, want: okta.JobFailed})
+	if err != nil {
+		return fmt.Errorf("error budget scenario: %w", err)
+	}
+	noSplay, err := fresh("nosplay", scenario{update: `{"targetVersion":"1.1.0"}`, download: true, want: okta.JobSuccess})
+	if err != nil {
+		return fmt.Errorf("no-splay scenario: %w", err)
+	}
+	splay, err := fresh("splay", scenario{update: `{"targetVersion":"1.1.0","rollout":{"splayMinutes":1}}`, download: true, want: okta.JobSuccess})
+	if err != nil {
+		return fmt.Errorf("splay scenario: %w", err)
+	}
+
 	fmt.Printf("| poolserver fleet benchmark, %d hosts, SQLite, 2 cores shared by server and load generator | measured | baseline (same run) | ratio | goal |\n", o.hosts)
 	fmt.Println("|---|---|---|---|---|")
 	for _, r := range rows {
@@ -180,6 +209,13 @@ func run() error {
 	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(hwm)/(1<<20))
 	fmt.Printf("| server memory per 10,000 registered hosts | %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n",
 		float64(rssHosts-rssEmpty)/(1<<20)*10000/float64(o.hosts), float64(rssEmpty)/(1<<20))
+	fmt.Printf("| bad release, error budget 5%%, maxUnavailable %d: hosts attempted before the halt | %d of %d (%.1f%%) | the budget: %d failures (5%%) | - | halts near 5%% |\n",
+		guardBound, budget.jobs, o.hosts, 100*float64(budget.jobs)/float64(o.hosts), o.hosts*5/100)
+	fmt.Printf("| availability guard: most hosts installing at once, over every simulated step | %d | maxUnavailable %d | - | never above |\n",
+		budget.maxInFlight, guardBound)
+	fmt.Printf("| peak artifact download starts in one second, splay 1 min | %d/s | no splay, same fleet: %d/s | %.2f | below the unsplayed peak |\n",
+		splay.peakStarts, noSplay.peakStarts, float64(splay.peakStarts)/float64(max(noSplay.peakStarts, 1)))
+	fmt.Fprintf(os.Stderr, "error budget: %s\n", budget.halted)
 	fmt.Fprintf(os.Stderr, "rollout: %d heartbeats, %d jobs, %d 429s, %d errors\n", roll.beats, roll.jobs, roll.limited, roll.errs)
 	return nil
 }
@@ -452,12 +488,26 @@ type rolloutResult struct {
 	took                       time.Duration
 	cpu                        float64
 	beats, jobs, limited, errs int64
+	maxInFlight                int64
+	peakStarts                 int // most download starts in one second
+	halted                     string
 }
 
 // rollout plays every host heartbeating at its interval (spread evenly),
 // obeying its jobs: a job is started at once (RUNNING), installed for
 // o.install, then reported FINISHED with the new version.
-func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutResult, error) {
+// scenario is one rollout the simulator plays.
+type scenario struct {
+	settings string // the pool's settings body
+	update   string // the update body
+	fail     bool   // hosts report their jobs FAILED (a bad release)
+	download bool   // hosts download the artifact, not before the job's startAfter
+	want     okta.AgentUpdateJobStatus
+}
+
+var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
+
+func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenario) (rolloutResult, error) {
 	var res rolloutResult
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
@@ -474,8 +524,37 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutRe
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, b, err
 	}
-	if code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", fmt.Sprintf(`{"maxUnavailable":%d}`, len(f.hosts))); err != nil || code != 201 {
+	settings := sc.settings
+	if settings == "" {
+		settings = fmt.Sprintf(`{"maxUnavailable":%d}`, len(f.hosts))
+	}
+	if code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", settings); err != nil || code != 201 {
 		return res, fmt.Errorf("settings: %d %s %v", code, b, err)
+	}
+	var inFlight, maxInFlight atomic.Int64
+	var startsMu sync.Mutex
+	starts := map[int64]int{} // download starts per second
+	download := func(h simHost, j sailpoint.Job) {
+		a := j.ManagedProcessConfiguration["ad-agent"].Artifact
+		if a == nil {
+			return
+		}
+		if at, err := time.Parse(time.RFC3339, j.StartAfter); err == nil {
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+				return
+			}
+		}
+		startsMu.Lock()
+		starts[time.Now().Unix()]++
+		startsMu.Unlock()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+h.secret)
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 	}
 
 	sem := make(chan struct{}, 256) // bound the load generator's concurrency
@@ -530,12 +609,24 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutRe
 					continue
 				}
 				atomic.AddInt64(&res.jobs, 1)
+				if n := inFlight.Add(1); n > maxInFlight.Load() {
+					maxInFlight.Store(n) // racy max, good enough for a bound check
+				}
 				target := j.ManagedProcessConfiguration["ad-agent"].Version
 				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}})
+				if sc.download {
+					download(h, j)
+				}
 				select {
 				case <-hctx.Done():
 					return
 				case <-time.After(o.install):
+				}
+				inFlight.Add(-1)
+				if sc.fail {
+					_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobFailed, Progress: 100,
+						UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: simulated bad release"}})
+					continue
 				}
 				version = target
 				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100}})
@@ -547,7 +638,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutRe
 
 	cpu0 := srv.cpu()
 	t0 := time.Now()
-	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", `{"name":"bench","targetVersion":"1.1.0"}`)
+	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
 	if err != nil || code != 201 {
 		return res, fmt.Errorf("create update: %d %s %v", code, b, err)
 	}
@@ -564,15 +655,26 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options) (rolloutRe
 			continue
 		}
 		var cur okta.AgentPoolUpdate
-		if json.Unmarshal(b, &cur) == nil && cur.Status == okta.JobSuccess {
+		if json.Unmarshal(b, &cur) == nil && cur.Status == sc.want {
+			res.halted = string(cur.Rollout)
 			break
 		}
-		if cur.Status == okta.JobFailed {
-			return res, fmt.Errorf("rollout failed: %s", b[:min(len(b), 500)])
+		if cur.Status == okta.JobFailed || cur.Status == okta.JobSuccess {
+			return res, fmt.Errorf("rollout ended %s, want %s: %s", cur.Status, sc.want, b[:min(len(b), 500)])
 		}
 	}
 	res.took = time.Since(t0)
 	res.cpu = srv.cpu() - cpu0
+	if sc.fail {
+		// Jobs already handed out finish; nothing new must be.
+		time.Sleep(2*o.interval + o.install)
+	}
+	res.maxInFlight = maxInFlight.Load()
+	startsMu.Lock()
+	for _, n := range starts {
+		res.peakStarts = max(res.peakStarts, n)
+	}
+	startsMu.Unlock()
 	stopHosts()
 	wg.Wait()
 	return res, nil
