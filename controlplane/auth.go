@@ -176,6 +176,7 @@ func (s *Server) oktaAPI(scope store.Scope, h func(w http.ResponseWriter, r *htt
 		q := s.limiter.take(key)
 		setRateHeaders(w, q)
 		if !q.Allowed {
+			s.metrics.rateLimited.WithLabelValues("api").Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(q, s.clock.Now())))
 			writeOktaError(w, newOktaError(http.StatusTooManyRequests, okta.CodeRateLimit, "API call exceeded rate limit due to too many requests."))
 			return

@@ -635,6 +635,7 @@ func (e *Engine) dispatch(u *store.Update, ua *store.UpdateAgent, p *store.Pool,
 		return
 	}
 	ua.JobID, ua.JobSeq, ua.DispatchedAt, ua.FromVersion = uuid.NewString(), *seqs, now, a.Version
+	e.srv.metrics.jobsDispatch.Inc()
 	*seqs++
 	ua.Progress, ua.Phase = 0, ""
 	setAgent(ua, okta.InstanceScheduled, "", now)

@@ -232,6 +232,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
+	s.metrics.rateLimited.WithLabelValues("heartbeat").Inc()
 	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(q, s.clock.Now())))
 	writeJSON(w, http.StatusTooManyRequests, sailpoint.RateLimitError{Message: "Rate Limit Exceeded"})
 }
@@ -327,12 +328,14 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 	}
 	for _, j := range b.Jobs {
 		if strings.HasPrefix(j.UUID, selfJobPrefix) {
+			s.metrics.jobReported(j)
 			s.engine.selfReport(c.ID, j) // self-updates are not update_agents rows
 			continue
 		}
 		if !s.engine.owns(ctx, c.ID, j.UUID) {
 			continue // not this client's job, or no longer current
 		}
+		s.metrics.jobReported(j)
 		jr := store.JobReport{JobID: j.UUID, Status: jobStateToInstance(j), Message: truncate(j.UpdateMessage, 1024),
 			Progress: j.Progress, Phase: truncate(j.Phase, 64)}
 		if d := j.Diagnostics; d != nil && jr.Status != "" {
@@ -502,6 +505,7 @@ func (c *seenCoalescer) take() map[string]time.Time {
 // returns only after its write is durable.
 type hbWriter struct {
 	st   store.Store
+	m    *metrics
 	log  *zap.Logger
 	reqs chan hbReq
 	done chan struct{}
@@ -514,8 +518,8 @@ type hbReq struct {
 
 const maxBatch = 512
 
-func newHBWriter(st store.Store, log *zap.Logger) *hbWriter {
-	w := &hbWriter{st: st, log: log, reqs: make(chan hbReq, maxBatch), done: make(chan struct{})}
+func newHBWriter(st store.Store, log *zap.Logger, m *metrics) *hbWriter {
+	w := &hbWriter{st: st, log: log, m: m, reqs: make(chan hbReq, maxBatch), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -559,7 +563,9 @@ func (w *hbWriter) loop() {
 		for i, r := range batch {
 			hbs[i] = r.hb
 		}
+		start := time.Now()
 		err := w.st.ApplyHeartbeats(context.Background(), hbs)
+		w.m.observeStore("ApplyHeartbeats", start)
 		if err != nil && len(batch) > 1 {
 			// Isolate the bad write so one heartbeat cannot fail the others.
 			for _, r := range batch {

@@ -45,6 +45,7 @@ type Server struct {
 	tokens  tokenCache
 	handler http.Handler
 	tls     *tls.Config // nil: plain HTTP
+	metrics *metrics
 
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
@@ -81,8 +82,9 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	}
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
+	s.metrics = newMetrics(s)
 	s.engine = newEngine(s)
-	s.writer = newHBWriter(st, log)
+	s.writer = newHBWriter(st, log, s.metrics)
 	s.handler = s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
@@ -163,7 +165,7 @@ func (s *Server) routes() http.Handler {
 	}{
 		{"GET", "/api/v1/releases", s.oktaAPI(read, s.handleListReleases)},
 		{"GET", upd + "/agents/{agentId}/diagnostics", s.oktaAPI(read, s.handleDiagnostics)},
-		{"POST", "/beta/managed-clients/{clientId}/status", http.HandlerFunc(s.handleHeartbeat)},
+		{"POST", "/beta/managed-clients/{clientId}/status", s.metrics.heartbeat(http.HandlerFunc(s.handleHeartbeat))},
 		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
 		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
 	}...)
@@ -197,14 +199,15 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /ui/", ui.Handler()) // the dashboard (docs/dashboard.md)
+	mux.Handle("GET /metrics", s.handleMetrics()) // Prometheus (docs/metrics.md)
+	mux.Handle("GET /ui/", ui.Handler())          // the dashboard (docs/dashboard.md)
 	mux.HandleFunc("/beta/", func(w http.ResponseWriter, r *http.Request) {
 		spNotFound(w, "no such endpoint: "+r.URL.Path)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOktaError(w, errNotFound(r.URL.Path))
 	})
-	return s.recoverer(s.logRequests(mux))
+	return s.recoverer(s.logRequests(s.metrics.instrument(mux)))
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +218,10 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	start := time.Now()
+	err := s.store.Ping(ctx)
+	s.metrics.observeStore("Ping", start)
+	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
 		return
 	}
