@@ -33,6 +33,10 @@ type Result struct {
 	Version string
 	// Err is why the job did not commit (nil when committed).
 	Err error
+	// Health is the health check's last result when it failed ("" when it
+	// passed or did not run), e.g. "GET http://127.0.0.1:8089/healthz: no
+	// success within 30s: last error: HTTP 503".
+	Health string
 }
 
 // rollbackTimeout bounds a rollback that runs after the job's context was
@@ -142,7 +146,9 @@ func (u *Updater) finishForward(ctx context.Context, e *entry, t Target) (Result
 		}
 	}
 	if err := u.healthCheck(ctx, t.Service, t.Health); err != nil {
-		return u.rollback(ctx, e, t, err)
+		res, rerr := u.rollback(ctx, e, t, err)
+		res.Health = strings.TrimPrefix(err.Error(), ErrHealthCheck.Error()+": ")
+		return res, rerr
 	}
 	if err := u.advance(e, PhaseCommitting); err != nil {
 		return u.rollback(ctx, e, t, err)
@@ -355,6 +361,7 @@ var codes = []struct {
 	{"signature", ErrSignature},
 	{"hash", ErrHash},
 	{"size", ErrSize},
+	{"disk-full", ErrDiskFull},
 	{"too-large", ErrTooLarge},
 	{"stalled", ErrStalled},
 	{"downgrade", ErrDowngrade},

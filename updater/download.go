@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/poolagent/poolagent/internal/vercmp"
+	"github.com/poolagent/poolagent/platform/disk"
 )
 
 // Fetched is an artifact downloaded into the state dir and verified:
@@ -81,7 +82,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 		if fresh {
 			removeDownload(part)
 		}
-		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, needsPrehash(sig), progress)
+		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, needsPrehash(sig), u.rateFor(job), progress)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				removeDownload(part)
@@ -200,10 +201,10 @@ func (u *Updater) verifyFile(path string, a Artifact, sig []byte) (*Fetched, err
 // download fetches url into part, resuming what part already holds, and
 // returns the digest of the whole file. resumed reports whether bytes from
 // an earlier attempt were kept.
-func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64, part string, prehash bool, progress ProgressFunc) (d *digester, resumed bool, err error) {
+func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64, part string, prehash bool, rate int64, progress ProgressFunc) (d *digester, resumed bool, err error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, false, err
+		return nil, false, diskFull(err)
 	}
 	defer f.Close()
 	rep := &reporter{fn: progress, job: jobID, total: size, last: -1}
@@ -212,11 +213,11 @@ func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64
 		if attempt > 0 {
 			u.log.Info("resuming interrupted download", zap.String("job", jobID), zap.Int("attempt", attempt), zap.Error(lastErr))
 		}
-		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", prehash, rep)
+		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", prehash, rate, rep)
 		resumed = resumed || resumedNow
 		if err == nil {
 			if err := f.Sync(); err != nil {
-				return nil, resumed, err
+				return nil, resumed, diskFull(err)
 			}
 			return d, resumed, nil
 		}
@@ -237,14 +238,23 @@ func retryable(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	return !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrStalled) && !errors.Is(err, errHTTPStatus)
+	return !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrStalled) && !errors.Is(err, errHTTPStatus) && !errors.Is(err, ErrDiskFull)
+}
+
+// diskFull marks a write error that says the disk is full with
+// ErrDiskFull, keeping the system error in the chain.
+func diskFull(err error) error {
+	if disk.IsFull(err) && !errors.Is(err, ErrDiskFull) {
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return err
 }
 
 var errHTTPStatus = errors.New("unexpected HTTP status")
 
 // attempt is one HTTP request. It resumes from f's length when the sidecar
 // holds a validator, and starts over when the server's copy changed.
-func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size int64, sidecar string, prehash bool, rep *reporter) (_ *digester, resumed bool, err error) {
+func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size int64, sidecar string, prehash bool, rate int64, rep *reporter) (_ *digester, resumed bool, err error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, false, err
@@ -320,11 +330,21 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 		return nil, false, err
 	}
 
-	body := &countingReader{r: resp.Body}
-	stop := u.watchStall(ctx, cancel, body)
+	var src io.Reader = resp.Body
+	minSpeed := u.cfg.MinSpeed
+	if rate > 0 {
+		src = newRateLimited(ctx, src, rate)
+		minSpeed = min(minSpeed, max(rate/2, 1))
+	}
+	body := &countingReader{r: src}
+	stop := u.watchStall(ctx, cancel, body, minSpeed)
 	defer stop()
-	n, err := d.copyFrom(f, body, size-offset, func(total int64) { rep.report(offset + total) })
+	n, err := d.copyFrom(&diskWriter{w: f}, body, size-offset, func(total int64) { rep.report(offset + total) })
 	if err != nil {
+		var werr *writeError
+		if errors.As(err, &werr) {
+			return nil, offset > 0, fmt.Errorf("write the download at byte %d: %w", offset+n, diskFull(werr.err))
+		}
 		if errors.Is(err, ErrTooLarge) {
 			return nil, offset > 0, fmt.Errorf("server sent more than the descriptor's %d bytes: %w", size, ErrTooLarge)
 		}
@@ -341,7 +361,7 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 
 // watchStall cancels the request when fewer than MinSpeed bytes per second
 // arrived over the last StallTimeout.
-func (u *Updater) watchStall(ctx context.Context, cancel context.CancelCauseFunc, body *countingReader) (stop func()) {
+func (u *Updater) watchStall(ctx context.Context, cancel context.CancelCauseFunc, body *countingReader, minSpeed int64) (stop func()) {
 	window := u.cfg.StallTimeout
 	tick := max(window/5, 10*time.Millisecond)
 	done := make(chan struct{})
@@ -366,15 +386,33 @@ func (u *Updater) watchStall(ctx context.Context, cancel context.CancelCauseFunc
 					hist = hist[1:]
 				}
 				el := now.Sub(hist[0].t)
-				if el >= window && float64(s.n-hist[0].n) < float64(u.cfg.MinSpeed)*el.Seconds() {
+				if el >= window && float64(s.n-hist[0].n) < float64(minSpeed)*el.Seconds() {
 					cancel(fmt.Errorf("below %d bytes/s for %s (%d bytes in %s): %w",
-						u.cfg.MinSpeed, window, s.n-hist[0].n, el.Round(time.Millisecond), ErrStalled))
+						minSpeed, window, s.n-hist[0].n, el.Round(time.Millisecond), ErrStalled))
 					return
 				}
 			}
 		}
 	}()
 	return func() { close(done) }
+}
+
+// writeError marks an error of the local file, as opposed to the
+// connection's.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// diskWriter tags its writer's errors as writeErrors.
+type diskWriter struct{ w io.Writer }
+
+func (d *diskWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
 }
 
 type countingReader struct {

@@ -9,6 +9,9 @@ var (
 	ErrDownload = errors.New("download failed")
 	// ErrTooLarge: the server sent more bytes than the descriptor's size.
 	ErrTooLarge = errors.New("artifact larger than its descriptor")
+	// ErrDiskFull: the state dir's file system (or the user's quota) ran
+	// out of space while writing the download.
+	ErrDiskFull = errors.New("disk full")
 	// ErrStalled: the peer stayed below the minimum speed for too long.
 	ErrStalled = errors.New("download stalled")
 	// ErrSize: the artifact's length differs from the descriptor's size.

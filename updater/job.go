@@ -15,6 +15,9 @@ type Job struct {
 	Patch *Patch
 	// AllowDowngrade permits installing a version below the installed one.
 	AllowDowngrade bool
+	// RateLimit bounds this job's download in bytes per second; 0 means
+	// Config.RateLimit alone. The smaller non-zero limit of the two wins.
+	RateLimit int64
 }
 
 // Artifact is the descriptor of a release file, as the server sends it.

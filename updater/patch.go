@@ -25,7 +25,7 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 		return nil, fmt.Errorf("%w: patch URL: %v", ErrPatch, err)
 	}
 	part := base + ".patch.part"
-	d, _, err := u.download(ctx, job.ID, p.URL, p.Size, part, false, progress)
+	d, _, err := u.download(ctx, job.ID, p.URL, p.Size, part, false, u.rateFor(job), progress)
 	if err != nil {
 		removeDownload(part)
 		return nil, fmt.Errorf("%w: download: %w", ErrPatch, err)

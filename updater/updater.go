@@ -31,6 +31,10 @@ type Config struct {
 	// Defaults: 1 KiB/s over 60 s.
 	MinSpeed     int64
 	StallTimeout time.Duration
+	// RateLimit bounds every download in bytes per second (0: unbounded);
+	// a job's own Job.RateLimit may lower it further. A limit below
+	// 2*MinSpeed lowers the stall threshold to half the limit.
+	RateLimit int64
 	// RequestTimeout bounds connecting, the TLS handshake, the wait for
 	// response headers and small requests such as a signature. Default 30 s.
 	RequestTimeout time.Duration
