@@ -67,7 +67,7 @@ bench:
 	bash scripts/bench.sh
 
 soak:
-	$(GO) test -count=1 -timeout 60m -run Soak -tags soak ./...
+	$(GO) run ./bench/fleet -soak 30m -hosts 1000
 
 clean:
 	rm -rf $(BIN)

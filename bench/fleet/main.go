@@ -75,6 +75,7 @@ func run() error {
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
 	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
 	flag.Parse()
 	for _, c := range strings.Split(conns, ",") {
@@ -99,6 +100,11 @@ func run() error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	if *soakFor > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
+		defer cancel()
+		return soak(ctx, bin, work, o, *soakFor)
 	}
 
 	// Baseline: a bare net/http JSON echo server, same load generator.
