@@ -59,3 +59,16 @@ func wrap(op, name string, err error) error {
 	}
 	return fmt.Errorf("%s service %s: %w", op, name, err)
 }
+
+// Logs returns the last lines (at most lines) the service logged since
+// since (the zero time: no bound): `journalctl -u NAME` on Linux; "" where
+// there is no journal to read.
+func (s *SystemService) Logs(ctx context.Context, since time.Time, lines int) (string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var at int64
+	if !since.IsZero() {
+		at = since.Unix()
+	}
+	return s.logs(ctx, at, lines)
+}
