@@ -2,7 +2,7 @@
 // Agent Pools API and the heartbeat endpoint, and turns updates into
 // per-host jobs.
 //
-//	poolserver serve --data-dir DIR --listen 127.0.0.1:PORT [--config FILE]
+//	poolserver serve --data-dir DIR --listen 127.0.0.1:PORT [--config FILE] [--tls-cert F --tls-key F] [--insecure-plain-http]
 //	poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name N] [--ttl D]
 //	poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
 //	poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
@@ -34,6 +34,7 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
   poolserver serve --data-dir DIR --listen HOST:PORT [--config FILE] [--log-level LEVEL]
+      [--tls-cert F --tls-key F] [--insecure-plain-http]     # plain HTTP: loopback only without the flag
   poolserver token create --data-dir DIR --scope SCOPE [--scope SCOPE] [--name NAME] [--ttl DURATION]
   poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
   poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
