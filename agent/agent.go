@@ -134,6 +134,7 @@ func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
 		RevokedKeyIDs:      cfg.Artifacts.RevokedKeyIDs,
 		AllowInsecureHTTP:  cfg.Artifacts.AllowInsecureHTTP,
 		StallTimeout:       cfg.Artifacts.StallTimeout.Duration,
+		RateLimit:          cfg.Artifacts.DownloadRateLimit,
 		SelfConfirmTimeout: cfg.SelfUpdate.ConfirmTimeout.Duration,
 		// Downloads share the heartbeat's connections; the bearer
 		// secret goes to the server's origin only.
@@ -155,7 +156,11 @@ func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
 				p.Env = append(os.Environ(), a.Env...)
 			}
 			p.Logger = log.Named(a.Name)
-			svc = p
+			// Its output is kept for the diagnostics of a failed update.
+			ring := process.NewRing(outputRingSize)
+			p.Stdout, p.Stderr = ring, ring
+			d.svcs[a.Name] = &hookedService{Service: p, ring: ring}
+			continue
 		}
 		if svc != nil {
 			d.svcs[a.Name] = &hookedService{Service: svc}
@@ -346,7 +351,16 @@ func (d *Daemon) applyRecovered(results []updater.Result) {
 				d.setAgentVersion(r.Name, r.Version)
 			}
 			if j != nil {
-				d.finishLocked(j, r.Err)
+				err := r.Err
+				if err != nil {
+					err = rolledBack{err}
+				}
+				d.finishLocked(j, err)
+				if err != nil {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					j.Diagnostics = d.diagnostics(ctx, r.Name, r, err)
+					cancel()
+				}
 			}
 		case updater.OutcomeCancelled:
 			if j != nil && !j.Terminal() {
@@ -421,44 +435,4 @@ func (d *Daemon) kick() {
 func (d *Daemon) wakeLocked() {
 	close(d.wake)
 	d.wake = make(chan struct{})
-}
-
-// hookedService wraps a managed agent's service so the daemon sees the
-// swap: a Start after a Stop within a job means the new binary is in place
-// and being checked (PendingCompletion).
-type hookedService struct {
-	updater.Service
-	mu      sync.Mutex
-	stopped bool
-	onStart func()
-}
-
-// Stop stops the program.
-func (h *hookedService) Stop(ctx context.Context) error {
-	err := h.Service.Stop(ctx)
-	h.mu.Lock()
-	h.stopped = err == nil
-	h.mu.Unlock()
-	return err
-}
-
-// Start starts the program.
-func (h *hookedService) Start(ctx context.Context) error {
-	h.mu.Lock()
-	f := h.onStart
-	if !h.stopped {
-		f = nil
-	}
-	h.stopped = false
-	h.mu.Unlock()
-	if f != nil {
-		f()
-	}
-	return h.Service.Start(ctx)
-}
-
-func (h *hookedService) setHook(f func()) {
-	h.mu.Lock()
-	h.onStart, h.stopped = f, false
-	h.mu.Unlock()
 }

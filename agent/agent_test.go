@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,6 +161,13 @@ func TestFailureMessage(t *testing.T) {
 		{fmt.Errorf("download: %w", updater.ErrSignature), "SIGNATURE: "},
 		{fmt.Errorf("%w: nope", ErrJobRefused), "JOB_REFUSED: job refused: nope"},
 		{errors.New("boom"), "INTERNAL: boom"},
+		{fmt.Errorf("download: connection lost: %w: write x: %w", updater.ErrDownload, syscall.ENOSPC), diskFullWant()},
+		{fmt.Errorf("download: %w: %w", updater.ErrDiskFull, syscall.ENOSPC), "DISK_FULL: "},
+		{fmt.Errorf("install: %w (rolling back: %w: restore failed)", updater.ErrHealthCheck, updater.ErrRollback), "ROLLBACK_FAILED: "},
+		{rolledBack{errors.New("install AD 1.1.0: rollback interrupted (agent restarted)")}, "ROLLBACK: install AD 1.1.0: rollback interrupted"},
+		{rolledBack{fmt.Errorf("x: %w", updater.ErrHealthCheck)}, "HEALTH_CHECK: x"},
+		{&precheckError{codePrecheckDisk, "120 MiB free in /opt, the update needs 310 MiB"}, "PRECHECK_DISK: 120 MiB free in /opt, the update needs 310 MiB"},
+		{fmt.Errorf("wrapped: %w", &precheckError{codePrecheckVersion, "v"}), "PRECHECK_VERSION: v"},
 	}
 	for _, tt := range tests {
 		if got := failureMessage(tt.err); !strings.HasPrefix(got, tt.want) {

@@ -42,7 +42,8 @@ func (d *Daemon) Status() localapi.Status {
 	now := time.Now()
 	for _, j := range d.st.Jobs {
 		lj := localapi.Job{UUID: j.UUID, Name: j.Name, Version: j.Version, State: string(j.State), UpdateStatus: j.UpdateStatus,
-			Phase: j.Phase, Progress: j.Progress, UpdateMessage: j.UpdateMessage, Received: j.Received, Started: j.Started, Finished: j.Finished}
+			Phase: j.Phase, Progress: j.Progress, UpdateMessage: j.UpdateMessage, Received: j.Received, Started: j.Started, Finished: j.Finished,
+			StartAfter: j.Spec.StartAfter, Diagnostics: j.Diagnostics}
 		if m := j.Spec.Maintenance; m != nil {
 			lj.WindowStart, lj.WindowFinish = m.WindowStartTime, m.WindowFinishTime
 		}
@@ -50,6 +51,8 @@ func (d *Daemon) Status() localapi.Status {
 			lj.WindowOpen = d.windows[j.UUID].open(now, d.cfg.Maintenance.MinRemaining.Duration)
 			switch {
 			case j.Swapped:
+			case j.Phase == "splay":
+				lj.WaitingFor = "its start time " + j.Spec.StartAfter + " (splay, server time)"
 			case d.cfg.Maintenance.Policy == config.PolicyManual && !j.InstallRequested && j.Name != config.SelfName:
 				lj.WaitingFor = "an operator's install (maintenance.policy = manual)"
 			case !lj.WindowOpen:

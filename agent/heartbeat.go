@@ -267,8 +267,12 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 		if j.Reported {
 			continue
 		}
-		req.Body.Jobs = append(req.Body.Jobs, sailpoint.JobReport{UUID: j.UUID, State: j.State, Progress: j.Progress,
-			Phase: j.Phase, UpdateStatus: j.UpdateStatus, UpdateMessage: j.UpdateMessage})
+		rep := sailpoint.JobReport{UUID: j.UUID, State: j.State, Progress: j.Progress,
+			Phase: j.Phase, UpdateStatus: j.UpdateStatus, UpdateMessage: j.UpdateMessage}
+		if j.State == sailpoint.JobFailed {
+			rep.Diagnostics = j.Diagnostics
+		}
+		req.Body.Jobs = append(req.Body.Jobs, rep)
 		if j.Terminal() {
 			reported = append(reported, j.UUID)
 		}
@@ -278,7 +282,7 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 	}
 	for _, s := range d.st.Agents {
 		// A failed rollback leaves the journal for an operator.
-		if strings.HasPrefix(s.UpdateMessage, "ROLLBACK:") {
+		if strings.HasPrefix(s.UpdateMessage, "ROLLBACK_FAILED:") {
 			req.Status = sailpoint.StatusError
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/internal/version"
+	"github.com/poolagent/poolagent/platform/disk"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -36,18 +37,30 @@ const (
 // ErrJobRefused: a job named something the config does not allow.
 var ErrJobRefused = errors.New("job refused")
 
-// failureMessage is the updateMessage of a failed job: a stable code (the
-// updater's, upper-cased: HEALTH_CHECK, SIGNATURE, ...), a colon, and the
-// reason for a person.
+// failureMessage is the updateMessage of a failed job: a stable code (a
+// precheck's, or the updater's upper-cased: HEALTH_CHECK, SIGNATURE, ...),
+// a colon, and the reason for a person. docs/agent.md lists the codes.
 func failureMessage(err error) string {
+	var pe *precheckError
+	if errors.As(err, &pe) {
+		return pe.code + ": " + pe.msg
+	}
 	code := "INTERNAL"
 	switch {
 	case errors.Is(err, ErrJobRefused):
 		code = "JOB_REFUSED"
 	case errors.Is(err, updater.ErrSelfRolledBack):
 		code = "SELF_ROLLED_BACK"
+	case errors.Is(err, updater.ErrRollback):
+		code = "ROLLBACK_FAILED"
 	default:
 		code = strings.ToUpper(strings.ReplaceAll(updater.Code(err), "-", "_"))
+		switch {
+		case (code == "INTERNAL" || code == "DOWNLOAD") && disk.IsFull(err):
+			code = "DISK_FULL"
+		case code == "INTERNAL" && errors.Is(err, errRolledBack):
+			code = "ROLLBACK"
+		}
 	}
 	return code + ": " + err.Error()
 }
@@ -291,6 +304,7 @@ func updaterJob(j *state.Job) updater.Job {
 			URL:  a.URL, Size: a.Size, SHA256: a.SHA256, Signature: []byte(a.Signature),
 		},
 		AllowDowngrade: j.Spec.AllowDowngrade,
+		RateLimit:      j.Spec.DownloadRateLimit,
 	}
 }
 
@@ -326,7 +340,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	self := j.Name == config.SelfName
 	var t updater.Target
 	if self {
-		t = updater.Target{Name: config.SelfName, Path: d.exe, Version: version.String()}
+		t = d.selfTarget()
 	} else {
 		a, ok := d.cfg.Agent(j.Name)
 		if !ok { // the config changed since the job was accepted
@@ -369,6 +383,19 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		d.saveLocked()
 		d.mu.Unlock()
 		d.kick()
+	}
+
+	// Prechecks before anything is downloaded or stopped, then the
+	// splay: no download starts before the job's start time.
+	if !j.Swapped {
+		if err := d.precheck(j, t); err != nil {
+			fail(err)
+			return
+		}
+		if !d.waitSplay(jctx, j, log) {
+			stopped()
+			return
+		}
 	}
 
 	var fetched *updater.Fetched
@@ -476,6 +503,18 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		defer hs.setHook(nil)
 	}
 	res, err := d.upd.Apply(actx, fetched, t)
+	if err == nil && res.Outcome != updater.OutcomeCommitted {
+		err = fmt.Errorf("install %s %s: %s", j.Name, j.Version, res.Outcome)
+	}
+	if err != nil && res.Outcome == updater.OutcomeRolledBack {
+		err = rolledBack{err}
+	}
+	var diag *sailpoint.Diagnostics
+	if err != nil {
+		// The new version ran, or tried to: what it printed goes with
+		// the FAILED report (gathered before the report can be sent).
+		diag = d.diagnostics(actx, j.Name, res, err)
+	}
 	d.mu.Lock()
 	if res.Outcome == updater.OutcomeCommitted {
 		d.setAgentVersion(j.Name, res.Version)
@@ -483,13 +522,11 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	} else if res.Version != "" {
 		d.setAgentVersion(j.Name, res.Version)
 	}
-	if err == nil && res.Outcome != updater.OutcomeCommitted {
-		err = fmt.Errorf("install %s %s: %s", j.Name, j.Version, res.Outcome)
-	}
 	if err != nil {
 		log.Error("job failed", zap.Error(err), zap.String("outcome", string(res.Outcome)))
 	}
 	d.finishLocked(j, err)
+	j.Diagnostics = diag
 	d.saveLocked()
 	d.mu.Unlock()
 	d.kick()
@@ -545,7 +582,7 @@ func (d *Daemon) finishLocked(j *state.Job, err error) {
 // cancelLocked ends a job the server cancelled before its swap.
 func (d *Daemon) cancelLocked(j *state.Job) {
 	j.Finished, j.Phase = time.Now(), ""
-	j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobCancelled, statusCancelled, "CANCELLED: the server cancelled the job before the swap; nothing was changed"
+	j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobCancelled, statusCancelled, "CANCELLED_BY_SERVER: the server cancelled the job before the swap; nothing was changed"
 	d.setAgentStatusLocked(j)
 	d.log.Info("job cancelled", zap.String("job", j.UUID))
 }

@@ -533,3 +533,17 @@ func redact(raw string) string {
 	}
 	return raw
 }
+
+// Downloaded returns how many bytes of job's artifact are already in the
+// state dir (a verified file or a partial download): space a precheck
+// need not find free again.
+func (u *Updater) Downloaded(job Job) int64 {
+	base := filepath.Join(u.cfg.StateDir, "downloads", fileKey(job.Artifact))
+	var n int64
+	for _, p := range []string{base + ".bin", base + ".part"} {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}

@@ -118,6 +118,9 @@ type ArtifactsConfig struct {
 	// StallTimeout: a download below 1 KiB/s for this long is abandoned
 	// (the partial file is kept for the next attempt).
 	StallTimeout Duration `toml:"stall_timeout"`
+	// DownloadRateLimit caps every download in bytes per second (0: no
+	// cap). A job's downloadRateLimit may lower it; the smaller wins.
+	DownloadRateLimit int64 `toml:"download_rate_limit"`
 }
 
 // Maintenance policies.
@@ -311,6 +314,9 @@ func (c Config) Validate() error {
 		if err := checkOrigin(u); err != nil {
 			return fmt.Errorf("artifacts.allowed_urls[%d]: %w", i, err)
 		}
+	}
+	if c.Artifacts.DownloadRateLimit < 0 {
+		return fmt.Errorf("artifacts.download_rate_limit: bytes per second, 0 or more, got %d", c.Artifacts.DownloadRateLimit)
 	}
 	if c.Artifacts.StallTimeout.Duration < time.Second {
 		return fmt.Errorf("artifacts.stall_timeout: must be at least 1s, got %s", c.Artifacts.StallTimeout.Duration)

@@ -54,6 +54,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"root as install root", "install_roots = [\"/\"]\n", "install_roots[0]:"},
 		{"remote local api", base + "[local_api]\nlisten = \"0.0.0.0:1\"\n", "local_api.listen:"},
 		{"bad allowed url", base + "allowed_urls = [\"x\"]\n", "artifacts.allowed_urls[0]:"},
+		{"negative rate limit", base + "download_rate_limit = -1\n", "artifacts.download_rate_limit:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

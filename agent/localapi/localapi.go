@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/poolagent/poolagent/api/appliance"
+	"github.com/poolagent/poolagent/api/sailpoint"
 )
 
 // Status is the daemon's state as GET /status returns it and
@@ -77,6 +78,11 @@ type Job struct {
 	WindowOpen   bool   `json:"windowOpen"`
 	// WaitingFor says what the job waits for, for a person.
 	WaitingFor string `json:"waitingFor,omitempty"`
+	// StartAfter is the job's splay start (RFC 3339, server time).
+	StartAfter string `json:"startAfter,omitempty"`
+	// Diagnostics of a failure past the swap: the failed version's last
+	// output and its health check's last result.
+	Diagnostics *sailpoint.Diagnostics `json:"diagnostics,omitempty"`
 }
 
 // Error is an API error with the seed's error code and HTTP status.

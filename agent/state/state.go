@@ -100,6 +100,10 @@ type Job struct {
 	// Reported: the server acknowledged the final state; it is no longer
 	// sent.
 	Reported bool `json:"reported,omitempty"`
+	// Diagnostics of a failure past the swap: what the failed version
+	// printed and its health check's last result. Sent with the FAILED
+	// report until the server acknowledged it.
+	Diagnostics *sailpoint.Diagnostics `json:"diagnostics,omitempty"`
 }
 
 // Terminal reports whether the job is over on this host.
@@ -158,7 +162,21 @@ func (s *State) Prune() {
 		out = append(out, j)
 	}
 	s.Jobs = out
+	// Diagnostics (up to 64 KiB each) are kept for the newest few
+	// acknowledged failures only, for `poolagent status`.
+	kept := 0
+	for i := len(s.Jobs) - 1; i >= 0; i-- {
+		if j := s.Jobs[i]; j.Diagnostics != nil && j.Reported {
+			if kept++; kept > KeepDiagnostics {
+				j.Diagnostics = nil
+			}
+		}
+	}
 }
+
+// KeepDiagnostics is how many acknowledged failed jobs keep their
+// diagnostics.
+const KeepDiagnostics = 3
 
 // Load reads state.json from dir; a missing file is an empty state.
 func Load(dir string) (*State, error) {

@@ -84,6 +84,38 @@ func printStatus(w io.Writer, st localapi.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	// The newest failure's diagnostics, in short; --json has them whole.
+	for i := len(done) - 1; i >= 0; i-- {
+		j := done[i]
+		if j.Diagnostics == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\ndiagnostics of %s (%s %s):\n", j.UUID, j.Name, j.Version)
+		if j.Diagnostics.Health != "" {
+			fmt.Fprintf(w, "  health check:  %s\n", j.Diagnostics.Health)
+		}
+		if out := lastLines(j.Diagnostics.Output, 10); out != "" {
+			fmt.Fprintln(w, "  last output (poolagent status --json has up to 64 KiB):")
+			for _, l := range strings.Split(out, "\n") {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+		}
+		break
+	}
+}
+
+// lastLines returns the last n lines of s, each cut to 200 characters.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		if len(l) > 200 {
+			lines[i] = l[:200] + "..."
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // bar draws a progress bar of width cells.
