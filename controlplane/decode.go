@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -15,7 +16,9 @@ const MaxBodyBytes = 1 << 20
 
 // readBody reads a bounded request body.
 func readBody(r *http.Request) ([]byte, *oktaError) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body := buf.Bytes()
 	if err != nil {
 		return nil, errMalformed("the request body could not be read: " + err.Error())
 	}
@@ -23,6 +26,15 @@ func readBody(r *http.Request) ([]byte, *oktaError) {
 		return nil, errMalformed(fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
 	}
 	return body, nil
+}
+
+// bodyCap sizes the read buffer from Content-Length (one allocation for
+// the usual heartbeat), within the body limit.
+func bodyCap(n int64) int {
+	if n <= 0 || n > MaxBodyBytes {
+		return 512
+	}
+	return int(n) + 1 // +1: ReadFrom's EOF probe does not grow the buffer
 }
 
 // decodeJSON decodes one JSON object from body into v. Unknown fields are
@@ -39,12 +51,12 @@ func decodeJSON(body []byte, v any) *oktaError {
 	if body[0] != '{' {
 		return errMalformed("the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) && strings.Contains(syn.Error(), "after top-level value") {
+			return errMalformed("the request body has data after the JSON object")
+		}
 		return jsonError(err)
-	}
-	if dec.More() {
-		return errMalformed("the request body has data after the JSON object")
 	}
 	return nil
 }

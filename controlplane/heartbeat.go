@@ -217,8 +217,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		spBadRequest(w, causes...)
 		return
 	}
-	hb, fingerprint := s.heartbeatWrite(r.Context(), c, &req, now)
+	hb, fingerprint, facts := s.heartbeatWrite(r.Context(), c, &req, now)
 	if s.hbState.changed(c.ID, fingerprint) {
+		hb.Facts = facts()
 		if err := s.writer.write(r.Context(), hb); err != nil {
 			s.hbState.forget(c.ID)
 			s.log.Error("write heartbeat", zap.String("client", c.ID), zap.Error(err))
@@ -287,14 +288,15 @@ func validateHeartbeat(req *sailpoint.StatusRequest, now time.Time) []string {
 
 // heartbeatWrite turns a heartbeat into the store write and a fingerprint
 // of everything in it but the time, to tell a change from a keep-alive.
-func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64) {
+// The facts' JSON comes from the returned function, called only for a
+// heartbeat that changed something.
+func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64, func() string) {
 	b := &req.Body
 	facts := hostFacts{
 		Hostname: string(b.Hostname), InternalIP: string(b.InternalIP), OSType: string(b.OSType), OSVersion: string(b.OSVersion),
 		Hypervisor: string(b.Hypervisor), PlatformVersion: string(b.PlatformVersion), VAVersion: string(b.VAVersion),
 		Product: string(b.Product), Agents: b.Agents,
 	}
-	factsJSON, _ := json.Marshal(facts)
 	typ := ""
 	if req.Type != nil {
 		typ = string(*req.Type)
@@ -302,7 +304,7 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 	hb := store.Heartbeat{
 		ClientID: c.ID, PoolID: c.PoolID, Seen: now,
 		Type: typ, Hostname: string(b.Hostname), Status: string(req.Status), OS: string(b.OS), Arch: string(b.Arch),
-		AgentVersion: string(b.AgentVersion), Facts: string(factsJSON),
+		AgentVersion: string(b.AgentVersion),
 	}
 	poolType := s.poolType(c.PoolID)
 	var ofType int
@@ -344,13 +346,29 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		}
 		hb.Jobs = append(hb.Jobs, jr)
 	}
+	// The fingerprint hashes the fields themselves: an unchanged
+	// heartbeat (the steady state) marshals nothing.
 	h := fnv.New64a()
-	h.Write(factsJSON)
-	fmt.Fprintf(h, "|%s|%s|%s|%s|%s", typ, req.Status, b.OS, b.Arch, b.AgentVersion)
-	for _, j := range hb.Jobs {
-		fmt.Fprintf(h, "|%s:%s:%d:%s:%s", j.JobID, j.Status, j.Progress, j.Phase, j.Message)
+	field := func(v string) { h.Write([]byte(v)); h.Write([]byte{0}) }
+	for _, v := range []string{facts.Hostname, facts.InternalIP, facts.OSType, facts.OSVersion, facts.Hypervisor, facts.PlatformVersion,
+		facts.VAVersion, facts.Product, typ, string(req.Status), string(b.OS), string(b.Arch), string(b.AgentVersion)} {
+		field(v)
 	}
-	return hb, h.Sum64()
+	for _, a := range b.Agents {
+		field(a.Name)
+		field(a.Type)
+		field(a.Version)
+		field(a.UpdateStatus)
+		field(a.UpdateMessage)
+	}
+	for _, j := range hb.Jobs {
+		field(j.JobID)
+		field(string(j.Status))
+		field(strconv.Itoa(j.Progress))
+		field(j.Phase)
+		field(j.Message)
+	}
+	return hb, h.Sum64(), func() string { fj, _ := json.Marshal(facts); return string(fj) }
 }
 
 // tail keeps the last n bytes of s.
