@@ -314,6 +314,12 @@ type Store interface {
 	// NextSequence returns the next value of a named counter (> 0).
 	NextSequence(ctx context.Context, name string, n int) (int64, error)
 
+	// AppendAudit records a change in the audit log and sets e.Seq.
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// ListAudit returns audit entries at or after q.Since and below
+	// q.BeforeSeq, newest first, at most q.Limit.
+	ListAudit(ctx context.Context, q AuditQuery) ([]*AuditEntry, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

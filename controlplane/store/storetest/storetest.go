@@ -28,6 +28,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Enroll", func(t *testing.T) { testEnroll(t, open(t)) })
 	t.Run("Releases", func(t *testing.T) { testReleases(t, open(t)) })
 	t.Run("Sequence", func(t *testing.T) { testSequence(t, open(t)) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 }
 
 func testHeartbeats(t *testing.T, s store.Store) {
@@ -459,5 +460,48 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	if err := s.CreateToken(ctx, &store.Token{ID: store.NewID("tok"), Hash: tok.Hash, CreatedAt: now}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("CreateToken(duplicate hash) = %v", err)
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if got, err := s.ListAudit(ctx, store.AuditQuery{Limit: 10}); err != nil || len(got) != 0 {
+		t.Fatalf("ListAudit(empty) = %v, %v", got, err)
+	}
+	want := []*store.AuditEntry{
+		{Time: now, ActorKind: store.ActorCLI, ActorID: "alice", Action: "pool.create", PoolID: "pol1", Detail: "name=AD"},
+		{Time: now.Add(time.Minute), ActorKind: store.ActorToken, ActorID: "tok1", ActorName: "ci", Action: "update.create",
+			PoolID: "pol1", UpdateID: "upd1", StatusAfter: "SCHEDULED"},
+		{Time: now.Add(2 * time.Minute), ActorKind: store.ActorToken, ActorID: "tok1", ActorName: "ci", Action: "update.pause",
+			PoolID: "pol1", UpdateID: "upd1", Target: "t", StatusBefore: "IN_PROGRESS", StatusAfter: "PAUSED"},
+	}
+	for _, e := range want {
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+		if e.Seq <= 0 || e.ID == "" {
+			t.Fatalf("AppendAudit left Seq %d, ID %q", e.Seq, e.ID)
+		}
+	}
+	if !(want[0].Seq < want[1].Seq && want[1].Seq < want[2].Seq) {
+		t.Errorf("seqs not increasing: %d %d %d", want[0].Seq, want[1].Seq, want[2].Seq)
+	}
+	all, err := s.ListAudit(ctx, store.AuditQuery{Limit: 10})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ListAudit = %v, %v", all, err)
+	}
+	for i, got := range all {
+		w := want[2-i] // newest first
+		if *got != *w || !got.Time.Equal(w.Time) {
+			t.Errorf("entry %d = %+v, want %+v", i, got, w)
+		}
+	}
+	page, err := s.ListAudit(ctx, store.AuditQuery{Limit: 1, BeforeSeq: all[0].Seq})
+	if err != nil || len(page) != 1 || page[0].ID != want[1].ID {
+		t.Errorf("ListAudit(before newest, limit 1) = %v, %v", page, err)
+	}
+	since, err := s.ListAudit(ctx, store.AuditQuery{Limit: 10, Since: now.Add(time.Minute)})
+	if err != nil || len(since) != 2 || since[1].ID != want[1].ID {
+		t.Errorf("ListAudit(since) = %v, %v", since, err)
 	}
 }
