@@ -63,6 +63,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{"get settings", "GET", func() string { return pool + "/updates/settings" }, "", readOK},
 		{"get update", "GET", func() string { return pool + "/updates/" + newUpdate() }, "", readOK},
 		{"list releases", "GET", func() string { return "/api/v1/releases" }, "", readOK},
+		{"audit log", "GET", func() string { return "/api/v1/auditLog" }, "", readOK},
 		{"create update", "POST", func() string { return pool + "/updates" }, `{"targetVersion":"1.1.0"}`, manageOK(201)},
 		{"set settings", "POST", func() string { return pool + "/updates/settings" }, `{"continueOnError":true}`, manageOK(201)},
 		{"modify update", "POST", func() string { return pool + "/updates/" + newUpdate() }, `{"name":"x"}`, manageOK(201)},

@@ -17,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/controlplane/schedule"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
+	"go.uber.org/zap"
 )
 
 // Defaults and bounds of the Agent Pools API.
@@ -550,7 +551,7 @@ func parseSchedule(raw json.RawMessage) (*store.Schedule, []string, *oktaError) 
 }
 
 // handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
-func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	p, err := s.getPool(r)
 	if err != nil {
 		return err
@@ -585,6 +586,8 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, _ *s
 		return err
 	}
 	s.log.Info("update created", updateFields(u)...)
+	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
+		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
 	writeJSON(w, http.StatusCreated, s.updateView(r, u, agents))
 	return nil
@@ -668,7 +671,7 @@ func setUpdateAgents(u *store.Update, refs *[]agentRef, agents map[string]*store
 
 // handleModifyUpdate serves POST /api/v1/agentPools/{poolId}/updates/{updateId}.
 // Fields absent from the body keep their values.
-func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	p, err := s.getPool(r)
 	if err != nil {
 		return err
@@ -682,7 +685,9 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, _ *s
 		return err
 	}
 	now := s.clock.Now().UTC()
+	var from okta.AgentUpdateJobStatus
 	u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
+		from = u.Status
 		wasScheduled := u.Schedule != nil
 		applyFields(u, b)
 		if b.Agents != nil && !sameAgents(u, *b.Agents) {
@@ -707,6 +712,8 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, _ *s
 		return err
 	}
 	s.log.Info("update modified", updateFields(u)...)
+	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateModify, PoolID: p.ID, UpdateID: u.ID, StatusBefore: string(from),
+		StatusAfter: string(u.Status), Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
 	writeJSON(w, http.StatusCreated, s.updateView(r, u, agents))
 	return nil
@@ -735,12 +742,14 @@ func anyStarted(u *store.Update) bool {
 }
 
 // handleDeleteUpdate serves DELETE /api/v1/agentPools/{poolId}/updates/{updateId}.
-func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	p, err := s.getPool(r)
 	if err != nil {
 		return err
 	}
+	var from okta.AgentUpdateJobStatus
 	err = s.store.DeleteUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
+		from = u.Status
 		if _, ok := findTransition(u, ActionDelete); !ok {
 			return illegal(u, ActionDelete)
 		}
@@ -752,7 +761,8 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, _ *s
 	if err != nil {
 		return err
 	}
-	s.log.Info("update deleted")
+	s.log.Info("update deleted", zap.String("pool", p.ID), zap.String("update", r.PathValue("updateId")))
+	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateDelete, PoolID: p.ID, UpdateID: r.PathValue("updateId"), StatusBefore: string(from)})
 	s.notify(p.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -761,7 +771,7 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, _ *s
 // handleAction serves the lifecycle POSTs (activate, deactivate, pause,
 // resume, retry, stop). They carry no body.
 func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	return func(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 		p, err := s.getPool(r)
 		if err != nil {
 			return err
@@ -779,6 +789,8 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 			return err
 		}
 		s.log.Info("update "+string(a), append(updateFields(u), statusField("from", from))...)
+		s.audit(r.Context(), tok, store.AuditEntry{Action: "update." + string(a), PoolID: p.ID, UpdateID: u.ID,
+			StatusBefore: string(from), StatusAfter: string(u.Status)})
 		s.notify(p.ID)
 		agents, _, err := s.poolAgents(r, p.ID)
 		if err != nil {
@@ -831,7 +843,7 @@ type settingsBody struct {
 }
 
 // handleSetSettings serves POST /api/v1/agentPools/{poolId}/updates/settings.
-func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
+func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	p, err := s.getPool(r)
 	if err != nil {
 		return err
@@ -907,8 +919,16 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, _ *st
 	if err != nil {
 		return err
 	}
-	s.log.Info("pool settings changed")
+	s.log.Info("pool settings changed", zap.String("pool", p.ID))
+	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditSettingsChange, PoolID: p.ID, Detail: settingsDetail(p)})
 	s.notify(p.ID)
 	writeJSON(w, http.StatusCreated, s.settingsView(r, p))
 	return nil
+}
+
+// settingsDetail is a pool's settings after a change, for the audit log.
+func settingsDetail(p *store.Pool) string {
+	st := p.Settings
+	return fmt.Sprintf("poolName=%q releaseChannel=%s continueOnError=%t latestVersion=%q minimalSupportedVersion=%q maxUnavailable=%d minOperational=%d requireAllConnected=%t",
+		p.Name, st.ReleaseChannel, st.ContinueOnError, st.LatestVersion, st.MinimalSupportedVersion, st.MaxUnavailable, st.MinOperational, st.RequireAllConnected)
 }

@@ -140,41 +140,36 @@ func (s *Server) notify(poolID string) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Route is one route poolserver serves: a method and a net/http pattern
+// path (e.g. "/api/v1/agentPools/{poolId}/updates").
+type Route struct {
+	Method, Path string
+}
+
+// Routes lists every route poolserver serves, from the same table its
+// router is built from (the OpenAPI document is tested against it).
+func Routes() []Route {
+	s := &Server{metrics: &metrics{}, log: zap.NewNop()}
+	tab, extra := s.routeTable()
+	out := make([]Route, 0, len(tab)+len(extra))
+	for _, rt := range tab {
+		out = append(out, Route{rt.method, rt.path})
+	}
+	for _, rt := range extra {
+		out = append(out, Route{rt.method, rt.path})
+	}
+	return out
+}
+
+type route struct {
+	method, path string
+	h            http.Handler
+}
+
 // routes is the one route table of poolserver.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	read, manage := store.ScopeRead, store.ScopeManage
-	const pools = "/api/v1/agentPools"
-	const upd = pools + "/{poolId}/updates/{updateId}"
-	routes := []struct {
-		method, path string
-		h            http.Handler
-	}{
-		{"GET", pools, s.oktaAPI(read, s.handleListPools)},
-		{"GET", pools + "/{poolId}/updates", s.oktaAPI(read, s.handleListUpdates)},
-		{"POST", pools + "/{poolId}/updates", s.oktaAPI(manage, s.handleCreateUpdate)},
-		{"GET", pools + "/{poolId}/updates/settings", s.oktaAPI(read, s.handleGetSettings)},
-		{"POST", pools + "/{poolId}/updates/settings", s.oktaAPI(manage, s.handleSetSettings)},
-		{"GET", upd, s.oktaAPI(read, s.handleGetUpdate)},
-		{"POST", upd, s.oktaAPI(manage, s.handleModifyUpdate)},
-		{"DELETE", upd, s.oktaAPI(manage, s.handleDeleteUpdate)},
-	}
-	routes = append(routes, []struct {
-		method, path string
-		h            http.Handler
-	}{
-		{"GET", "/api/v1/releases", s.oktaAPI(read, s.handleListReleases)},
-		{"GET", upd + "/agents/{agentId}/diagnostics", s.oktaAPI(read, s.handleDiagnostics)},
-		{"POST", "/beta/managed-clients/{clientId}/status", s.metrics.heartbeat(http.HandlerFunc(s.handleHeartbeat))},
-		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
-		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
-	}...)
-	for _, a := range []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionRetry, ActionStop} {
-		routes = append(routes, struct {
-			method, path string
-			h            http.Handler
-		}{"POST", upd + "/" + string(a), s.oktaAPI(manage, s.handleAction(a))})
-	}
+	routes, extra := s.routeTable()
 	// Every other method on a known path answers 405 in Okta's format
 	// (ServeMux's own 405 is plain text).
 	served := map[string]map[string]bool{}
@@ -195,12 +190,9 @@ func (s *Server) routes() http.Handler {
 			}
 		}
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.handleMetrics()) // Prometheus (docs/metrics.md)
-	mux.Handle("GET /ui/", ui.Handler())          // the dashboard (docs/dashboard.md)
+	for _, rt := range extra {
+		mux.Handle(rt.method+" "+rt.path, rt.h)
+	}
 	mux.HandleFunc("/beta/", func(w http.ResponseWriter, r *http.Request) {
 		spNotFound(w, "no such endpoint: "+r.URL.Path)
 	})
@@ -208,6 +200,44 @@ func (s *Server) routes() http.Handler {
 		writeOktaError(w, errNotFound(r.URL.Path))
 	})
 	return s.recoverer(s.logRequests(s.metrics.instrument(mux)))
+}
+
+// routeTable returns the API routes (with Okta's 405 for other methods)
+// and the plain ones (health, metrics, the dashboard, the OpenAPI document).
+func (s *Server) routeTable() (routes, extra []route) {
+	read, manage := store.ScopeRead, store.ScopeManage
+	const pools = "/api/v1/agentPools"
+	const upd = pools + "/{poolId}/updates/{updateId}"
+	routes = []route{
+		{"GET", pools, s.oktaAPI(read, s.handleListPools)},
+		{"GET", pools + "/{poolId}/updates", s.oktaAPI(read, s.handleListUpdates)},
+		{"POST", pools + "/{poolId}/updates", s.oktaAPI(manage, s.handleCreateUpdate)},
+		{"GET", pools + "/{poolId}/updates/settings", s.oktaAPI(read, s.handleGetSettings)},
+		{"POST", pools + "/{poolId}/updates/settings", s.oktaAPI(manage, s.handleSetSettings)},
+		{"GET", upd, s.oktaAPI(read, s.handleGetUpdate)},
+		{"POST", upd, s.oktaAPI(manage, s.handleModifyUpdate)},
+		{"DELETE", upd, s.oktaAPI(manage, s.handleDeleteUpdate)},
+	}
+	routes = append(routes, []route{
+		{"GET", "/api/v1/releases", s.oktaAPI(read, s.handleListReleases)},
+		{"GET", "/api/v1/auditLog", s.oktaAPI(read, s.handleAuditLog)},
+		{"GET", upd + "/agents/{agentId}/diagnostics", s.oktaAPI(read, s.handleDiagnostics)},
+		{"POST", "/beta/managed-clients/{clientId}/status", s.metrics.heartbeat(http.HandlerFunc(s.handleHeartbeat))},
+		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
+		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
+	}...)
+	for _, a := range []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionRetry, ActionStop} {
+		routes = append(routes, route{"POST", upd + "/" + string(a), s.oktaAPI(manage, s.handleAction(a))})
+	}
+	extra = []route{
+		{"GET", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET", "/readyz", http.HandlerFunc(s.handleReady)},
+		{"GET", "/metrics", s.handleMetrics()}, // Prometheus (docs/metrics.md)
+		{"GET", "/ui/", ui.Handler()},          // the dashboard (docs/dashboard.md)
+	}
+	return routes, extra
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {

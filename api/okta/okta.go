@@ -239,3 +239,27 @@ const (
 	CodeRateLimit        = "E0000047" // API call exceeded rate limit
 	CodeInternal         = "E0000009" // internal server error
 )
+
+// AuditActor is who made a change (extension): an API token (type
+// "token", its id and name) or a poolserver command (type "cli", id the
+// OS user who ran it).
+type AuditActor struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// AuditEntry is one entry of GET /api/v1/auditLog (extension). It never
+// holds a secret.
+type AuditEntry struct {
+	ID           string     `json:"id"`
+	Published    time.Time  `json:"published"`
+	Actor        AuditActor `json:"actor"`
+	Action       string     `json:"action"`
+	PoolID       string     `json:"poolId,omitempty"`
+	UpdateID     string     `json:"updateId,omitempty"`
+	Target       string     `json:"target,omitempty"`
+	StatusBefore string     `json:"statusBefore,omitempty"`
+	StatusAfter  string     `json:"statusAfter,omitempty"`
+	Detail       string     `json:"detail,omitempty"`
+}

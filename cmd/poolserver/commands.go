@@ -165,9 +165,13 @@ func cmdTokenCreate(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	defer st.Close()
-	secret, _, err := controlplane.CreateToken(ctx, st, *name, sc, *ttl, time.Now())
+	secret, tok, err := controlplane.CreateToken(ctx, st, *name, sc, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
+	}
+	if err := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditTokenCreate, Target: tok.ID,
+		Detail: fmt.Sprintf("name=%q scopes=%v", tok.Name, tok.Scopes)}, time.Now()); err != nil {
+		return err
 	}
 	_, err = fmt.Fprintln(stdout, secret)
 	return err
@@ -209,6 +213,10 @@ func cmdPoolCreate(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("create pool: %w", err)
 	}
+	if err := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditPoolCreate, PoolID: p.ID,
+		Detail: fmt.Sprintf("name=%q type=%s", p.Name, p.Type)}, time.Now()); err != nil {
+		return err
+	}
 	_, err = fmt.Fprintln(stdout, p.ID)
 	return err
 }
@@ -230,9 +238,12 @@ func cmdClientCreate(ctx context.Context, args []string, stdout io.Writer) error
 		return err
 	}
 	defer st.Close()
-	secret, _, err := controlplane.CreateClient(ctx, st, *pool, *id, time.Now())
+	secret, c, err := controlplane.CreateClient(ctx, st, *pool, *id, time.Now())
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
+	}
+	if err := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditClientCreate, PoolID: c.PoolID, Target: c.ID}, time.Now()); err != nil {
+		return err
 	}
 	_, err = fmt.Fprintln(stdout, secret)
 	return err
@@ -261,6 +272,10 @@ func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) 
 	tok, err := controlplane.CreateEnrollToken(ctx, st, *pool, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("create enrollment token: %w", err)
+	}
+	if err := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditEnrollCreate, PoolID: *pool,
+		Detail: "ttl " + ttl.String()}, time.Now()); err != nil {
+		return err
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
@@ -296,6 +311,10 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 	defer st.Close()
 	r, err := controlplane.PublishRelease(ctx, st, *dataDir, p, time.Now())
 	if err != nil {
+		return err
+	}
+	if err := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditReleasePublish,
+		Target: fmt.Sprintf("%s %s %s/%s", r.Name, r.Version, r.OS, r.Arch), Detail: fmt.Sprintf("channel=%s sha256=%s", r.Channel, r.SHA256)}, time.Now()); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "%s %s %s/%s %s sha256=%s size=%d\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.SHA256, r.Size)

@@ -10,6 +10,7 @@
 //	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig
 //	poolserver key generate --out PREFIX [--password-file F]
 //	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
+//	poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]
 //	poolserver version
 //
 // Every command with --data-dir also takes --db postgres://... to keep the
@@ -43,6 +44,7 @@ const usage = `usage:
       [--channel GA|EA|BETA|TEST] --file F --signature F.minisig
   poolserver key generate --out PREFIX [--password-file F]          # writes PREFIX.key, PREFIX.pub
   poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
+  poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]   # newest first
   poolserver version
 
 every command with --data-dir also takes --db postgres://USER@HOST:PORT/DB: the state
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"missing command"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release" || cmd == "key") {
+	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release" || cmd == "key" || cmd == "audit") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReleaseSign(ctx, rest, stdout)
 	case "key generate":
 		return cmdKeyGenerate(ctx, rest, stdout)
+	case "audit list":
+		return cmdAuditList(ctx, rest, stdout)
 	case "version", "--version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":
