@@ -5,27 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/poolagent/poolagent/internal/tomlconf"
 )
 
 // Duration is a time.Duration written in TOML as a string ("30s", "2m").
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration (e.g. \"30s\", \"5m\")", string(b))
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = tomlconf.Duration
 
 // RateLimitConfig bounds each API token's requests, as Okta does.
 type RateLimitConfig struct {
@@ -133,11 +119,11 @@ func DefaultConfig() Config {
 		DataDir:         "/var/lib/poolserver",
 		LogLevel:        "info",
 		LogFormat:       "auto",
-		ShutdownTimeout: Duration{10 * time.Second},
-		IdleTimeout:     Duration{3 * time.Minute},
-		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{time.Minute}},
-		Heartbeat:       HeartbeatConfig{Interval: Duration{30 * time.Second}, InactiveAfter: 3, RateLimit: 120, FlushInterval: Duration{5 * time.Second}},
-		Rollout:         RolloutConfig{Tick: Duration{time.Second}, JobTTL: Duration{10 * time.Minute}, SelfUpdate: true},
+		ShutdownTimeout: Duration{Duration: 10 * time.Second},
+		IdleTimeout:     Duration{Duration: 3 * time.Minute},
+		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{Duration: time.Minute}},
+		Heartbeat:       HeartbeatConfig{Interval: Duration{Duration: 30 * time.Second}, InactiveAfter: 3, RateLimit: 120, FlushInterval: Duration{Duration: 5 * time.Second}},
+		Rollout:         RolloutConfig{Tick: Duration{Duration: time.Second}, JobTTL: Duration{Duration: 10 * time.Minute}, SelfUpdate: true},
 	}
 }
 
@@ -145,20 +131,8 @@ func DefaultConfig() Config {
 // value is an error naming the key.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	md, err := toml.DecodeFile(path, &cfg)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return cfg, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
-		}
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	if err := tomlconf.Decode(path, &cfg); err != nil {
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)

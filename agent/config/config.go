@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/poolagent/poolagent/internal/tomlconf"
 
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/updater"
@@ -32,20 +32,7 @@ import (
 const SelfName = "poolagent"
 
 // Duration is a time.Duration written in TOML as a string ("30s", "2m").
-type Duration struct{ time.Duration }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"30s\" or \"5m\"", b)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+type Duration = tomlconf.Duration
 
 // Config is poolagent's configuration.
 type Config struct {
@@ -209,14 +196,14 @@ type HealthConfig struct {
 func Default() Config {
 	c := Config{
 		StateDir:          "/var/lib/poolagent",
-		HeartbeatInterval: Duration{30 * time.Second},
+		HeartbeatInterval: Duration{Duration: 30 * time.Second},
 		Type:              string(sailpoint.TypeVA),
 		LogLevel:          "info",
 		LogFormat:         "auto",
-		Maintenance:       MaintenanceConfig{Policy: PolicyWindow, DownloadEarly: true, MinRemaining: Duration{0}},
+		Maintenance:       MaintenanceConfig{Policy: PolicyWindow, DownloadEarly: true, MinRemaining: Duration{Duration: 0}},
 		LocalAPI:          LocalAPIConfig{Listen: "127.0.0.1:8731"},
-		SelfUpdate:        SelfUpdateConfig{Enabled: true, ConfirmTimeout: Duration{10 * time.Minute}},
-		Artifacts:         ArtifactsConfig{StallTimeout: Duration{60 * time.Second}},
+		SelfUpdate:        SelfUpdateConfig{Enabled: true, ConfirmTimeout: Duration{Duration: 10 * time.Minute}},
+		Artifacts:         ArtifactsConfig{StallTimeout: Duration{Duration: 60 * time.Second}},
 	}
 	if runtime.GOOS == "windows" {
 		c.StateDir = `C:\ProgramData\poolagent`
@@ -227,20 +214,8 @@ func Default() Config {
 // Load reads a TOML file over the defaults and validates it.
 func Load(path string) (Config, error) {
 	cfg := Default()
-	md, err := toml.DecodeFile(path, &cfg)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return cfg, fmt.Errorf("config %s: %s", path, perr.ErrorWithPosition())
-		}
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	if err := tomlconf.Decode(path, &cfg); err != nil {
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
