@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/poolagent/poolagent/api"
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/controlplane/ui"
@@ -236,8 +237,16 @@ func (s *Server) routeTable() (routes, extra []route) {
 		{"GET", "/readyz", http.HandlerFunc(s.handleReady)},
 		{"GET", "/metrics", s.handleMetrics()}, // Prometheus (docs/metrics.md)
 		{"GET", "/ui/", ui.Handler()},          // the dashboard (docs/dashboard.md)
+		{"GET", "/openapi.yaml", http.HandlerFunc(serveOpenAPI)},
 	}
 	return routes, extra
+}
+
+// serveOpenAPI serves the OpenAPI document of this API (api/openapi.yaml).
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(api.OpenAPI)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {

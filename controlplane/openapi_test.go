@@ -1,0 +1,150 @@
+package controlplane_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/poolagent/poolagent/api"
+	"github.com/poolagent/poolagent/controlplane"
+)
+
+func loadOpenAPI(t *testing.T) *openapi3.T {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatalf("load api/openapi.yaml: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("api/openapi.yaml is not valid OpenAPI 3.0: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIListsEveryRoute checks that the router and the document list
+// the same routes, and that the server serves the document.
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	doc := loadOpenAPI(t)
+	var inDoc, served []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			inDoc = append(inDoc, method+" "+path)
+		}
+	}
+	for _, rt := range controlplane.Routes() {
+		served = append(served, rt.Method+" "+rt.Path)
+	}
+	slices.Sort(inDoc)
+	slices.Sort(served)
+	for _, r := range served {
+		if !slices.Contains(inDoc, r) {
+			t.Errorf("served but not in api/openapi.yaml: %s", r)
+		}
+	}
+	for _, r := range inDoc {
+		if !slices.Contains(served, r) {
+			t.Errorf("in api/openapi.yaml but not served: %s", r)
+		}
+	}
+	if len(served) < 20 {
+		t.Errorf("Routes() lists only %d routes: %v", len(served), served)
+	}
+
+	e := newEnv(t)
+	resp, err := http.Get(e.srv.URL + "/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, api.OpenAPI) || resp.Header.Get("Content-Type") != "application/yaml" {
+		t.Errorf("GET /openapi.yaml: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+	}
+}
+
+// TestOpenAPISchemasMatchReplies validates real payloads against the
+// document's schemas: an update reply, an error object, a heartbeat
+// request and its reply (with a job), and an audit log page.
+func TestOpenAPISchemasMatchReplies(t *testing.T) {
+	doc := loadOpenAPI(t)
+	f := newFleet(t)
+	f.publish("1.1.0")
+	h := f.host("dc1", "1.0.0")
+	f.host("dc2", "1.0.0")
+	upd := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
+		`{"targetVersion":"1.1.0"}`)
+	if upd.status != http.StatusCreated {
+		t.Fatalf("create update: %d %s", upd.status, upd.body)
+	}
+	f.tick()
+	hbReq := f.body(h)
+	hb := f.beatRaw(h.secret, h.id, hbReq)
+	if hb.status != http.StatusOK || !strings.Contains(string(hb.body), `"managedProcessConfiguration"`) {
+		t.Fatalf("heartbeat: %d %s (want a job)", hb.status, hb.body)
+	}
+	scheduled := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
+		`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *","timezone":"Europe/Berlin","duration":120}}`)
+	notFound := f.do("GET", "/api/v1/agentPools/nope/updates", f.read, "")
+	invalid := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage, `{"targetVersion":"../x"}`)
+	audit := f.do("GET", "/api/v1/auditLog", f.read, "")
+	settings := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", f.read, "")
+	pools := f.do("GET", "/api/v1/agentPools", f.read, "")
+
+	cases := []struct {
+		name, schema string
+		array        bool
+		body         []byte
+	}{
+		{"update reply", "AgentPoolUpdate", false, upd.body},
+		{"scheduled update reply", "AgentPoolUpdate", false, scheduled.body},
+		{"error 404", "Error", false, notFound.body},
+		{"error 400", "Error", false, invalid.body},
+		{"heartbeat request", "StatusRequest", false, []byte(hbReq)},
+		{"heartbeat reply", "StatusReply", false, hb.body},
+		{"audit log", "AuditEntry", true, audit.body},
+		{"settings", "AgentPoolUpdateSetting", false, settings.body},
+		{"pools", "AgentPool", true, pools.body},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ref := doc.Components.Schemas[c.schema]
+			if ref == nil || ref.Value == nil {
+				t.Fatalf("no schema %s in api/openapi.yaml", c.schema)
+			}
+			var v any
+			if err := json.Unmarshal(c.body, &v); err != nil {
+				t.Fatalf("not JSON: %v: %s", err, c.body)
+			}
+			items := []any{v}
+			if c.array {
+				arr, ok := v.([]any)
+				if !ok || len(arr) == 0 {
+					t.Fatalf("want a non-empty array: %s", c.body)
+				}
+				items = arr
+			}
+			for _, it := range items {
+				if err := ref.Value.VisitJSON(it); err != nil {
+					t.Errorf("%s does not match schema %s: %v\n%s", c.name, c.schema, err, c.body)
+				}
+			}
+		})
+	}
+	// The schemas are not vacuous: a wrong status is refused.
+	var bad map[string]any
+	_ = json.Unmarshal(upd.body, &bad)
+	bad["status"] = "Sleeping"
+	if err := doc.Components.Schemas["AgentPoolUpdate"].Value.VisitJSON(bad); err == nil {
+		t.Error("an update with status Sleeping matches the schema")
+	}
+	if err := doc.Components.Schemas["Error"].Value.VisitJSON(map[string]any{"errorCode": "E0000007"}); err == nil {
+		t.Error("an error object without errorCauses matches the schema")
+	}
+}
