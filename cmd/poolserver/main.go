@@ -11,6 +11,8 @@
 //	poolserver key generate --out PREFIX [--password-file F]
 //	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
 //	poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]
+//	poolserver pools list | agents list [--pool ID] | releases list          (over the API, see below)
+//	poolserver updates list|show|create|pause|resume|stop|retry|watch --pool ID [--update ID] ...
 //	poolserver version
 //
 // Every command with --data-dir also takes --db postgres://... to keep the
@@ -25,7 +27,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/poolagent/poolagent/client"
 )
 
 // usageError is a command-line mistake: exit code 2 with usage.
@@ -46,6 +51,17 @@ const usage = `usage:
   poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
   poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]   # newest first
   poolserver version
+
+operator commands over a running server's API (--server URL --token T, or $POOLSERVER_URL,
+$POOLSERVER_TOKEN; --ca FILE for a private CA; --json for scripts; docs/cli.md):
+  poolserver pools list
+  poolserver agents list [--pool ID]
+  poolserver releases list
+  poolserver updates list --pool ID
+  poolserver updates show --pool ID --update ID
+  poolserver updates create --pool ID --version V [--name N] [--schedule-cron C --timezone TZ --duration MIN --delay DAYS]
+  poolserver updates pause|resume|stop|retry --pool ID --update ID
+  poolserver updates watch --pool ID --update ID [--interval 2s] [--timeout 1h]   # until it ends
 
 every command with --data-dir also takes --db postgres://USER@HOST:PORT/DB: the state
   in PostgreSQL instead of SQLite (artifacts stay in --data-dir; see docs/scaling.md)
@@ -74,7 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"missing command"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release" || cmd == "key" || cmd == "audit") {
+	if len(rest) > 0 && (cmd == "token" || cmd == "pool" || cmd == "client" || cmd == "enroll-token" || cmd == "release" || cmd == "key" || cmd == "audit" ||
+		cmd == "pools" || cmd == "agents" || cmd == "updates" || cmd == "releases") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -94,6 +111,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReleaseSign(ctx, rest, stdout)
 	case "key generate":
 		return cmdKeyGenerate(ctx, rest, stdout)
+	case "pools list":
+		return cmdPoolsList(ctx, rest, stdout)
+	case "agents list":
+		return cmdAgentsList(ctx, rest, stdout)
+	case "updates list":
+		return cmdUpdatesList(ctx, rest, stdout)
+	case "updates show":
+		return cmdUpdatesShow(ctx, rest, stdout)
+	case "updates create":
+		return cmdUpdatesCreate(ctx, rest, stdout)
+	case "updates pause", "updates resume", "updates stop", "updates retry":
+		return cmdUpdatesAction(client.Action(strings.TrimPrefix(cmd, "updates ")))(ctx, rest, stdout)
+	case "updates watch":
+		return cmdUpdatesWatch(ctx, rest, stdout)
+	case "releases list":
+		return cmdReleasesList(ctx, rest, stdout)
 	case "audit list":
 		return cmdAuditList(ctx, rest, stdout)
 	case "version", "--version":
