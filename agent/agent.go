@@ -68,7 +68,9 @@ type Daemon struct {
 	interval  time.Duration
 	connected bool
 	lastErr   string
-	started   time.Time
+	// beatsSent and beatsFailed count heartbeats since start.
+	beatsSent, beatsFailed int64
+	started                time.Time
 	// serverRecv is when (monotonic) the newest server time was received.
 	serverRecv time.Time
 	// selfPending: this binary is an unconfirmed self-update.

@@ -26,6 +26,7 @@ func (d *Daemon) Status() localapi.Status {
 		Version: version.String(), PID: os.Getpid(), StartedAt: d.started,
 		Server: d.server.String(), ClientID: d.creds.ClientID, ClusterID: d.creds.ClusterID,
 		Connected: d.connected, LastHeartbeat: d.st.LastHeartbeat, LastError: d.lastErr, Interval: d.interval,
+		HeartbeatsSent: d.beatsSent, HeartbeatsFailed: d.beatsFailed,
 		Agents: []localapi.Agent{}, Jobs: []localapi.Job{},
 	}
 	add := func(name, typ string) {

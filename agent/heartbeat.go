@@ -207,7 +207,9 @@ func (d *Daemon) setConnected(ok bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.connected = ok
+	d.beatsSent++
 	if err != nil {
+		d.beatsFailed++
 		d.lastErr = err.Error()
 	} else {
 		d.lastErr = ""

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,11 +43,14 @@ type Status struct {
 	Connected bool `json:"connected"`
 	// LastHeartbeat is the last successful heartbeat; LastError the last
 	// failure's reason (empty after a success).
-	LastHeartbeat time.Time     `json:"lastHeartbeat,omitzero"`
-	LastError     string        `json:"lastError,omitempty"`
-	Interval      time.Duration `json:"interval"`
-	Agents        []Agent       `json:"agents"`
-	Jobs          []Job         `json:"jobs"`
+	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
+	LastError     string    `json:"lastError,omitempty"`
+	// HeartbeatsSent and HeartbeatsFailed count since the daemon started.
+	HeartbeatsSent   int64         `json:"heartbeatsSent"`
+	HeartbeatsFailed int64         `json:"heartbeatsFailed"`
+	Interval         time.Duration `json:"interval"`
+	Agents           []Agent       `json:"agents"`
+	Jobs             []Job         `json:"jobs"`
 }
 
 // Agent is one managed agent (poolagent itself included).
@@ -110,6 +114,10 @@ func Handler(b Backend, token string, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = w.Write(Metrics(b.Status(), time.Now()))
 	})
 	mux.HandleFunc("GET /appliance/update-manager/updates", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Updates())
@@ -229,4 +237,42 @@ func (c *Client) do(ctx context.Context, method, path string, v any) error {
 		return fmt.Errorf("local API %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// Metrics renders a status in Prometheus' text format: a small set for a
+// node exporter's textfile collector or a local scrape (poolagent does not
+// link a metrics library, to stay small).
+func Metrics(s Status, now time.Time) []byte {
+	var b strings.Builder
+	metric := func(name, help, typ string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	metric("poolagent_heartbeats_total", "Heartbeats sent, by result.", "counter")
+	fmt.Fprintf(&b, "poolagent_heartbeats_total{result=\"ok\"} %d\n", s.HeartbeatsSent-s.HeartbeatsFailed)
+	fmt.Fprintf(&b, "poolagent_heartbeats_total{result=\"failed\"} %d\n", s.HeartbeatsFailed)
+	metric("poolagent_connected", "1 when the last heartbeat succeeded.", "gauge")
+	connected := 0
+	if s.Connected {
+		connected = 1
+	}
+	fmt.Fprintf(&b, "poolagent_connected %d\n", connected)
+	metric("poolagent_last_heartbeat_age_seconds", "Seconds since the last successful heartbeat (-1: none yet).", "gauge")
+	age := -1.0
+	if !s.LastHeartbeat.IsZero() {
+		age = now.Sub(s.LastHeartbeat).Seconds()
+	}
+	fmt.Fprintf(&b, "poolagent_last_heartbeat_age_seconds %.3f\n", age)
+	metric("poolagent_jobs", "Jobs the daemon holds, by state.", "gauge")
+	states := map[string]int{}
+	for _, j := range s.Jobs {
+		states[j.State]++
+	}
+	for _, st := range []string{"PENDING", "RUNNING", "FINISHED", "FAILED", "CANCELLED"} {
+		fmt.Fprintf(&b, "poolagent_jobs{state=%q} %d\n", st, states[st])
+	}
+	metric("poolagent_agent_info", "The managed agents: version and update status.", "gauge")
+	for _, a := range s.Agents {
+		fmt.Fprintf(&b, "poolagent_agent_info{name=%q,type=%q,version=%q,update_status=%q} 1\n", a.Name, a.Type, a.Version, a.UpdateStatus)
+	}
+	return []byte(b.String())
 }
