@@ -294,8 +294,8 @@ func setup(ctx context.Context, work string, n int, dsn string) (*fixture, error
 	os.WriteFile(art, bytes.Repeat([]byte("A"), 4096), 0o644)
 	os.WriteFile(sig, []byte("untrusted comment: bench\nRWQ\ntrusted comment: bench\nx\n"), 0o644)
 	if _, err := controlplane.PublishRelease(ctx, st, f.dir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
-		Channel: okta.ChannelGA, File: art, SignatureFile: sig}, now); err != nil {
-		return nil, err
+		Channel: okta.ChannelGA, File: art, SignatureFile: sig}, now); err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err // a PostgreSQL database may already hold it from an earlier run
 	}
 	return f, nil
 }
