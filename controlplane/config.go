@@ -34,6 +34,9 @@ type Config struct {
 	// ExternalURL is the base URL clients reach the server at, for the
 	// absolute URLs in Link headers and _links; empty: from each request.
 	ExternalURL string `toml:"external_url"`
+	// DebugListen, when set, serves Go's profiler (/debug/pprof/) on this
+	// address: keep it on loopback.
+	DebugListen string `toml:"debug_listen"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is auto (console on a terminal, else JSON), console or json.

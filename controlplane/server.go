@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -314,6 +315,16 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 // Serve serves HTTP on l until ctx is cancelled, then drains in-flight
 // requests for up to cfg.ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if s.cfg.DebugListen != "" {
+		dl, err := net.Listen("tcp", s.cfg.DebugListen)
+		if err != nil {
+			return fmt.Errorf("debug listener %s: %w", s.cfg.DebugListen, err)
+		}
+		dbg := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = dbg.Serve(dl) }()
+		defer dbg.Close()
+		s.log.Info("profiler serving", zap.String("listen", dl.Addr().String()))
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -363,4 +374,15 @@ func updateFields(u *store.Update) []zap.Field {
 
 func statusField(key string, s okta.AgentUpdateJobStatus) zap.Field {
 	return zap.String(key, string(s))
+}
+
+// debugMux serves Go's profiler.
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

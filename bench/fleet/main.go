@@ -75,6 +75,7 @@ func run() error {
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
 	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
 	flag.Parse()
@@ -137,6 +138,9 @@ func run() error {
 	rssHosts := srv.rss()
 
 	var rows []loadRow
+	if *rolloutOnly {
+		o.conns = nil
+	}
 	for _, c := range o.conns {
 		b := load(ctx, "http://"+echoAddr+"/", echoHosts, c, o.duration)
 		s := load(ctx, srv.base+"/beta/managed-clients/", f.hosts, c, o.duration)
@@ -146,6 +150,12 @@ func run() error {
 	roll, err := rollout(ctx, srv, f, o, goodRollout)
 	if err != nil {
 		return err
+	}
+	if *rolloutOnly {
+		fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
+			o.hosts, roll.took.Seconds(), o.interval, o.install, (o.interval + o.install).Seconds(), roll.took.Seconds()/(o.interval+o.install).Seconds())
+		fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s | - | - | - |\n", roll.cpu, roll.took.Seconds())
+		return nil
 	}
 	hwm := srv.hwm()
 	stop(srv.cmd)
@@ -333,6 +343,7 @@ data_dir = %q
 db = %q
 log_level = "warn"
 log_format = "json"
+debug_listen = %q
 [rate_limit]
 requests_per_window = 100000
 [heartbeat]
@@ -341,7 +352,7 @@ rate_limit = 1000000
 [rollout]
 tick = "500ms"
 self_update = false
-`, addr, dir, dsn, o.interval)
+`, addr, dir, dsn, os.Getenv("FLEET_PPROF"), o.interval)
 	path := filepath.Join(dir, "..", "poolserver.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -654,7 +665,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		select {
 		case <-ctx.Done():
 			return res, errors.New("rollout did not finish before -timeout")
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 		code, b, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID, "")
 		if err != nil || code != 200 {

@@ -134,10 +134,10 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 				who + ": agent " + a.AgentName}})
 		}
 		for _, j := range hb.Jobs {
-			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2 WHERE job_id = $3`, []any{j.Progress, j.Phase, j.JobID}, who + ": job " + j.JobID}
+			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2 WHERE job_id = $3 AND job_id <> ''`, []any{j.Progress, j.Phase, j.JobID}, who + ": job " + j.JobID}
 			if j.Status != "" {
 				s.sql = `UPDATE update_agents SET status = $1, message = $2, progress = $3, phase = $4, modified_at = $5,
-					diagnostics = CASE WHEN $6 <> '' THEN $6 ELSE diagnostics END WHERE job_id = $7`
+					diagnostics = CASE WHEN $6 <> '' THEN $6 ELSE diagnostics END WHERE job_id = $7 AND job_id <> ''`
 				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.JobID}
 			}
 			jobs = append(jobs, keyed{j.JobID, "", s})
@@ -304,7 +304,7 @@ func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, erro
 // JobOwner returns the client whose agent holds a job.
 func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
 	var id string
-	err := db.pool.QueryRow(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = $1 LIMIT 1`, jobID).Scan(&id)
+	err := db.pool.QueryRow(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = $1 AND ua.job_id <> '' LIMIT 1`, jobID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("job %s: %w", jobID, store.ErrNotFound)
 	}

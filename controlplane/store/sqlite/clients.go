@@ -135,8 +135,8 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
 				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`},
 		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ?,
-			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END WHERE job_id = ?`},
-		{&st.progress, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ?`},
+			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END WHERE job_id = ? AND job_id != ''`},
+		{&st.progress, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ? AND job_id != ''`},
 	} {
 		s, err := tx.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -351,7 +351,7 @@ func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, erro
 // JobOwner returns the client whose agent holds a job.
 func (db *DB) JobOwner(ctx context.Context, jobID string) (string, error) {
 	var id string
-	err := db.r.QueryRowContext(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = ? LIMIT 1`, jobID).Scan(&id)
+	err := db.r.QueryRowContext(ctx, `SELECT a.client_id FROM update_agents ua JOIN agents a ON a.id = ua.agent_id WHERE ua.job_id = ? AND ua.job_id != '' LIMIT 1`, jobID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("job %s: %w", jobID, store.ErrNotFound)
 	}
