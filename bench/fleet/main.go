@@ -75,6 +75,7 @@ func run() error {
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
 	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	rolloutInterval := flag.Duration("rollout-interval", 30*time.Second, "heartbeat interval of the hosts in the timed rollout (the issue's 30 s)")
 	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
@@ -147,13 +148,15 @@ func run() error {
 		rows = append(rows, loadRow{c, s, b})
 	}
 
-	roll, err := rollout(ctx, srv, f, o, goodRollout)
+	ro := o
+	ro.interval = *rolloutInterval
+	roll, err := rollout(ctx, srv, f, ro, goodRollout)
 	if err != nil {
 		return err
 	}
 	if *rolloutOnly {
 		fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
-			o.hosts, roll.took.Seconds(), o.interval, o.install, (o.interval + o.install).Seconds(), roll.took.Seconds()/(o.interval+o.install).Seconds())
+			o.hosts, roll.took.Seconds(), ro.interval, o.install, (ro.interval + o.install).Seconds(), roll.took.Seconds()/(ro.interval+o.install).Seconds())
 		fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s | - | - | - |\n", roll.cpu, roll.took.Seconds())
 		return nil
 	}
@@ -219,7 +222,7 @@ func run() error {
 			r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.server.rate/r.base.rate)
 	}
 	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
-		o.hosts, roll.took.Seconds(), o.interval, o.install, (o.interval + o.install).Seconds(), roll.took.Seconds()/(o.interval+o.install).Seconds())
+		o.hosts, roll.took.Seconds(), ro.interval, o.install, (ro.interval + o.install).Seconds(), roll.took.Seconds()/(ro.interval+o.install).Seconds())
 	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
 		roll.cpu, roll.took.Seconds(), 100*roll.cpu/roll.took.Seconds())
 	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(hwm)/(1<<20))
