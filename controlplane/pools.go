@@ -228,6 +228,15 @@ func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 	return v
 }
 
+// updateErr maps a store error about the update named in the path to the
+// API's 404; other errors pass through.
+func updateErr(r *http.Request, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound("agent pool update " + r.PathValue("updateId"))
+	}
+	return err
+}
+
 // getPool loads the pool named in the path.
 func (s *Server) getPool(r *http.Request) (*store.Pool, error) {
 	p, err := s.store.GetPool(r.Context(), r.PathValue("poolId"))
@@ -326,11 +335,8 @@ func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *stor
 		return err
 	}
 	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("agent pool update " + r.PathValue("updateId"))
-	}
 	if err != nil {
-		return err
+		return updateErr(r, err)
 	}
 	agents, _, err := s.poolAgents(r, p.ID)
 	if err != nil {
@@ -705,11 +711,8 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 		u.ModifiedAt = now
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("agent pool update " + r.PathValue("updateId"))
-	}
 	if err != nil {
-		return err
+		return updateErr(r, err)
 	}
 	s.log.Info("update modified", updateFields(u)...)
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateModify, PoolID: p.ID, UpdateID: u.ID, StatusBefore: string(from),
@@ -755,11 +758,8 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("agent pool update " + r.PathValue("updateId"))
-	}
 	if err != nil {
-		return err
+		return updateErr(r, err)
 	}
 	s.log.Info("update deleted", zap.String("pool", p.ID), zap.String("update", r.PathValue("updateId")))
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateDelete, PoolID: p.ID, UpdateID: r.PathValue("updateId"), StatusBefore: string(from)})
@@ -782,11 +782,8 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 			from = u.Status
 			return applyAction(u, a, now)
 		})
-		if errors.Is(err, store.ErrNotFound) {
-			return errNotFound("agent pool update " + r.PathValue("updateId"))
-		}
 		if err != nil {
-			return err
+			return updateErr(r, err)
 		}
 		s.log.Info("update "+string(a), append(updateFields(u), statusField("from", from))...)
 		s.audit(r.Context(), tok, store.AuditEntry{Action: "update." + string(a), PoolID: p.ID, UpdateID: u.ID,

@@ -283,11 +283,8 @@ func (s *Server) handleDiagnostics(w http.ResponseWriter, r *http.Request, _ *st
 		return err
 	}
 	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("agent pool update " + r.PathValue("updateId"))
-	}
 	if err != nil {
-		return err
+		return updateErr(r, err)
 	}
 	agentID := r.PathValue("agentId")
 	var ua *store.UpdateAgent
