@@ -13,7 +13,7 @@ NFPM_VERSION ?= v2.45.0
 DIST      ?= dist
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint vet staticcheck cross packages demo demo-api bench soak clean
+.PHONY: all build test lint vet staticcheck tidy-check cross packages demo demo-api bench soak clean
 
 all: build
 
@@ -29,7 +29,12 @@ vet:
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
-lint: vet staticcheck
+# Fails when go.mod or go.sum are not what `go mod tidy` would write
+# (direct and indirect requirements told apart, no stale sums).
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+lint: vet staticcheck tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The test command README.md names: lint, then every test with the race detector.
