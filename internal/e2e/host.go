@@ -47,10 +47,10 @@ type HostOptions struct {
 	MoreTrustedKeys []string
 	RevokedKeyIDs   []string
 	StallTimeout    time.Duration // artifacts.stall_timeout (default 1m)
+	StateDir        string        // default: <dir>/<name>/state
 	// Artifacts is appended to the [artifacts] table (e.g.
 	// "allow_downgrade = true\n").
 	Artifacts string
-	StateDir        string        // default: <dir>/<name>/state
 }
 
 func quoteList(items []string) string {
