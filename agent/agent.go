@@ -345,6 +345,7 @@ func (d *Daemon) applyRecovered(results []updater.Result) {
 		switch r.Outcome {
 		case updater.OutcomeCommitted:
 			d.setAgentVersion(r.Name, r.Version)
+			d.rememberPreviousLocked(r.Name, r.PrevVersion, r.PrevSHA256)
 			if j != nil {
 				d.finishLocked(j, nil)
 			}
@@ -400,6 +401,7 @@ func (d *Daemon) applySelfState(self updater.SelfState) {
 		// previous binary runs). Judge by the version.
 		if version.String() == j.Version {
 			d.finishLocked(j, nil)
+			d.rememberPreviousLocked(config.SelfName, j.FromVersion, j.FromSHA256)
 		} else {
 			d.finishLocked(j, fmt.Errorf("%w: poolagent %s runs, not %s", updater.ErrSelfRolledBack, version.String(), j.Version))
 		}

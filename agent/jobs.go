@@ -98,6 +98,7 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 			for _, j := range d.st.Jobs {
 				if j.Name == config.SelfName && !j.Terminal() {
 					d.finishLocked(j, nil)
+					d.rememberPreviousLocked(config.SelfName, j.FromVersion, j.FromSHA256)
 				}
 			}
 			changed = true
@@ -293,7 +294,9 @@ func checkPath(cfg config.Config, p, name, typ, binary string) error {
 	return fmt.Errorf("path %q does not name this managed process", p)
 }
 
-// updaterJob converts a checked job.
+// updaterJob converts a checked job. AllowDowngrade stays false: the
+// server's allowDowngrade alone never permits one; runJob sets it from the
+// host's own policy (checkDowngrade).
 func updaterJob(j *state.Job) updater.Job {
 	mp := j.Spec.ManagedProcessConfiguration[j.Name]
 	a := mp.Artifact
@@ -303,8 +306,7 @@ func updaterJob(j *state.Job) updater.Job {
 			Meta: updater.Meta{Name: a.Name, Version: a.Version, OS: a.OS, Arch: a.Arch},
 			URL:  a.URL, Size: a.Size, SHA256: a.SHA256, Signature: []byte(a.Signature),
 		},
-		AllowDowngrade: j.Spec.AllowDowngrade,
-		RateLimit:      j.Spec.DownloadRateLimit,
+		RateLimit: j.Spec.DownloadRateLimit,
 	}
 }
 
@@ -385,8 +387,15 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		d.kick()
 	}
 
-	// Prechecks before anything is downloaded or stopped, then the
-	// splay: no download starts before the job's start time.
+	// The host's downgrade policy, then the prechecks, before anything
+	// is downloaded or stopped; then the splay: no download starts before
+	// the job's start time.
+	allow, err := d.checkDowngrade(j, t, log)
+	if err != nil {
+		fail(err)
+		return
+	}
+	job.AllowDowngrade = allow
 	if !j.Swapped {
 		if err := d.precheck(j, t); err != nil {
 			fail(err)
@@ -477,11 +486,18 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	lock.Lock()
 	defer lock.Unlock()
 	if self {
+		// What runs now becomes poolagent's previous release once the
+		// new binary confirms.
+		fromSHA, err := fileSHA256(d.exe)
+		if err != nil {
+			log.Warn("hash the running poolagent binary; no revert to it will be possible", zap.Error(err))
+		}
 		if err := d.upd.ApplySelf(actx, fetched, d.exe); err != nil {
 			fail(err)
 			return
 		}
 		d.mu.Lock()
+		j.FromVersion, j.FromSHA256 = version.String(), fromSHA
 		j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "restart", 80
 		d.setAgentStatusLocked(j)
 		d.restart = true
@@ -518,6 +534,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	d.mu.Lock()
 	if res.Outcome == updater.OutcomeCommitted {
 		d.setAgentVersion(j.Name, res.Version)
+		d.rememberPreviousLocked(j.Name, res.PrevVersion, res.PrevSHA256)
 		log.Info("job succeeded")
 	} else if res.Version != "" {
 		d.setAgentVersion(j.Name, res.Version)

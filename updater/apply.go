@@ -37,6 +37,12 @@ type Result struct {
 	// passed or did not run), e.g. "GET http://127.0.0.1:8089/healthz: no
 	// success within 30s: last error: HTTP 503".
 	Health string
+	// PrevVersion and PrevSHA256 are, on a commit that replaced a binary,
+	// the version (as the target said; "" if unknown) and SHA-256 (hex) of
+	// the binary it replaced, from the journal. Empty when nothing was
+	// replaced (the artifact was already installed) or nothing committed.
+	PrevVersion string
+	PrevSHA256  string
 }
 
 // rollbackTimeout bounds a rollback that runs after the job's context was
@@ -157,7 +163,7 @@ func (u *Updater) finishForward(ctx context.Context, e *entry, t Target) (Result
 }
 
 func (u *Updater) commit(e *entry) (Result, error) {
-	res := Result{JobID: e.JobID, Name: e.Name, Outcome: OutcomeCommitted, Version: e.To}
+	res := Result{JobID: e.JobID, Name: e.Name, Outcome: OutcomeCommitted, Version: e.To, PrevVersion: e.From, PrevSHA256: e.OldSHA256}
 	if err := removeSync(e.Prev); err != nil {
 		// The new version runs; a leftover file is only disk space.
 		u.log.Warn("remove previous binary", zap.String("path", e.Prev), zap.Error(err))
@@ -337,7 +343,7 @@ func (u *Updater) recoverOne(ctx context.Context, e *entry, t Target) (Result, e
 
 // Code maps an error to a stable failure code for the control plane:
 // "signature", "untrusted-key", "metadata", "hash", "size", "too-large",
-// "stalled", "download", "downgrade", "patch", "service", "health-check",
+// "stalled", "download", "downgrade-refused", "patch", "service", "health-check",
 // "rollback", "busy", or "internal".
 func Code(err error) string {
 	for _, c := range codes {
@@ -364,7 +370,7 @@ var codes = []struct {
 	{"disk-full", ErrDiskFull},
 	{"too-large", ErrTooLarge},
 	{"stalled", ErrStalled},
-	{"downgrade", ErrDowngrade},
+	{"downgrade-refused", ErrDowngrade},
 	{"patch", ErrPatch},
 	{"health-check", ErrHealthCheck},
 	{"service", ErrService},

@@ -87,6 +87,10 @@ func TestApplySwapsAndCommits(t *testing.T) {
 	if res.Outcome != OutcomeCommitted || res.Version != "1.1.0" || res.Err != nil {
 		t.Fatalf("result %+v", res)
 	}
+	// What the commit replaced: the daemon remembers it for a revert.
+	if res.PrevVersion != "1.0.0" || res.PrevSHA256 != sum(readFixture(t, "agent-1.0.0.sh")) {
+		t.Errorf("replaced %q %q, want 1.0.0 and the old binary's SHA-256", res.PrevVersion, res.PrevSHA256)
+	}
 	assertClean(t, u, path, newBin)
 	if up, _ := svc.Running(t.Context()); !up || svc.Pid() == oldPid {
 		t.Fatalf("service running=%v pid %d (old %d): want the new version running", up, svc.Pid(), oldPid)

@@ -44,7 +44,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if t.Version != "" && !job.AllowDowngrade && vercmp.Compare(a.Version, t.Version) < 0 {
-		return nil, fmt.Errorf("%s: installed version is %s and the job does not allow a downgrade: %w", op, t.Version, ErrDowngrade)
+		return nil, fmt.Errorf("%s: installed version is %s and a downgrade is not allowed: %w", op, t.Version, ErrDowngrade)
 	}
 	sig, err := u.signature(ctx, a)
 	if err != nil {

@@ -27,8 +27,8 @@ var (
 	// version, os or arch than the job.
 	ErrMetadata = errors.New("signed metadata does not match the job")
 	// ErrDowngrade: the job would install a version below the installed
-	// one and does not allow downgrades.
-	ErrDowngrade = errors.New("downgrade not allowed")
+	// one and Job.AllowDowngrade is not set.
+	ErrDowngrade = errors.New("downgrade refused")
 	// ErrPatch: a binary patch could not be applied or gave the wrong
 	// result; the full artifact is used instead, so this is only reported
 	// when the fallback is impossible.

@@ -14,6 +14,8 @@ type Job struct {
 	// Patch optionally offers a bsdiff patch from the installed version.
 	Patch *Patch
 	// AllowDowngrade permits installing a version below the installed one.
+	// The caller decides it from the host's own policy; poolagent never
+	// copies it from the server's job (docs/agent.md, "Downgrades").
 	AllowDowngrade bool
 	// RateLimit bounds this job's download in bytes per second; 0 means
 	// Config.RateLimit alone. The smaller non-zero limit of the two wins.

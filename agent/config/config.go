@@ -1,7 +1,8 @@
 // Package config is poolagent's configuration (configs/poolagent.toml):
 // the control plane to talk to, the state dir, the managed agents with
 // their binaries, services and health checks, the install roots the agent
-// may write to, the pinned minisign keys and the maintenance-window policy.
+// may write to, the pinned minisign keys, the downgrade policy and the
+// maintenance-window policy.
 //
 // Load reads a TOML file over the defaults; an unknown key or a bad value
 // is an error naming the key.
@@ -108,7 +109,21 @@ type ArtifactsConfig struct {
 	// DownloadRateLimit caps every download in bytes per second (0: no
 	// cap). A job's downloadRateLimit may lower it; the smaller wins.
 	DownloadRateLimit int64 `toml:"download_rate_limit"`
+	// AllowDowngrade lets a job install a version below the installed
+	// one when the job also says allowDowngrade. Off (the default), the
+	// server's allowDowngrade alone never downgrades this host: the job
+	// is refused with DOWNGRADE_REFUSED before anything is downloaded.
+	AllowDowngrade bool `toml:"allow_downgrade"`
+	// AllowRevert (default on) permits one downgrade without
+	// AllowDowngrade: back to exactly the release (version and SHA-256)
+	// this host ran before its last update of that agent, within
+	// RevertWindow of that update, when the job says allowDowngrade.
+	AllowRevert bool `toml:"allow_revert"`
 }
+
+// RevertWindow is how long after an update artifacts.allow_revert lets a
+// job go back to the release that update replaced.
+const RevertWindow = 30 * 24 * time.Hour
 
 // Maintenance policies.
 const (
@@ -203,7 +218,7 @@ func Default() Config {
 		Maintenance:       MaintenanceConfig{Policy: PolicyWindow, DownloadEarly: true, MinRemaining: Duration{Duration: 0}},
 		LocalAPI:          LocalAPIConfig{Listen: "127.0.0.1:8731"},
 		SelfUpdate:        SelfUpdateConfig{Enabled: true, ConfirmTimeout: Duration{Duration: 10 * time.Minute}},
-		Artifacts:         ArtifactsConfig{StallTimeout: Duration{Duration: 60 * time.Second}},
+		Artifacts:         ArtifactsConfig{StallTimeout: Duration{Duration: 60 * time.Second}, AllowRevert: true},
 	}
 	if runtime.GOOS == "windows" {
 		c.StateDir = `C:\ProgramData\poolagent`

@@ -17,7 +17,8 @@ func TestSampleConfig(t *testing.T) {
 	}
 	def := Default()
 	if cfg.HeartbeatInterval != def.HeartbeatInterval || cfg.Type != def.Type || cfg.LogLevel != def.LogLevel ||
-		cfg.Maintenance != def.Maintenance || cfg.SelfUpdate != def.SelfUpdate || cfg.Artifacts.StallTimeout != def.Artifacts.StallTimeout {
+		cfg.Maintenance != def.Maintenance || cfg.SelfUpdate != def.SelfUpdate || cfg.Artifacts.StallTimeout != def.Artifacts.StallTimeout ||
+		cfg.Artifacts.AllowDowngrade != def.Artifacts.AllowDowngrade || cfg.Artifacts.AllowRevert != def.Artifacts.AllowRevert {
 		t.Errorf("sample differs from the defaults: %+v", cfg)
 	}
 	if len(cfg.Agents) != 1 || cfg.Agents[0].Health.Grace.Duration != 5*time.Second || cfg.Agents[0].Service == "" {
@@ -70,6 +71,35 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDowngradePolicy: downgrades are off and reverts on unless the host's
+// own config says otherwise.
+func TestDowngradePolicy(t *testing.T) {
+	const key = "RWToP03U6r2QQUpQcU+hkJOjz6O2XmRUAxgeHPJBtRWHyTM2LBLC34L0"
+	for _, tt := range []struct {
+		artifacts                 string
+		wantDowngrade, wantRevert bool
+	}{
+		{"", false, true},
+		{"allow_downgrade = true\n", true, true},
+		{"allow_revert = false\n", false, false},
+		{"allow_downgrade = true\nallow_revert = false\n", true, false},
+	} {
+		p := filepath.Join(t.TempDir(), "poolagent.toml")
+		toml := "state_dir = \"/var/lib/pa\"\n[artifacts]\ntrusted_keys = [\"" + key + "\"]\n" + tt.artifacts
+		if err := os.WriteFile(p, []byte(toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Artifacts.AllowDowngrade != tt.wantDowngrade || cfg.Artifacts.AllowRevert != tt.wantRevert {
+			t.Errorf("%q: allow_downgrade %v, allow_revert %v; want %v, %v", tt.artifacts,
+				cfg.Artifacts.AllowDowngrade, cfg.Artifacts.AllowRevert, tt.wantDowngrade, tt.wantRevert)
+		}
 	}
 }
 

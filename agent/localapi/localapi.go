@@ -15,6 +15,7 @@ package localapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -150,12 +151,19 @@ func Handler(b Backend, token string, log *zap.Logger) http.Handler {
 		return mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token {
-			w.WriteHeader(http.StatusUnauthorized) // the seed's 401 has no body
+		if !tokenOK(r.Header.Get("Authorization"), token) {
+			writeError(w, http.StatusUnauthorized, appliance.CodeUnauthorized, "missing or wrong bearer token: use the token in the local API's token file")
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// tokenOK compares an Authorization header with "Bearer <token>" in
+// constant time, so the time taken tells nothing of how much of a guess
+// matched (only the lengths differ observably).
+func tokenOK(header, token string) bool {
+	return subtle.ConstantTimeCompare([]byte(header), []byte("Bearer "+token)) == 1
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -42,7 +42,13 @@ func TestHandler(t *testing.T) {
 		{"install by GET", "GET", "/appliance/update-manager/updates/1.1.0/actions/install", "tok", 404, `"op_id":`},
 		{"task", "GET", "/appliance/update-manager/tasks/j1", "tok", 200, `"status":"RUNNING"`},
 		{"unknown task", "GET", "/appliance/update-manager/tasks/j2", "tok", 404, `"error_code":"NOT_FOUND"`},
-		{"bad token", "GET", "/status", "nope", 401, ""},
+		// The token is "tok": a wrong guess of another length and one of
+		// the same length are both refused, in the API's error format.
+		{"wrong token, other length", "GET", "/status", "nope", 401, `"error_code":"UNAUTHORIZED"`},
+		{"wrong token, same length", "GET", "/status", "tak", 401, `"error_code":"UNAUTHORIZED"`},
+		{"token prefix", "GET", "/status", "to", 401, `"error_code":"UNAUTHORIZED"`},
+		{"empty token", "GET", "/status", "", 401, `"error_code":"UNAUTHORIZED"`},
+		{"wrong token on install", "POST", "/appliance/update-manager/updates/1.1.0/actions/install", "tol", 401, `"error_code":"UNAUTHORIZED"`},
 	}
 	h := Handler(fakeBackend{}, "tok", zap.NewNop())
 	for _, tt := range tests {
@@ -54,10 +60,13 @@ func TestHandler(t *testing.T) {
 			if rec.Code != tt.wantStatus || !strings.Contains(rec.Body.String(), tt.wantBody) {
 				t.Errorf("%d %s", rec.Code, rec.Body)
 			}
-			if rec.Code >= 400 && rec.Code != 401 {
+			if rec.Code >= 400 {
 				var e appliance.ResponseError
-				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || len(e.OpID) != 36 {
+				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || len(e.OpID) != 36 || e.ErrorCode == "" || e.Message == "" {
 					t.Errorf("error body %s: %v", rec.Body, err)
+				}
+				if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+					t.Errorf("error Content-Type %q", ct)
 				}
 			}
 		})

@@ -1,7 +1,7 @@
 // Package state keeps what poolagent must remember across restarts, in its
 // state dir: the client credentials (client.json, owner-only) and the
-// daemon's state (state.json: the managed agents' installed versions and
-// update statuses, every job with its progress, the highest job sequence
+// daemon's state (state.json: the managed agents' installed versions,
+// update statuses and what each last update replaced, every job with its progress, the highest job sequence
 // seen per update and the server's clock). Files are written to a temporary
 // file, fsynced and renamed, so a crash leaves the old or the new copy.
 package state
@@ -70,6 +70,19 @@ type Agent struct {
 	Version       string `json:"version"`
 	UpdateStatus  string `json:"updateStatus,omitempty"`
 	UpdateMessage string `json:"updateMessage,omitempty"`
+	// Previous is what ran before poolagent's last committed update of
+	// this agent (nil: no update committed yet): the one older release
+	// artifacts.allow_revert lets a job go back to.
+	Previous *Previous `json:"previous,omitempty"`
+}
+
+// Previous is the release an update replaced.
+type Previous struct {
+	// Version and SHA256 (hex) of the binary the update replaced.
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	// At is when the update committed, by the host's own clock.
+	At time.Time `json:"at"`
 }
 
 // Job is one job the server handed out and its progress on this host.
@@ -100,6 +113,11 @@ type Job struct {
 	// Reported: the server acknowledged the final state; it is no longer
 	// sent.
 	Reported bool `json:"reported,omitempty"`
+	// FromVersion and FromSHA256 are, for a self-update past its swap,
+	// the poolagent version and binary SHA-256 it replaces; they become
+	// the agent's Previous once the new binary confirms.
+	FromVersion string `json:"fromVersion,omitempty"`
+	FromSHA256  string `json:"fromSha256,omitempty"`
 	// Diagnostics of a failure past the swap: what the failed version
 	// printed and its health check's last result. Sent with the FAILED
 	// report until the server acknowledged it.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/poolagent/poolagent/api/sailpoint"
 )
@@ -46,6 +47,8 @@ func TestSaveLoadPrune(t *testing.T) {
 	}
 	s.Jobs = append(s.Jobs, &Job{UUID: "running", State: sailpoint.JobRunning}, &Job{UUID: "unreported", State: sailpoint.JobFailed})
 	s.Sequences["upd1"] = 7
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	s.Agents["ad"] = &Agent{Version: "1.1.0", Previous: &Previous{Version: "1.0.0", SHA256: "ab12", At: at}}
 	s.Prune()
 	if err := s.Save(dir); err != nil {
 		t.Fatal(err)
@@ -56,5 +59,8 @@ func TestSaveLoadPrune(t *testing.T) {
 	}
 	if len(got.Jobs) != KeepFinished+2 || got.Job("running") == nil || got.Job("unreported") == nil || got.Job("0") != nil || got.Sequences["upd1"] != 7 {
 		t.Errorf("after prune: %d jobs, %+v", len(got.Jobs), got.Sequences)
+	}
+	if p := got.Agents["ad"].Previous; p == nil || *p != (Previous{Version: "1.0.0", SHA256: "ab12", At: at}) {
+		t.Errorf("previous release after a reload: %+v", p)
 	}
 }

@@ -48,6 +48,9 @@ type HostOptions struct {
 	RevokedKeyIDs   []string
 	StallTimeout    time.Duration // artifacts.stall_timeout (default 1m)
 	StateDir        string        // default: <dir>/<name>/state
+	// Artifacts is appended to the [artifacts] table (e.g.
+	// "allow_downgrade = true\n").
+	Artifacts string
 }
 
 func quoteList(items []string) string {
@@ -120,7 +123,7 @@ trusted_keys = [%s]
 revoked_key_ids = [%s]
 allow_insecure_http = true
 stall_timeout = %q
-
+%s
 [self_update]
 enabled = true
 confirm_timeout = "30s"
@@ -140,7 +143,7 @@ url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
 %s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
-		quoteList(o.RevokedKeyIDs), stall.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
+		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, filepath.Join(h.Dir, "api.sock"), o.AgentType,
 		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err

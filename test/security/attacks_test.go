@@ -96,10 +96,11 @@ type evil struct {
 	report  map[string]sailpoint.JobReport
 	agents  []sailpoint.AgentReport
 	beats   int
+	gets    map[string]int // requests per served file
 }
 
 func newEvil(t *testing.T) *evil {
-	e := &evil{t: t, files: map[string]func(http.ResponseWriter, *http.Request){}, report: map[string]sailpoint.JobReport{}}
+	e := &evil{t: t, files: map[string]func(http.ResponseWriter, *http.Request){}, report: map[string]sailpoint.JobReport{}, gets: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /beta/managed-clients", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -138,6 +139,7 @@ func newEvil(t *testing.T) *evil {
 	mux.HandleFunc("GET /files/{name}", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		h := e.files[r.PathValue("name")]
+		e.gets[r.PathValue("name")]++
 		e.mu.Unlock()
 		if h == nil {
 			http.NotFound(w, r)
@@ -192,6 +194,13 @@ func (e *evil) reportOf(uuid string) (sailpoint.JobReport, bool) {
 	defer e.mu.Unlock()
 	r, ok := e.report[uuid]
 	return r, ok
+}
+
+// requests counts the requests for /files/name.
+func (e *evil) requests(name string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gets[name]
 }
 
 func (e *evil) heartbeats() int {
@@ -361,13 +370,130 @@ func TestWrongSoftwareInstallation(t *testing.T) {
 	}
 }
 
+// failed waits for the job's FAILED report and checks its code.
+func (r *rig) failed(uuid, code string) sailpoint.JobReport {
+	r.t.Helper()
+	var rep sailpoint.JobReport
+	r.waitFor(45*time.Second, "the job's FAILED report", func() bool {
+		var ok bool
+		rep, ok = r.e.reportOf(uuid)
+		if ok && rep.State == sailpoint.JobFinished {
+			r.t.Fatalf("job %s was installed; want it refused with %s", uuid, code)
+		}
+		return ok && rep.State == sailpoint.JobFailed
+	})
+	if !strings.HasPrefix(rep.UpdateMessage, code+":") {
+		r.t.Errorf("updateMessage %q does not start with %s:", rep.UpdateMessage, code)
+	}
+	return rep
+}
+
+// binaryIs checks the managed agent's binary byte for byte.
+func (r *rig) binaryIs(want []byte, what string) {
+	r.t.Helper()
+	got, err := os.ReadFile(r.host.Binary)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if sum(got) != sum(want) {
+		r.t.Errorf("the agent's binary changed: SHA-256 %s, want %s (%s)", sum(got), sum(want), what)
+	}
+}
+
+// signedJob serves data as file and offers a job for it, validly signed
+// as version v, with the server's allowDowngrade set as given.
+func (r *rig) signedJob(id, file, v string, data []byte, seq int64, allowDowngrade bool) {
+	r.t.Helper()
+	url := r.e.serve(file, data)
+	j := r.e.job(id, v, artifact(url, data, meta(v), r.k.sign(r.t, data, meta(v))), seq)
+	j.AllowDowngrade = allowDowngrade
+	r.e.offer(j)
+}
+
+// TestRollbackAttack: a compromised control plane offers a validly signed
+// older release. The host decides: without artifacts.allow_downgrade it
+// refuses before downloading anything, whatever the job says.
 func TestRollbackAttack(t *testing.T) {
-	r := newRig(t, nil)
-	data := samples["0.9.0"]
-	url := r.e.serve("old", data)
-	// A validly signed older release, without allowDowngrade.
-	r.e.offer(r.e.job("j1", "0.9.0", artifact(url, data, meta("0.9.0"), r.k.sign(t, data, meta("0.9.0"))), 1))
-	r.refused("j1", "DOWNGRADE")
+	old := samples["0.9.0"]
+	for _, tc := range []struct {
+		name           string
+		allowDowngrade bool // the job's, i.e. the server's word
+	}{
+		{"without allowDowngrade", false},
+		{"with allowDowngrade", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, nil) // the default config: allow_downgrade = false
+			r.signedJob("j1", "old", "0.9.0", old, 1, tc.allowDowngrade)
+			rep := r.failed("j1", "DOWNGRADE_REFUSED")
+			if tc.allowDowngrade && !strings.Contains(rep.UpdateMessage, "artifacts.allow_downgrade") {
+				t.Errorf("updateMessage %q does not name the host's setting", rep.UpdateMessage)
+			}
+			r.binaryIs(samples["1.0.0"], "a refused downgrade")
+			r.unchanged()
+			if n := r.e.requests("old"); n != 0 {
+				t.Errorf("the refused release was downloaded (%d requests)", n)
+			}
+		})
+	}
+}
+
+// TestDowngradeAllowedByTheHost: with artifacts.allow_downgrade = true in
+// the host's own config, a job that asks for the downgrade installs it.
+func TestDowngradeAllowedByTheHost(t *testing.T) {
+	r := newRig(t, func(o *e2e.HostOptions) { o.Artifacts = "allow_downgrade = true\n" })
+	r.signedJob("j1", "old", "0.9.0", samples["0.9.0"], 1, true)
+	r.installed("j1", "0.9.0")
+	r.binaryIs(samples["0.9.0"], "an allowed downgrade")
+	// The host's consent alone is not enough: the job must ask too.
+	r.signedJob("j2", "older", "0.8.0", samples["1.0.0"], 2, false)
+	r.failed("j2", "DOWNGRADE_REFUSED")
+	r.binaryIs(samples["0.9.0"], "a downgrade the job did not ask for")
+}
+
+// TestRevertToThePreviousRelease: after a real update 1.0.0 -> 1.1.0, a job
+// back to exactly the 1.0.0 binary the host ran before is allowed by
+// default (artifacts.allow_revert), refused with allow_revert = false, and
+// another validly signed build of 1.0.0 is refused.
+func TestRevertToThePreviousRelease(t *testing.T) {
+	v100, v110 := samples["1.0.0"], samples["1.1.0"]
+	// Another build of 1.0.0, signed by the pinned key: trailing bytes
+	// after the executable leave it runnable, with another SHA-256.
+	rebuilt := append(append([]byte{}, v100...), "another build"...)
+	for _, tc := range []struct {
+		name     string
+		artifact string // "revert" to the 1.0.0 the host ran, or "rebuilt"
+		mutate   func(*e2e.HostOptions)
+		allowed  bool
+	}{
+		{"the same build, allow_revert by default", "revert", nil, true},
+		{"the same build, allow_revert = false", "revert", func(o *e2e.HostOptions) { o.Artifacts = "allow_revert = false\n" }, false},
+		{"another build of 1.0.0", "rebuilt", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.mutate)
+			r.signedJob("j1", "new", "1.1.0", v110, 1, false)
+			r.installed("j1", "1.1.0")
+			data := v100
+			if tc.artifact == "rebuilt" {
+				data = rebuilt
+			}
+			r.signedJob("j2", "back", "1.0.0", data, 2, true)
+			if tc.allowed {
+				r.installed("j2", "1.0.0")
+				r.binaryIs(v100, "the revert")
+				return
+			}
+			r.failed("j2", "DOWNGRADE_REFUSED")
+			r.binaryIs(v110, "a refused revert")
+			if n := r.e.requests("back"); n != 0 {
+				t.Errorf("the refused release was downloaded (%d requests)", n)
+			}
+			if v, err := r.host.InstalledVersion(context.Background()); err != nil || v != "1.1.0" {
+				t.Errorf("installed %q, %v; want 1.1.0 still running", v, err)
+			}
+		})
+	}
 }
 
 func TestEndlessData(t *testing.T) {
