@@ -570,6 +570,9 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if err != nil {
 		return err
 	}
+	if err := s.checkTargetChannel(r, p, b); err != nil {
+		return err
+	}
 	agents, list, err := s.poolAgents(r, p.ID)
 	if err != nil {
 		return err
@@ -600,6 +603,23 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
 	writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
+	return nil
+}
+
+// checkTargetChannel refuses a body's targetVersion that the pool's
+// release channel does not take. The catalog is read fresh: a release
+// published a moment ago counts.
+func (s *Server) checkTargetChannel(r *http.Request, p *store.Pool, b *parsedUpdate) error {
+	if b.TargetVersion == nil || *b.TargetVersion == "" {
+		return nil
+	}
+	cat, err := s.loadCatalog(r.Context(), true)
+	if err != nil {
+		return err
+	}
+	if oerr := checkChannel(p, cat, *b.TargetVersion); oerr != nil {
+		return oerr
+	}
 	return nil
 }
 
@@ -688,6 +708,9 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	}
 	b, err := parseUpdateBody(r, p)
 	if err != nil {
+		return err
+	}
+	if err := s.checkTargetChannel(r, p, b); err != nil {
 		return err
 	}
 	agents, list, err := s.poolAgents(r, p.ID)

@@ -71,14 +71,17 @@ func (f *fleet) tick() {
 
 func (f *fleet) publish(version string) { f.publishAs("AD", version) }
 
-func (f *fleet) publishAs(name, version string) {
+func (f *fleet) publishAs(name, version string) { f.publishOn(name, version, "linux", okta.ChannelGA) }
+
+// publishOn publishes a release of name for goos/amd64 on a channel.
+func (f *fleet) publishOn(name, version, goos string, channel okta.ReleaseChannel) {
 	f.t.Helper()
 	dir := f.t.TempDir()
 	file, sig := filepath.Join(dir, "agent"), filepath.Join(dir, "agent.minisig")
 	os.WriteFile(file, []byte("#!/bin/sh\necho "+version+"\n"), 0o755)
 	os.WriteFile(sig, []byte("untrusted comment: signature\nRUQ...\ntrusted comment: name=AD version="+version+"\nsig\n"), 0o644)
 	_, err := controlplane.PublishRelease(context.Background(), f.st, f.dataDir, controlplane.Publish{Name: name, Version: version,
-		OS: "linux", Arch: "amd64", Channel: okta.ChannelGA, File: file, SignatureFile: sig}, f.clock.Now())
+		OS: goos, Arch: "amd64", Channel: channel, File: file, SignatureFile: sig}, f.clock.Now())
 	if err != nil {
 		f.t.Fatal(err)
 	}
