@@ -96,8 +96,8 @@ func TestTargetVersionOnALessStableChannel(t *testing.T) {
 		{okta.ChannelGA, "1.2.0", okta.ChannelEA},
 		{okta.ChannelGA, "1.3.0", okta.ChannelBeta},
 		{okta.ChannelGA, "1.4.0", okta.ChannelTest},
-		{okta.ChannelGA, "1.5.0", ""},   // GA on one platform is enough
-		{okta.ChannelGA, "9.9.9", ""},   // not in the catalog: NO_ARTIFACT at rollout, not a 400
+		{okta.ChannelGA, "1.5.0", ""}, // GA on one platform is enough
+		{okta.ChannelGA, "9.9.9", ""}, // not in the catalog: NO_ARTIFACT at rollout, not a 400
 		{okta.ChannelEA, "1.2.0", ""},
 		{okta.ChannelEA, "1.3.0", okta.ChannelBeta},
 		{okta.ChannelBeta, "1.3.0", ""},
