@@ -112,7 +112,8 @@ func (r reply) decode(t *testing.T, v any) {
 	}
 }
 
-// do sends one request; auth is "SSWS <tok>" unless it already has a scheme.
+// do sends one request; auth is "SSWS <tok>" unless it already has a
+// scheme (with or without a space after it).
 func (e *env) do(method, path, auth, body string) reply {
 	e.t.Helper()
 	var rd io.Reader
@@ -124,7 +125,7 @@ func (e *env) do(method, path, auth, body string) reply {
 		e.t.Fatal(err)
 	}
 	if auth != "" {
-		if !strings.Contains(auth, " ") {
+		if !hasScheme.MatchString(auth) {
 			auth = "SSWS " + auth
 		}
 		req.Header.Set("Authorization", auth)
@@ -143,6 +144,8 @@ func (e *env) do(method, path, auth, body string) reply {
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
 }
+
+var hasScheme = regexp.MustCompile(`(?i)^(SSWS|Bearer|Basic)|\s`)
 
 func (e *env) createUpdate(poolID, body string) okta.AgentPoolUpdate {
 	e.t.Helper()
@@ -534,6 +537,18 @@ func TestAuth(t *testing.T) {
 		{"expired token", "GET", list, e.expired, 401, okta.CodeInvalidToken},
 		{"read token reads", "GET", list, e.read, 200, ""},
 		{"Bearer works", "GET", list, "Bearer " + e.read, 200, ""},
+		// The Python SDK joins prefix and token without a space.
+		{"SSWS without a space", "GET", list, "SSWS" + e.read, 200, ""},
+		{"Bearer without a space", "GET", list, "Bearer" + e.read, 200, ""},
+		{"sswS without a space, any case", "GET", list, "sswS" + e.read, 200, ""},
+		{"SSWS without a space manages", "POST", create, "SSWS" + e.manage, 201, ""},
+		{"SSWS without a space, read token cannot manage", "POST", create, "SSWS" + e.read, 403, okta.CodeForbidden},
+		{"SSWS without a space, bad token", "GET", list, "SSWS00nope", 401, okta.CodeInvalidToken},
+		{"SSWS alone", "GET", list, "SSWS", 401, okta.CodeAuthentication},
+		{"SSWS and spaces", "GET", list, "SSWS   ", 401, okta.CodeAuthentication},
+		{"garbage", "GET", list, "Basicgarbage", 401, okta.CodeAuthentication},
+		{"token without a scheme", "GET", list, " " + e.read, 401, okta.CodeAuthentication},
+		{"another scheme ending in SSWS", "GET", list, "X-SSWS " + e.read, 401, okta.CodeAuthentication},
 		{"read token cannot manage", "POST", create, e.read, 403, okta.CodeForbidden},
 		{"manage implies read", "GET", list, e.manage, 200, ""},
 		{"manage token manages", "POST", create, e.manage, 201, ""},

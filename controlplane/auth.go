@@ -87,18 +87,18 @@ type cachedToken struct {
 
 const tokenCacheTTL = 30 * time.Second
 
-// bearer extracts the credential from "SSWS <t>" or "Bearer <t>".
+// bearer extracts the credential from "SSWS <t>" or "Bearer <t>". The
+// space may be missing ("SSWS<t>", "Bearer<t>"): the Python SDK (okta 3.x)
+// joins its api_key_prefix and the token without one.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, cred, ok := strings.Cut(h, " ")
-	if !ok {
-		return "", false
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	for _, scheme := range []string{"SSWS", "Bearer"} {
+		if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) {
+			cred := strings.TrimSpace(h[len(scheme):])
+			return cred, cred != ""
+		}
 	}
-	if !strings.EqualFold(scheme, "SSWS") && !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	cred = strings.TrimSpace(cred)
-	return cred, cred != ""
+	return "", false
 }
 
 // authenticate returns the API token of the request, or an Okta error.

@@ -61,6 +61,51 @@ func (c *catalog) latest(name string, channel okta.ReleaseChannel) string {
 	return best
 }
 
+// channelOf returns the most stable channel on which version of name is
+// released (any platform), or false when the catalog has no such release.
+func (c *catalog) channelOf(name, version string) (okta.ReleaseChannel, bool) {
+	best, found := okta.ReleaseChannel(""), false
+	for _, r := range c.releases {
+		if r.Name == name && r.Version == version && (!found || channelRank[r.Channel] > channelRank[best]) {
+			best, found = r.Channel, true
+		}
+	}
+	return best, found
+}
+
+// checkChannel refuses a targetVersion that the catalog has only on a less
+// stable channel than the pool follows (docs/rollout.md). A version absent
+// from the catalog passes: it may be published later, and the rollout
+// engine reports NO_ARTIFACT for hosts it cannot serve.
+func checkChannel(p *store.Pool, c *catalog, version string) *oktaError {
+	if c == nil || version == "" {
+		return nil
+	}
+	ch, ok := c.channelOf(string(p.Type), version)
+	follow := p.Settings.ReleaseChannel
+	if follow == "" {
+		follow = okta.ChannelGA
+	}
+	if !ok || channelRank[ch] >= channelRank[follow] {
+		return nil
+	}
+	return errValidation(fmt.Sprintf("targetVersion: %s %s is released only on the %s channel, and agent pool %s follows %s "+
+		"(it takes %s); set the pool's releaseChannel to %s or less stable in its update settings, or pick a version released on %s",
+		p.Type, version, ch, p.ID, follow, channelsFrom(follow), ch, follow))
+}
+
+// channelsFrom lists the channels a pool on channel follows, least stable
+// first: "GA", "EA, GA", ...
+func channelsFrom(channel okta.ReleaseChannel) string {
+	var out []string
+	for _, c := range []okta.ReleaseChannel{okta.ChannelTest, okta.ChannelBeta, okta.ChannelEA, okta.ChannelGA} {
+		if channelRank[c] >= channelRank[channel] {
+			out = append(out, string(c))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // published returns when a version of name was first published (any
 // platform): the start of its schedule.delay.
 func (c *catalog) published(name, version string) (time.Time, bool) {

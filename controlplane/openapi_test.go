@@ -12,8 +12,20 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/poolagent/poolagent/api"
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 )
+
+// jobOf returns the UUID of the one job in a heartbeat reply.
+func jobOf(t *testing.T, body []byte) string {
+	t.Helper()
+	var rep sailpoint.StatusReply
+	if err := json.Unmarshal(body, &rep); err != nil || len(rep.Body.Jobs) != 1 {
+		t.Fatalf("want one job (%v): %s", err, body)
+	}
+	return rep.Body.Jobs[0].UUID
+}
 
 func loadOpenAPI(t *testing.T) *openapi3.T {
 	t.Helper()
@@ -89,6 +101,15 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	if hb.status != http.StatusOK || !strings.Contains(string(hb.body), `"managedProcessConfiguration"`) {
 		t.Fatalf("heartbeat: %d %s (want a job)", hb.status, hb.body)
 	}
+	running := jobOf(t, hb.body)
+	h.jobs[running] = sailpoint.JobReport{UUID: running, State: sailpoint.JobRunning, Progress: 40, Phase: "download"}
+	f.beat(h)
+	var created okta.AgentPoolUpdate
+	upd.decode(t, &created)
+	inProgress := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+created.ID, f.read, "")
+	if !strings.Contains(string(inProgress.body), `"progress":40`) {
+		t.Fatalf("no progress in %s", inProgress.body)
+	}
 	scheduled := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
 		`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *","timezone":"Europe/Berlin","duration":120}}`)
 	notFound := f.do("GET", "/api/v1/agentPools/nope/updates", f.read, "")
@@ -104,6 +125,7 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	}{
 		{"update reply", "AgentPoolUpdate", false, upd.body},
 		{"scheduled update reply", "AgentPoolUpdate", false, scheduled.body},
+		{"update with an agent in progress", "AgentPoolUpdate", false, inProgress.body},
 		{"error 404", "Error", false, notFound.body},
 		{"error 400", "Error", false, invalid.body},
 		{"heartbeat request", "StatusRequest", false, []byte(hbReq)},

@@ -162,7 +162,7 @@ func (s *Server) handleListPools(w http.ResponseWriter, r *http.Request, _ *stor
 		nq.Set("after", next.encode())
 		w.Header().Add("Link", fmt.Sprintf(`<%s/api/v1/agentPools?%s>; rel="next"`, s.baseURL(r), nq.Encode()))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, forClient(w, r, out))
 	return nil
 }
 
@@ -279,6 +279,10 @@ func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]
 		}
 		av.UpdateStatus = ua.Status
 		av.UpdateMessage = ua.Message
+		if ua.JobID != "" { // the host holds (or held) a job of this update
+			progress := ua.Progress
+			av.Progress, av.Phase = &progress, ua.Phase
+		}
 		v.Agents = append(v.Agents, av)
 	}
 	return v
@@ -324,7 +328,7 @@ func (s *Server) handleListUpdates(w http.ResponseWriter, r *http.Request, _ *st
 	for _, u := range updates {
 		out = append(out, s.updateView(r, u, agents))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, forClient(w, r, out))
 	return nil
 }
 
@@ -342,7 +346,7 @@ func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *stor
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.updateView(r, u, agents))
+	writeJSON(w, http.StatusOK, forClient(w, r, s.updateView(r, u, agents)))
 	return nil
 }
 
@@ -566,6 +570,9 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if err != nil {
 		return err
 	}
+	if err := s.checkTargetChannel(r, p, b); err != nil {
+		return err
+	}
 	agents, list, err := s.poolAgents(r, p.ID)
 	if err != nil {
 		return err
@@ -595,7 +602,24 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
 		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	writeJSON(w, http.StatusCreated, s.updateView(r, u, agents))
+	writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
+	return nil
+}
+
+// checkTargetChannel refuses a body's targetVersion that the pool's
+// release channel does not take. The catalog is read fresh: a release
+// published a moment ago counts.
+func (s *Server) checkTargetChannel(r *http.Request, p *store.Pool, b *parsedUpdate) error {
+	if b.TargetVersion == nil || *b.TargetVersion == "" {
+		return nil
+	}
+	cat, err := s.loadCatalog(r.Context(), true)
+	if err != nil {
+		return err
+	}
+	if oerr := checkChannel(p, cat, *b.TargetVersion); oerr != nil {
+		return oerr
+	}
 	return nil
 }
 
@@ -686,6 +710,9 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if err != nil {
 		return err
 	}
+	if err := s.checkTargetChannel(r, p, b); err != nil {
+		return err
+	}
 	agents, list, err := s.poolAgents(r, p.ID)
 	if err != nil {
 		return err
@@ -718,7 +745,7 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateModify, PoolID: p.ID, UpdateID: u.ID, StatusBefore: string(from),
 		StatusAfter: string(u.Status), Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	writeJSON(w, http.StatusCreated, s.updateView(r, u, agents))
+	writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
 	return nil
 }
 
@@ -793,7 +820,7 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusCreated, s.updateView(r, u, agents))
+		writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
 		return nil
 	}
 }

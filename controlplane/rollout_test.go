@@ -71,14 +71,17 @@ func (f *fleet) tick() {
 
 func (f *fleet) publish(version string) { f.publishAs("AD", version) }
 
-func (f *fleet) publishAs(name, version string) {
+func (f *fleet) publishAs(name, version string) { f.publishOn(name, version, "linux", okta.ChannelGA) }
+
+// publishOn publishes a release of name for goos/amd64 on a channel.
+func (f *fleet) publishOn(name, version, goos string, channel okta.ReleaseChannel) {
 	f.t.Helper()
 	dir := f.t.TempDir()
 	file, sig := filepath.Join(dir, "agent"), filepath.Join(dir, "agent.minisig")
 	os.WriteFile(file, []byte("#!/bin/sh\necho "+version+"\n"), 0o755)
 	os.WriteFile(sig, []byte("untrusted comment: signature\nRUQ...\ntrusted comment: name=AD version="+version+"\nsig\n"), 0o644)
 	_, err := controlplane.PublishRelease(context.Background(), f.st, f.dataDir, controlplane.Publish{Name: name, Version: version,
-		OS: "linux", Arch: "amd64", Channel: okta.ChannelGA, File: file, SignatureFile: sig}, f.clock.Now())
+		OS: goos, Arch: "amd64", Channel: channel, File: file, SignatureFile: sig}, f.clock.Now())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -569,4 +572,84 @@ func TestMaxUnavailableBoundsJobsInFlight(t *testing.T) {
 
 func sailpointFinished(id string) sailpoint.JobReport {
 	return sailpoint.JobReport{UUID: id, State: sailpoint.JobFinished, Progress: 100}
+}
+
+// TestDeactivateStopsHandingOutJobs checks what hosts receive around
+// deactivate and activate: a deactivated update hands out no job (and
+// takes back one not started), and activate resumes the rollout.
+func TestDeactivateStopsHandingOutJobs(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	f.settings(`{"maxUnavailable":2}`)
+	h1, h2 := f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0")
+	u := f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0"}`)
+	base := "/api/v1/agentPools/" + f.pool.ID + "/updates/" + u.ID
+
+	// Deactivated before the engine ran: nothing is handed out, however
+	// often the hosts heartbeat.
+	if r := f.do("POST", base+"/deactivate", f.manage, ""); r.status != http.StatusCreated {
+		t.Fatalf("deactivate: %d %s", r.status, r.body)
+	}
+	for range 3 {
+		f.tick()
+		for _, h := range []*host{h1, h2} {
+			if jobs := f.beat(h).Body.Jobs; len(jobs) != 0 {
+				t.Fatalf("deactivated: %s got %+v", h.hostname, jobs)
+			}
+		}
+	}
+	got := f.update(u.ID)
+	if got.Enabled || statuses(got) != "InProgress:Scheduled,Scheduled" {
+		t.Errorf("deactivated: enabled %t, %s", got.Enabled, statuses(got))
+	}
+
+	// Activate: both hosts get their job on the next heartbeat.
+	if r := f.do("POST", base+"/activate", f.manage, ""); r.status != http.StatusCreated {
+		t.Fatalf("activate: %d %s", r.status, r.body)
+	}
+	f.tick()
+	j1, j2 := f.beat(h1).Body.Jobs, f.beat(h2).Body.Jobs
+	if len(j1) != 1 || len(j2) != 1 || j1[0].State != sailpoint.JobPending {
+		t.Fatalf("activated: jobs %+v and %+v", j1, j2)
+	}
+	// dc1 starts its job; dc2 only acknowledges. Deactivating now lets the
+	// running job finish and takes back the one not started.
+	h1.jobs[j1[0].UUID] = sailpoint.JobReport{UUID: j1[0].UUID, State: sailpoint.JobRunning, Progress: 30, Phase: "download"}
+	h2.jobs[j2[0].UUID] = sailpoint.JobReport{UUID: j2[0].UUID, State: sailpoint.JobPending}
+	f.beat(h1)
+	f.beat(h2)
+	f.do("POST", base+"/deactivate", f.manage, "")
+	f.tick()
+	if rep := f.beat(h1).Body.Jobs; len(rep) != 1 || rep[0].UUID != j1[0].UUID || rep[0].State == sailpoint.JobCancelled {
+		t.Errorf("deactivated while running: dc1 has %+v, want its job to go on", rep)
+	}
+	rep := f.beat(h2).Body.Jobs
+	if len(rep) != 1 || rep[0].UUID != j2[0].UUID || rep[0].State != sailpoint.JobCancelled {
+		t.Fatalf("deactivated before start: dc2 has %+v, want its job cancelled", rep)
+	}
+	h2.jobs[j2[0].UUID] = sailpoint.JobReport{UUID: j2[0].UUID, State: sailpoint.JobCancelled, UpdateMessage: "cancelled by the server"}
+	f.beat(h2)
+	delete(h2.jobs, j2[0].UUID)
+	f.run(h1, j1[0], true)
+	for range 2 {
+		f.tick()
+		if jobs := f.beat(h2).Body.Jobs; len(jobs) != 0 {
+			t.Fatalf("deactivated: dc2 got %+v", jobs)
+		}
+	}
+	if got := statuses(f.update(u.ID)); got != "InProgress:Success,Scheduled" {
+		t.Errorf("deactivated after dc1 finished: %s", got)
+	}
+
+	// Activate again: dc2 gets a new job and the update ends Success.
+	f.do("POST", base+"/activate", f.manage, "")
+	f.tick()
+	jobs := f.beat(h2).Body.Jobs
+	if len(jobs) != 1 || jobs[0].UUID == j2[0].UUID || jobs[0].State != sailpoint.JobPending {
+		t.Fatalf("re-activated: dc2 has %+v, want a new job", jobs)
+	}
+	f.run(h2, jobs[0], true)
+	if got := f.update(u.ID); statuses(got) != "Success:Success,Success" || !got.Enabled {
+		t.Errorf("at the end: enabled %t, %s", got.Enabled, statuses(got))
+	}
 }

@@ -138,6 +138,13 @@ type Agent struct {
 	UpdateStatus        AgentUpdateInstanceStatus `json:"updateStatus,omitempty"`
 	Version             string                    `json:"version,omitempty"`
 	Links               *LinksSelf                `json:"_links,omitempty"`
+	// Progress is a read-only extension of an update's agents, present
+	// once the agent's host has been handed a job of the update: the
+	// host's last reported progress, 0 to 100.
+	Progress *int `json:"progress,omitempty"`
+	// Phase is a read-only extension next to Progress: the step the host
+	// last reported (e.g. "download", "swap"), when it named one.
+	Phase string `json:"phase,omitempty"`
 }
 
 // AgentPool is a group of agents of one type.

@@ -196,11 +196,24 @@ func printUpdate(w io.Writer, u *okta.AgentPoolUpdate, asJSON bool) error {
 		fmt.Fprintf(w, "window %s to %s\n", u.NextWindow.Start.Format(time.RFC3339), u.NextWindow.Finish.Format(time.RFC3339))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tNAME\tVERSION\tSTATUS\tMESSAGE")
+	fmt.Fprintln(tw, "AGENT\tNAME\tVERSION\tSTATUS\tPROGRESS\tMESSAGE")
 	for _, a := range u.Agents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Version, dash(string(a.UpdateStatus)), a.UpdateMessage)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Version, dash(string(a.UpdateStatus)), agentProgress(a), a.UpdateMessage)
 	}
 	return tw.Flush()
+}
+
+// agentProgress is an agent's reported progress and phase, "40% download",
+// or "-" before its host was handed a job.
+func agentProgress(a okta.Agent) string {
+	if a.Progress == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%d%%", *a.Progress)
+	if a.Phase != "" {
+		s += " " + a.Phase
+	}
+	return s
 }
 
 func poolOf(u *okta.AgentPoolUpdate) string {
@@ -309,19 +322,56 @@ func ended(s okta.AgentUpdateJobStatus) bool {
 	return s == okta.JobSuccess || s == okta.JobFailed || s == okta.JobCancelled
 }
 
-// progressBar draws "[#######.............]  35%".
+// bar draws "[#######.............]  35%" for pct (0-100).
+func bar(pct, width int) string {
+	pct = min(max(pct, 0), 100)
+	n := pct * width / 100
+	return fmt.Sprintf("[%s%s] %3d%%", strings.Repeat("#", n), strings.Repeat(".", width-n), pct)
+}
+
+// agentPercent is how far an agent is: 100 once it ended (Success, Failed
+// or Cancelled), else its host's reported progress (0 before a job).
+func agentPercent(a okta.Agent) int {
+	switch {
+	case a.UpdateStatus == okta.InstanceSuccess || a.UpdateStatus == okta.InstanceFailed || a.UpdateStatus == okta.InstanceCancelled:
+		return 100
+	case a.Progress != nil:
+		return *a.Progress
+	}
+	return 0
+}
+
+// progressBar draws the update's bar: the mean of its agents' percents.
 func progressBar(u *okta.AgentPoolUpdate, width int) string {
 	if len(u.Agents) == 0 {
-		return "[" + strings.Repeat(".", width) + "]   0%"
+		return bar(0, width)
 	}
-	var done int
+	sum := 0
 	for _, a := range u.Agents {
-		if a.UpdateStatus == okta.InstanceSuccess || a.UpdateStatus == okta.InstanceFailed || a.UpdateStatus == okta.InstanceCancelled {
-			done++
-		}
+		sum += agentPercent(a)
 	}
-	n := done * width / len(u.Agents)
-	return fmt.Sprintf("[%s%s] %3d%%", strings.Repeat("#", n), strings.Repeat(".", width-n), done*100/len(u.Agents))
+	return bar(sum/len(u.Agents), width)
+}
+
+// watchBlock is what `updates watch` prints for one poll: the update's
+// line, then one line per agent with its own bar, status and phase.
+func watchBlock(u *okta.AgentPoolUpdate) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %-10s %s\n", progressBar(u, 30), u.Status, summary(u))
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, a := range u.Agents {
+		name := a.Name
+		if name == "" {
+			name = a.ID
+		}
+		detail := a.Phase
+		if a.UpdateMessage != "" && a.UpdateStatus != okta.InstanceInProgress && a.UpdateStatus != okta.InstancePendingCompletion {
+			detail = a.UpdateMessage
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, bar(agentPercent(a), 20), dash(string(a.UpdateStatus)), detail)
+	}
+	_ = tw.Flush()
+	return strings.TrimRight(b.String(), "\n")
 }
 
 func cmdUpdatesWatch(ctx context.Context, args []string, stdout io.Writer) error {
@@ -354,7 +404,7 @@ func cmdUpdatesWatch(ctx context.Context, args []string, stdout io.Writer) error
 			}
 			return err
 		}
-		line := fmt.Sprintf("%s %-10s %s", progressBar(u, 30), u.Status, summary(u))
+		line := watchBlock(u)
 		if rf.json {
 			b, _ := json.Marshal(u)
 			line = string(b)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +210,115 @@ func TestOperatorCLIDrivesARollout(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "update.resume,update.pause,update.create" {
 		t.Errorf("audit trail of the CLI's token = %v", actions)
+	}
+}
+
+// TestWatchShowsEachHostsProgress checks that `updates show` and `updates
+// watch` show the progress and phase a host reported for its job.
+func TestWatchShowsEachHostsProgress(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := controlplane.DefaultConfig()
+	cfg.DataDir = dir
+	srv := controlplane.New(cfg, st, nil)
+	t.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	now := time.Now()
+	token, _, err := controlplane.CreateToken(ctx, st, "ops", []store.Scope{store.ScopeManage}, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &store.Pool{ID: store.NewID("pol"), Name: "AD connectors", Type: okta.AgentTypeAD, CreatedAt: now}
+	if err := st.CreatePool(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	file, sig := filepath.Join(dir, "agent"), filepath.Join(dir, "agent.minisig")
+	os.WriteFile(file, []byte("#!/bin/sh\necho 1.1.0\n"), 0o755)
+	os.WriteFile(sig, []byte("untrusted comment: signature\nRUQ...\ntrusted comment: name=AD version=1.1.0\nsig\n"), 0o644)
+	if _, err := controlplane.PublishRelease(ctx, st, dir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
+		Channel: okta.ChannelGA, File: file, SignatureFile: sig}, now); err != nil {
+		t.Fatal(err)
+	}
+	// beat sends one heartbeat of host (hostname = name) with jobs and
+	// returns the jobs handed out.
+	beat := func(id, secret, name string, jobs ...sailpoint.JobReport) []sailpoint.Job {
+		t.Helper()
+		req := sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Timestamp: time.Now().UTC().Format(time.RFC3339),
+			Body: sailpoint.ClientBody{Hostname: sailpoint.Flex(name), OS: "linux", Arch: "amd64",
+				Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: "1.0.0"}}, Jobs: jobs}}
+		b, _ := json.Marshal(req)
+		hreq, _ := http.NewRequest("POST", hs.URL+"/beta/managed-clients/"+id+"/status", bytes.NewReader(b))
+		hreq.Header.Set("Authorization", "Bearer "+secret)
+		hreq.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var rep sailpoint.StatusReply
+		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("heartbeat: %d %v", resp.StatusCode, err)
+		}
+		return rep.Body.Jobs
+	}
+	type hostRef struct{ id, secret, name string }
+	var hosts []hostRef
+	for _, name := range []string{"dc1", "dc2"} {
+		secret, c, err := controlplane.CreateClient(ctx, st, pool.ID, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, hostRef{c.ID, secret, name})
+		beat(c.ID, secret, name)
+	}
+	remote := []string{"--server", hs.URL, "--token", token}
+	cli := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, append(args, remote...), &out, &out)
+		return out.String(), err
+	}
+	out, err := cli("updates", "create", "--pool", pool.ID, "--version", "1.1.0")
+	if err != nil {
+		t.Fatalf("updates create: %v %s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	if err := srv.Engine().Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobs := beat(hosts[0].id, hosts[0].secret, hosts[0].name)
+	if len(jobs) != 1 {
+		t.Fatalf("dc1 got %d jobs", len(jobs))
+	}
+	beat(hosts[0].id, hosts[0].secret, hosts[0].name,
+		sailpoint.JobReport{UUID: jobs[0].UUID, State: sailpoint.JobRunning, Progress: 40, Phase: "download"})
+
+	show, err := cli("updates", "show", "--pool", pool.ID, "--update", id)
+	if err != nil {
+		t.Fatalf("updates show: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)dc1 .*InProgress\s+40% download`).MatchString(show) ||
+		!regexp.MustCompile(`(?m)dc2 .*Scheduled\s+-`).MatchString(show) {
+		t.Errorf("updates show has no progress column:\n%s", show)
+	}
+	// The update cannot end here: watch prints its first block and gives up
+	// at --timeout.
+	watch, err := cli("updates", "watch", "--pool", pool.ID, "--update", id, "--interval", "10ms", "--timeout", "300ms")
+	if err == nil || !strings.Contains(err.Error(), "did not end") {
+		t.Fatalf("updates watch: %v\n%s", err, watch)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\[######\.+\]  20% InProgress +0/2 done, 1 updating$`),
+		regexp.MustCompile(`(?m)^  dc1 +\[########\.{12}\]  40% +InProgress +download$`),
+		regexp.MustCompile(`(?m)^  dc2 +\[\.{20}\]   0% +Scheduled`),
+	} {
+		if !want.MatchString(watch) {
+			t.Errorf("updates watch output lacks %s:\n%s", want, watch)
+		}
 	}
 }

@@ -4,7 +4,9 @@
 //
 // Okta limits the cron expression to two forms, a day of the month
 // ("0 2 15 * *", the 15th at 02:00) or the nth weekday of the month
-// ("0 2 * * 2#1", the first Tuesday at 02:00); Parse accepts exactly those.
+// ("0 2 * * 2#1", the first Tuesday at 02:00); Parse accepts exactly those,
+// also in the Quartz style of Okta's own example ("0 8 ? * 6#3", the third
+// Friday at 08:00), where "?" marks the day field left without a value.
 // Windows are computed in the schedule's IANA time zone with explicit rules
 // for daylight-saving changes and short months (see Window).
 //
@@ -27,6 +29,7 @@ const maxExprLen = 256
 // to the operator, who should not need other documentation to fix the input.
 const allowedForms = `allowed forms: "MINUTE HOUR DAY * *" with DAY 1-31, a list such as 1,15, or L for the last day of the month (e.g. "0 2 15 * *"), ` +
 	`or "MINUTE HOUR * * WEEKDAY#N" for the Nth weekday of the month, WEEKDAY 0-7 (0 and 7 are Sunday) or SUN-SAT, N 1-5, or WEEKDAYL for the last one (e.g. "0 2 * * 2#1"); ` +
+	`the unused day field may be ? instead of * (Quartz style), and then WEEKDAY is 1-7 for Sunday to Saturday (e.g. "0 8 ? * 6#3", the third Friday); ` +
 	`MINUTE 0-59, HOUR 0-23`
 
 // Field names used in ParseError.Field.
@@ -85,6 +88,13 @@ type Cron struct {
 //	                 Sunday) or SUN-SAT, N is 1-5
 //	M H * * WL       the last weekday W of the month
 //
+// The day field that names no day may be "?" ("no value") instead of "*",
+// as in Quartz and in Okta's example "0 8 ? * 6#3": "M H DAYS * ?",
+// "M H ? * W#N", "M H ? * WL". An expression with "?" follows Quartz's
+// weekday numbers, 1-7 for Sunday to Saturday, so "0 8 ? * 6#3" is the
+// third Friday (and "0 8 * * 6#3" the third Saturday); names mean the same
+// in both styles.
+//
 // A day that a month lacks is skipped in that month: "0 2 31 * *" has no
 // window in February, April, June, September or November, "0 2 29 * *" none in
 // February of common years, and "0 2 * * 5#5" none in months with only four
@@ -116,12 +126,17 @@ func Parse(expr string) (Cron, error) {
 		return fail(FieldMonth, fields[3], "must be * (every month)")
 	}
 	dom, dow := fields[2], fields[4]
+	quartz := dom == "?" || dow == "?"
+	noDom, noDow := dom == "*" || dom == "?", dow == "*" || dow == "?"
 	switch {
-	case dom == "*" && dow == "*":
+	case noDom && noDow:
+		if dow == "?" {
+			return fail(FieldDayOfWeek, dow, "one of day-of-month and day-of-week must name a day")
+		}
 		return fail(FieldDayOfMonth, dom, "one of day-of-month and day-of-week must name a day")
-	case dom != "*" && dow != "*":
-		return fail(FieldDayOfWeek, dow, fmt.Sprintf("cannot be combined with day-of-month %q; put * in one of them", dom))
-	case dom != "*":
+	case !noDom && !noDow:
+		return fail(FieldDayOfWeek, dow, fmt.Sprintf("cannot be combined with day-of-month %q; put * or ? in one of them", dom))
+	case !noDom:
 		for item := range strings.SplitSeq(dom, ",") {
 			if strings.EqualFold(item, "L") {
 				c.lastDay = true
@@ -134,8 +149,11 @@ func Parse(expr string) (Cron, error) {
 			c.days |= 1 << d
 		}
 	default:
-		wd, n, ok := nthWeekday(dow)
-		if !ok {
+		wd, n, ok := nthWeekday(dow, quartz)
+		switch {
+		case !ok && quartz:
+			return fail(FieldDayOfWeek, dow, "must be WEEKDAY#N or WEEKDAYL with WEEKDAY 1-7 (Sunday to Saturday, as day-of-month is ?) or SUN-SAT (e.g. 6#3, FRI#3, 6L)")
+		case !ok:
 			return fail(FieldDayOfWeek, dow, "must be WEEKDAY#N or WEEKDAYL (e.g. 2#1, TUE#1, 5L)")
 		}
 		c.weekday, c.nth = wd, n
@@ -163,8 +181,9 @@ func number(s string, lo, hi int) (int, bool) {
 
 var weekdayNames = [...]string{"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"}
 
-// nthWeekday parses "W#N" or "WL"; nth is -1 for the last.
-func nthWeekday(s string) (time.Weekday, int, bool) {
+// nthWeekday parses "W#N" or "WL"; nth is -1 for the last. A numeric W is
+// 0-7 with 0 and 7 Sunday, or with quartz 1-7 for Sunday to Saturday.
+func nthWeekday(s string, quartz bool) (time.Weekday, int, bool) {
 	var w, n string
 	if i := strings.IndexByte(s, '#'); i >= 0 {
 		w, n = s[:i], s[i+1:]
@@ -174,9 +193,14 @@ func nthWeekday(s string) (time.Weekday, int, bool) {
 		return 0, 0, false
 	}
 	wd := -1
-	if d, ok := number(w, 0, 7); ok {
+	if quartz {
+		if d, ok := number(w, 1, 7); ok {
+			wd = d - 1
+		}
+	} else if d, ok := number(w, 0, 7); ok {
 		wd = d % 7
-	} else {
+	}
+	if wd < 0 {
 		for i, name := range weekdayNames {
 			if strings.EqualFold(w, name) {
 				wd = i

@@ -229,3 +229,60 @@ func TestMonthGapBound(t *testing.T) {
 		t.Errorf("largest gap is %d months (%q); update the comment on maxSearchMonths", worst, worstExpr)
 	}
 }
+
+// TestOktaCronExamples holds every cron expression Okta documents for
+// AutoUpdateSchedule.cron. The seeds' field tables cut the sentence off
+// after "For example,"; Okta's API reference completes it with
+// "0 8 ? * 6#3" (the third Friday at 08:00, Quartz style). The rest are
+// the two forms the seeds describe ("the day of the month or the
+// nth-day-of-the-week"), written with ? as Okta's example does and
+// without. Each must parse, and the first window after a fixed instant is
+// checked.
+func TestOktaCronExamples(t *testing.T) {
+	// Wednesday 2026-03-04 00:00 UTC.
+	after := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		expr, canonical string
+		next            string // first window start after `after`, UTC
+	}{
+		{"0 8 ? * 6#3", "0 8 * * 5#3", "2026-03-20T08:00:00Z"},   // Okta's example: third Friday
+		{"0 8 ? * FRI#3", "0 8 * * 5#3", "2026-03-20T08:00:00Z"}, // the same by name
+		{"0 8 * * 5#3", "0 8 * * 5#3", "2026-03-20T08:00:00Z"},   // the same, Unix numbering
+		{"0 8 * * 6#3", "0 8 * * 6#3", "2026-03-21T08:00:00Z"},   // Unix 6 is Saturday
+		{"0 8 15 * ?", "0 8 15 * *", "2026-03-15T08:00:00Z"},     // day of the month, Quartz style
+		{"0 8 15 * *", "0 8 15 * *", "2026-03-15T08:00:00Z"},
+		{"0 8 ? * 1#1", "0 8 * * 0#1", "2026-04-05T08:00:00Z"}, // Quartz 1 is Sunday
+		{"0 8 ? * 7L", "0 8 * * 6L", "2026-03-28T08:00:00Z"},   // Quartz 7 is Saturday
+		{"0 2 * * 2#1", "0 2 * * 2#1", "2026-04-07T02:00:00Z"}, // the examples poolserver's own errors give
+		{"0 2 15 * *", "0 2 15 * *", "2026-03-15T02:00:00Z"},
+	}
+	for _, tt := range tests {
+		c, err := Parse(tt.expr)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.expr, err)
+			continue
+		}
+		if got := c.String(); got != tt.canonical {
+			t.Errorf("Parse(%q).String() = %q, want %q", tt.expr, got, tt.canonical)
+		}
+		w, err := NewWindow(tt.expr, "UTC", 120)
+		if err != nil {
+			t.Errorf("NewWindow(%q): %v", tt.expr, err)
+			continue
+		}
+		start, end := w.Next(after)
+		if got := start.UTC().Format(time.RFC3339); got != tt.next {
+			t.Errorf("%q: next window starts %s, want %s", tt.expr, got, tt.next)
+		}
+		if end.Sub(start) != 120*time.Minute {
+			t.Errorf("%q: window %s to %s, want 120 minutes", tt.expr, start, end)
+		}
+	}
+	// ? is "no value": it does not name a day by itself, and Quartz
+	// weekdays are 1-7.
+	for _, expr := range []string{"0 8 ? * ?", "0 8 ? * *", "0 8 ? * 0#1", "0 8 ? * 8#1", "0 8 15 * 6#3"} {
+		if _, err := Parse(expr); err == nil {
+			t.Errorf("Parse(%q) succeeded; want an error", expr)
+		}
+	}
+}

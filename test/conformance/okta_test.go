@@ -929,3 +929,57 @@ func TestRateLimit(t *testing.T) {
 		t.Fatal("never rate limited: two calls never fell into one 1s window")
 	})
 }
+
+// TestUpdateWithAgentsInProgress checks that the SDK decodes an update
+// whose agents carry the progress and phase extension (docs/api.md) and
+// keeps both in the agent's AdditionalProperties.
+func TestUpdateWithAgentsInProgress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	p, agents := h.pool(wire.AgentTypeAD, "ad", up("dc1"), up("dc2"), up("dc3"))
+	now := time.Now().UTC()
+	u := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, AgentType: p.Type, Enabled: true, Status: wire.JobInProgress,
+		TargetVersion: "3.20.0", AllAgents: true, CreatedAt: now, ModifiedAt: now, Agents: []store.UpdateAgent{
+			{AgentID: agents[0].ID, Status: wire.InstanceInProgress, JobID: "job-dc1", JobSeq: 1, DispatchedAt: now, Progress: 40, Phase: "download", ModifiedAt: now},
+			{AgentID: agents[1].ID, Position: 1, Status: wire.InstancePendingCompletion, JobID: "job-dc2", JobSeq: 2, DispatchedAt: now, Progress: 90, Phase: "swap", ModifiedAt: now},
+			{AgentID: agents[2].ID, Position: 2, Status: wire.InstanceScheduled, ModifiedAt: now},
+		}}
+	if err := h.st.CreateUpdate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	c := h.client(h.read)
+	got, resp, err := c.api.GetAgentPoolsUpdateInstance(ctx, p.ID, u.ID).Execute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, resp, http.StatusOK)
+	checkUpdate(t, h, got, p.ID)
+	listed, _, err := c.api.ListAgentPoolsUpdates(ctx, p.ID).Execute()
+	if err != nil || len(listed) != 1 {
+		t.Fatalf("list = %d updates, %v", len(listed), err)
+	}
+	for _, upd := range []*okta.AgentPoolUpdate{got, &listed[0]} {
+		if len(upd.Agents) != 3 {
+			t.Fatalf("agents = %v", agentIDs(upd.Agents))
+		}
+		for i, want := range []struct {
+			status   string
+			progress any // as encoding/json decodes it into AdditionalProperties
+			phase    any
+		}{
+			{"InProgress", float64(40), "download"},
+			{"PendingCompletion", float64(90), "swap"},
+			{"Scheduled", nil, nil},
+		} {
+			a := upd.Agents[i]
+			checkAgent(t, a, agents[i])
+			if a.GetUpdateStatus() != want.status {
+				t.Errorf("agent %d updateStatus = %q, want %s", i, a.GetUpdateStatus(), want.status)
+			}
+			if a.AdditionalProperties["progress"] != want.progress || a.AdditionalProperties["phase"] != want.phase {
+				t.Errorf("agent %d AdditionalProperties = %v, want progress %v phase %v", i, a.AdditionalProperties, want.progress, want.phase)
+			}
+		}
+	}
+}

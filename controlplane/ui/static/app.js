@@ -248,6 +248,18 @@
     return [summary, bar, list];
   }
 
+  // agentProgress is a host's own bar: the progress and phase its poolagent
+  // last reported (the API's progress/phase extension), 100 once the agent
+  // ended, "not started" before its host was handed a job.
+  function agentProgress(a) {
+    const ended = ["Success", "Failed", "Cancelled"].includes(a.updateStatus);
+    if (a.progress === undefined && !ended) return el("td", { class: "agent-progress" }, "not started");
+    const pct = ended ? 100 : Math.max(0, Math.min(100, a.progress));
+    const text = `${pct}%` + (a.phase && !ended ? ` ${a.phase}` : "");
+    return el("td", { class: "agent-progress" },
+      el("progress", { max: "100", value: String(pct), "aria-hidden": "true" }), " ", text);
+  }
+
   function updateTitle(u) { return u.name || `Update ${u.id}`; }
 
   function renderUpdate(u) {
@@ -268,13 +280,13 @@
     }, cap(a))));
     const rows = u.agents.map((a) => el("tr", {},
       el("th", { scope: "row" }, a.name || a.id), el("td", {}, a.version || "unknown"),
-      el("td", { class: "update-status" }, status(a.updateStatus)), el("td", {}, a.updateMessage || "")));
+      el("td", { class: "update-status" }, status(a.updateStatus)), agentProgress(a), el("td", {}, a.updateMessage || "")));
     const details = el("details", { "data-key": "det:" + u.id, open: openDetails.has(u.id) },
       el("summary", {}, `Agents (${u.agents.length})`),
       el("div", { class: "scroll" }, el("table", {},
         el("caption", {}, `Agents of ${title}`),
-        el("thead", {}, el("tr", {}, ["Host name", "Version", "Update status", "Update message"].map((h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 4 }, "No agents."))))));
+        el("thead", {}, el("tr", {}, ["Host name", "Version", "Update status", "Progress", "Update message"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5 }, "No agents."))))));
     details.addEventListener("toggle", () => { if (details.open) openDetails.add(u.id); else openDetails.delete(u.id); });
     return el("article", { class: "update", "data-id": u.id, "data-status": u.status, "aria-labelledby": hid },
       el("h3", { id: hid, tabindex: "-1" }, title, " ", el("span", { class: "help" }, `(${u.id})`)),

@@ -362,6 +362,7 @@ func TestDashboardInChromium(t *testing.T) {
 	until("every agent at 1.1.0, the latest GA", `[...document.querySelectorAll('#agents tbody tr[data-id]')].filter(r => r.innerText.includes("1.1.0") && r.cells[5].innerText === "yes").length === 3`)
 	do("open the per-agent list", chromedp.Click(chromedp.CSS(`#updates article details summary`)))
 	until("three agents Success in the per-agent list", `[...document.querySelectorAll('#updates article details tbody tr')].filter(r => r.querySelector(".update-status").innerText === "Success").length === 3`)
+	until("each host's own progress bar full", `[...document.querySelectorAll('#updates article details tbody tr .agent-progress')].filter(c => c.querySelector("progress")?.value === 100 && c.innerText.includes("100%")).length === 3`)
 	if st := s.updateStatus(t, id); st != okta.JobSuccess {
 		t.Errorf("API status at the end: %s", st)
 	}
