@@ -7,6 +7,7 @@ package okta
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,17 @@ var AgentTypes = []AgentType{AgentTypeAD, AgentTypeIWA, AgentTypeLDAP, AgentType
 
 // Valid reports whether t is one of the seed's agent types.
 func (t AgentType) Valid() bool { return slices.Contains(AgentTypes, t) }
+
+// ParseAgentType returns the agent type s names, compared without regard
+// to case ("RADIUS" and "radius" are Radius), and whether it names one.
+func ParseAgentType(s string) (AgentType, bool) {
+	for _, t := range AgentTypes {
+		if strings.EqualFold(s, string(t)) {
+			return t, true
+		}
+	}
+	return "", false
+}
 
 // OperationalStatus is the health of an agent or a pool.
 type OperationalStatus string
