@@ -150,6 +150,16 @@ type Agent struct {
 	UpdateStatus        AgentUpdateInstanceStatus `json:"updateStatus,omitempty"`
 	Version             string                    `json:"version,omitempty"`
 	Links               *LinksSelf                `json:"_links,omitempty"`
+	// ClockSkewSeconds is an extension, present once the agent's host
+	// sent a timestamped heartbeat to this server: the server's receive
+	// time minus the host's timestamp, in seconds (positive: the host's
+	// clock is behind).
+	ClockSkewSeconds *float64 `json:"clockSkewSeconds,omitempty"`
+	// ReportedType is an extension, present only on the entry of a
+	// managed agent whose type is not its pool's (updateMessage starts
+	// TYPE_MISMATCH): the type its host reported. It is no agent of the
+	// pool: no update can name it.
+	ReportedType string `json:"reportedType,omitempty"`
 }
 
 // AgentPool is a group of agents of one type.
