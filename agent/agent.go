@@ -68,6 +68,10 @@ type Daemon struct {
 	interval  time.Duration
 	connected bool
 	lastErr   string
+	// poolType is the Okta agent type of this client's pool, as the
+	// server last said; warnings are the server's last warnings.
+	poolType string
+	warnings []string
 	// beatsSent and beatsFailed count heartbeats since start.
 	beatsSent, beatsFailed int64
 	started                time.Time

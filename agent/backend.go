@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func (d *Daemon) Status() localapi.Status {
 		Server: d.server.String(), ClientID: d.creds.ClientID, ClusterID: d.creds.ClusterID,
 		Connected: d.connected, LastHeartbeat: d.st.LastHeartbeat, LastError: d.lastErr, Interval: d.interval,
 		HeartbeatsSent: d.beatsSent, HeartbeatsFailed: d.beatsFailed,
+		PoolType: d.poolType, Warnings: slices.Clone(d.warnings),
 		Agents: []localapi.Agent{}, Jobs: []localapi.Job{},
 	}
 	add := func(name, typ string) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/poolagent/poolagent/agent/config"
 	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/internal/version"
@@ -77,6 +78,7 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 			d.interval = iv
 		}
 	}
+	d.noteWarningsLocked(&rep.Body)
 	// The server's clock only moves forward: a replayed old reply does
 	// not move it back. The first reply sets it, even behind the host's
 	// own clock (a skewed host or server).
@@ -114,6 +116,42 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 		d.saveLocked()
 	}
 	d.wakeLocked()
+}
+
+// poolTypeOf reads the pool's Okta agent type from a reply: the poolType
+// key, or from a server older than it clusterType when that names an Okta
+// agent type (such servers sent the pool type there).
+func poolTypeOf(b *sailpoint.ReplyBody) string {
+	if t := b.Configuration[sailpoint.ConfigPoolType]; t != "" {
+		return t
+	}
+	if t, ok := okta.ParseAgentType(b.Configuration[sailpoint.ConfigClusterType]); ok {
+		return string(t)
+	}
+	return ""
+}
+
+// noteWarningsLocked keeps the pool type and the server's warnings for
+// the status, and logs a warning when it first appears. A server older
+// than the warnings field says nothing of agents of the wrong type: the
+// daemon then compares its agents' types with the pool's itself.
+func (d *Daemon) noteWarningsLocked(b *sailpoint.ReplyBody) {
+	d.poolType = poolTypeOf(b)
+	warnings := b.Warnings
+	if warnings == nil && d.poolType != "" {
+		for _, a := range d.cfg.Agents {
+			if a.Type != d.poolType {
+				warnings = append(warnings, fmt.Sprintf("TYPE_MISMATCH: managed agent %q has type %q, which is not its pool's type %q: it is not one of the pool's agents and gets no updates",
+					a.Name, a.Type, d.poolType))
+			}
+		}
+	}
+	for _, w := range warnings {
+		if !slices.Contains(d.warnings, w) {
+			d.log.Warn("the server warns: "+w, zap.String("pool_type", d.poolType))
+		}
+	}
+	d.warnings = slices.Clone(warnings)
 }
 
 // serverNowLocked estimates the server's clock at local instant t from the

@@ -162,10 +162,6 @@ type hostFacts struct {
 	Agents          []sailpoint.AgentReport `json:"agents,omitempty"`
 }
 
-// maxTimestampSkew bounds how far a heartbeat's own timestamp may be from
-// the server's clock before it is refused as a replay or a broken clock.
-const maxTimestampSkew = 24 * time.Hour
-
 // handleHeartbeat serves POST /beta/managed-clients/{clientId}/status.
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.ClientCA != "" && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
@@ -213,7 +209,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.clock.Now().UTC()
-	if causes := validateHeartbeat(&req, now); len(causes) > 0 {
+	if causes := validateHeartbeat(&req); len(causes) > 0 {
 		spBadRequest(w, causes...)
 		return
 	}
@@ -229,7 +225,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.seen.mark(c.ID, now)
 	}
-	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now))
+	warnings := s.noteHeartbeat(c.ID, c.PoolID, hostName(&req.Body, c.ID), &req, now)
+	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now, warnings))
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
@@ -239,7 +236,10 @@ func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
 }
 
 // validateHeartbeat lists what is wrong with a heartbeat.
-func validateHeartbeat(req *sailpoint.StatusRequest, now time.Time) []string {
+// Any well-formed timestamp is taken, however far from the server's clock
+// (SailPoint's API takes its own example, dated 2020): the skew is
+// recorded, not judged.
+func validateHeartbeat(req *sailpoint.StatusRequest) []string {
 	var causes []string
 	if req.Status == "" {
 		causes = append(causes, "status: is required, one of NORMAL, UNDEFINED, NOT_CONFIGURED, CONFIGURING, WARNING, ERROR, FAILED")
@@ -250,12 +250,8 @@ func validateHeartbeat(req *sailpoint.StatusRequest, now time.Time) []string {
 		causes = append(causes, fmt.Sprintf("type: unknown value %q; want CCG, VA, INTERNAL, IIQ_HARVESTER or null", *req.Type))
 	}
 	if req.Timestamp != "" {
-		ts, err := time.Parse(time.RFC3339Nano, req.Timestamp)
-		switch {
-		case err != nil:
+		if _, err := time.Parse(time.RFC3339Nano, req.Timestamp); err != nil {
 			causes = append(causes, fmt.Sprintf("timestamp: %q is not an RFC 3339 date-time", req.Timestamp))
-		case ts.Sub(now) > maxTimestampSkew || now.Sub(ts) > maxTimestampSkew:
-			causes = append(causes, fmt.Sprintf("timestamp: %s is more than %s away from the server's clock", req.Timestamp, maxTimestampSkew))
 		}
 	}
 	if len(req.Body.Agents) > 256 || len(req.Body.Jobs) > 256 {
@@ -313,10 +309,7 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 			ofType++
 		}
 	}
-	host := string(b.Hostname)
-	if host == "" {
-		host = c.ID
-	}
+	host := hostName(b, c.ID)
 	op := clientStatusToOperational(req.Status)
 	for _, a := range b.Agents {
 		if okta.AgentType(a.Type) != poolType {
@@ -405,9 +398,10 @@ func (s *Server) poolType(poolID string) okta.AgentType {
 }
 
 // heartbeatReply builds the ManagedClientStatus answer: this client's jobs,
-// CANCELLED for jobs the host still runs that are no longer wanted, and the
-// maintenance window of the first job.
-func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint.StatusRequest, now time.Time) sailpoint.StatusReply {
+// CANCELLED for jobs the host still runs that are no longer wanted, the
+// maintenance window of the first job, every other field of the seed's
+// response (empty where poolserver has nothing to say) and the warnings.
+func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint.StatusRequest, now time.Time, warnings []string) sailpoint.StatusReply {
 	reported := map[string]sailpoint.JobState{}
 	for _, j := range req.Body.Jobs {
 		reported[j.UUID] = j.State
@@ -447,19 +441,44 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 				TargetID: c.ID, ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{}, ExpiresAt: now.Add(s.cfg.Rollout.JobTTL.Duration)})
 		}
 	}
+	scheduled, cookbook := "false", ""
+	for _, j := range jobs {
+		if j.State != sailpoint.JobCancelled {
+			scheduled, cookbook = "true", j.Cookbook
+			break
+		}
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
 	body := sailpoint.ReplyBody{
 		ID: c.ID, ClientID: c.ID, ClusterID: c.PoolID, ClusterJobCount: len(jobs), Jobs: jobs,
 		Configuration: map[string]string{
-			"heartbeatInterval": strconv.Itoa(max(int(s.cfg.Heartbeat.Interval.Seconds()), 1)),
-			"jobType":           sailpoint.JobTypeUpgrade,
-			"clusterType":       string(s.poolType(c.PoolID)),
+			sailpoint.ConfigClusterType:       "", // no SailPoint cluster type: the hosts poll
+			sailpoint.ConfigClusterExternalID: c.PoolID,
+			sailpoint.ConfigDebug:             "false",
+			sailpoint.ConfigFailureThreshold:  "",
+			sailpoint.ConfigGMTOffset:         "0", // every time in the reply is UTC
+			sailpoint.ConfigScheduleUpgrade:   scheduled,
+			sailpoint.ConfigVAVersion:         "",
+			sailpoint.ConfigJobType:           sailpoint.JobTypeUpgrade,
+			sailpoint.ConfigCookbook:          cookbook,
+			sailpoint.ConfigHeartbeatInterval: strconv.Itoa(max(int(s.cfg.Heartbeat.Interval.Seconds()), 1)),
+			sailpoint.ConfigPoolType:          string(s.poolType(c.PoolID)),
 		},
+		ConnectorServices: []sailpoint.ConnectorService{},
+		Queue:             &sailpoint.Queue{},
+		Warnings:          warnings,
 	}
 	for _, j := range jobs {
 		if j.Maintenance != nil {
 			body.Maintenance = j.Maintenance
 			break
 		}
+	}
+	if body.Maintenance == nil {
+		// No job, no window: closed, with the server's clock.
+		body.Maintenance = &sailpoint.Maintenance{Window: "false", WindowClusterTime: now.Format(time.RFC3339)}
 	}
 	return sailpoint.StatusReply{Body: body, Status: req.Status, Type: req.Type, Timestamp: now}
 }

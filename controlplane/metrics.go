@@ -30,6 +30,7 @@ type metrics struct {
 	jobsFinished *prometheus.CounterVec
 	jobsRollback prometheus.Counter
 	storeLatency *prometheus.HistogramVec
+	clockSkew    prometheus.Histogram
 
 	// seenMu guards seenJobs: the terminal job reports counted, so a report
 	// repeated in later heartbeats is counted once (bounded: cleared when
@@ -60,6 +61,9 @@ func newMetrics(s *Server) *metrics {
 			Help: "Failed update jobs after which the host rolled back to the previous version."}),
 		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "poolserver_store_duration_seconds",
 			Help: "Latency of store operations, by operation.", Buckets: prometheus.DefBuckets}, []string{"op"}),
+		clockSkew: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "poolserver_heartbeat_clock_skew_seconds",
+			Help:    "Absolute clock skew of each timestamped heartbeat: the server's receive time minus the host's timestamp.",
+			Buckets: []float64{0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400}}),
 		seenJobs: map[string]struct{}{},
 	}
 	for _, o := range []string{"succeeded", "failed", "cancelled"} {
@@ -69,7 +73,10 @@ func newMetrics(s *Server) *metrics {
 		m.rateLimited.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.heartbeats, m.hbDuration, m.apiRequests, m.rateLimited, m.jobsDispatch, m.jobsFinished,
-		m.jobsRollback, m.storeLatency, &fleetCollector{s: s},
+		m.jobsRollback, m.storeLatency, m.clockSkew, &fleetCollector{s: s},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "poolserver_hosts_clock_skew_max_seconds",
+			Help: "The largest absolute clock skew among the hosts heard from since this server started, at their last heartbeat."},
+			func() float64 { return s.notes.maxSkew().Seconds() }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

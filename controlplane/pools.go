@@ -145,7 +145,11 @@ func (s *Server) handleListPools(w http.ResponseWriter, r *http.Request, _ *stor
 		if as == nil {
 			as = []okta.Agent{}
 		}
-		out = append(out, okta.AgentPool{ID: p.ID, Name: p.Name, Type: p.Type, Agents: as, OperationalStatus: poolStatus(as)})
+		status := poolStatus(as)
+		// Agents of the wrong type its hosts report are listed too, with
+		// TYPE_MISMATCH, but count for nothing in the pool's status.
+		as = append(as, s.mismatchViews(p.ID)...)
+		out = append(out, okta.AgentPool{ID: p.ID, Name: p.Name, Type: p.Type, Agents: as, OperationalStatus: status})
 	}
 
 	self := s.baseURL(r) + "/api/v1/agentPools"
@@ -218,6 +222,9 @@ func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 	}
 	if last.IsZero() || s.clock.Now().Sub(last) > s.inactiveAfter() {
 		v.OperationalStatus = okta.OperationalStatusInactive
+	}
+	if skew, ok := s.notes.skew(a.ClientID); ok {
+		v.ClockSkewSeconds = skewSeconds(skew)
 	}
 	if cat != nil && a.Version != "" {
 		if latest := cat.latest(string(a.Type), okta.ChannelGA); latest != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
+	"go.uber.org/zap"
 )
 
 // fleet is a poolserver with an engine driven by hand and simulated hosts.
@@ -35,6 +36,12 @@ type host struct {
 
 func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
 	t.Helper()
+	return newFleetLog(t, nil, mutate...)
+}
+
+// newFleetLog is newFleet with the server logging to log.
+func newFleetLog(t *testing.T, log *zap.Logger, mutate ...func(*controlplane.Config)) *fleet {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := openTestStore(ctx, t, dir)
@@ -48,7 +55,7 @@ func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
 		m(&cfg)
 	}
 	clock := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)} // a Monday
-	srv := controlplane.New(cfg, st, nil, controlplane.WithClock(clock))
+	srv := controlplane.New(cfg, st, log, controlplane.WithClock(clock))
 	t.Cleanup(srv.Close)
 	hs := httptestServer(t, srv.Handler())
 	e := &env{t: t, srv: hs, st: st, clock: clock}

@@ -59,6 +59,7 @@ type Server struct {
 	cat         catalogCache
 	poolTypesMu sync.Mutex
 	poolTypes   map[string]okta.AgentType
+	notes       hostNotes
 
 	bgCancel context.CancelFunc
 	bgDone   sync.WaitGroup
@@ -78,7 +79,8 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	}
 	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}},
 		clients: clientCache{m: map[[32]byte]cachedClient{}}, hbState: hbState{m: map[string]uint64{}},
-		seen: seenCoalescer{m: map[string]time.Time{}}, poolTypes: map[string]okta.AgentType{}}
+		seen: seenCoalescer{m: map[string]time.Time{}}, poolTypes: map[string]okta.AgentType{},
+		notes: newHostNotes()}
 	for _, o := range opts {
 		o(s)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/poolagent/poolagent/internal/tomlconf"
 
+	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/updater"
 )
@@ -173,7 +174,9 @@ type SelfUpdateConfig struct {
 type Agent struct {
 	// Name is unique on the host: the key of managedProcessConfiguration.
 	Name string `toml:"name"`
-	// Type is its Okta agent type (AD, LDAP, RADIUS, ...): the pool type.
+	// Type is its Okta agent type, the pool's type: AD, IWA, LDAP, MFA,
+	// OPP, RUM or Radius. Load accepts any case and normalises it
+	// ("RADIUS" is Radius).
 	Type string `toml:"type"`
 	// Binary is the absolute path of the file an update replaces; it must
 	// be inside an install root.
@@ -232,10 +235,31 @@ func Load(path string) (Config, error) {
 	if err := tomlconf.Decode(path, &cfg); err != nil {
 		return cfg, err
 	}
+	cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// Normalize rewrites values that have one canonical spelling: an agent's
+// type in any case becomes Okta's ("RADIUS", "radius" -> "Radius"). A
+// value it does not recognise is left for Validate to name.
+func (c *Config) Normalize() {
+	for i, a := range c.Agents {
+		if t, ok := okta.ParseAgentType(a.Type); ok {
+			c.Agents[i].Type = string(t)
+		}
+	}
+}
+
+// agentTypes lists Okta's agent types for an error message.
+func agentTypes() string {
+	names := make([]string, len(okta.AgentTypes))
+	for i, t := range okta.AgentTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -352,8 +376,10 @@ func (c Config) validateAgent(a Agent) error {
 	if a.Name == SelfName {
 		return fmt.Errorf("name: %q is reserved for poolagent itself", a.Name)
 	}
-	if !nameRE.MatchString(a.Type) || a.Type == SelfName {
-		return fmt.Errorf("type: %q is not an agent type such as AD, LDAP or RADIUS", a.Type)
+	if t, ok := okta.ParseAgentType(a.Type); !ok {
+		return fmt.Errorf("type: %q (agent %q) is not an Okta agent type; want one of %s (any case)", a.Type, a.Name, agentTypes())
+	} else if string(t) != a.Type {
+		return fmt.Errorf("type: %q (agent %q) is spelled %q by Okta (Load normalises it; call Config.Normalize)", a.Type, a.Name, t)
 	}
 	if !filepath.IsAbs(a.Binary) || filepath.Clean(a.Binary) != a.Binary {
 		return fmt.Errorf("binary: %q must be a clean absolute path", a.Binary)

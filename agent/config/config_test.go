@@ -123,3 +123,69 @@ func TestInRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentType accepts Okta's agent types in any case, normalises them to
+// Okta's spelling, and refuses anything else naming the key and the
+// allowed values.
+func TestAgentType(t *testing.T) {
+	const key = "RWToP03U6r2QQUpQcU+hkJOjz6O2XmRUAxgeHPJBtRWHyTM2LBLC34L0"
+	base := "server_url = \"https://ps.example.com\"\nstate_dir = \"/var/lib/pa\"\ninstall_roots = [\"/opt/okta\"]\n" +
+		"[artifacts]\ntrusted_keys = [\"" + key + "\"]\n"
+	tests := []struct {
+		typ, want, wantErr string
+	}{
+		{"Radius", "Radius", ""},
+		{"RADIUS", "Radius", ""},
+		{"radius", "Radius", ""},
+		{"AD", "AD", ""},
+		{"ad", "AD", ""},
+		{"Ldap", "LDAP", ""},
+		{"iwa", "IWA", ""},
+		{"mfa", "MFA", ""},
+		{"Opp", "OPP", ""},
+		{"rum", "RUM", ""},
+		{"RADIUS-agent", "", `agents[0].type: "RADIUS-agent" (agent "x") is not an Okta agent type; want one of AD, IWA, LDAP, MFA, OPP, RUM, Radius`},
+		{"poolagent", "", "agents[0].type:"},
+		{"", "", "agents[0].type:"},
+		{" AD", "", "agents[0].type:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "poolagent.toml")
+			toml := base + "[[agents]]\nname = \"x\"\ntype = \"" + tt.typ + "\"\nbinary = \"/opt/okta/x/agent\"\n"
+			if err := os.WriteFile(p, []byte(toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Load(p)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if got := cfg.Agents[0].Type; got != tt.want {
+				t.Errorf("type %q loaded as %q, want %q", tt.typ, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestValidateWantsOktaSpelling: a Config built in code is not normalised
+// behind its back; Validate says how Okta spells the type.
+func TestValidateWantsOktaSpelling(t *testing.T) {
+	c := Default()
+	c.InstallRoots = []string{"/opt/okta"}
+	c.SelfUpdate.Enabled = false
+	c.Artifacts.TrustedKeys = []string{"RWToP03U6r2QQUpQcU+hkJOjz6O2XmRUAxgeHPJBtRWHyTM2LBLC34L0"}
+	c.Agents = []Agent{{Name: "r", Type: "RADIUS", Binary: "/opt/okta/r/agent"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `agents[0].type: "RADIUS" (agent "r") is spelled "Radius"`) {
+		t.Fatalf("Validate() = %v, want the Okta spelling named", err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil || c.Agents[0].Type != "Radius" {
+		t.Fatalf("after Normalize: type %q, Validate() = %v", c.Agents[0].Type, err)
+	}
+}

@@ -40,6 +40,13 @@ type Status struct {
 	Server    string    `json:"server"`
 	ClientID  string    `json:"clientId"`
 	ClusterID string    `json:"clusterId,omitempty"`
+	// PoolType is the Okta agent type of the host's pool, as the server
+	// last said (empty until a reply says).
+	PoolType string `json:"poolType,omitempty"`
+	// Warnings are the server's warnings in its last reply ("CODE:
+	// sentence", e.g. TYPE_MISMATCH: a managed agent's type is not the
+	// pool's).
+	Warnings []string `json:"warnings,omitempty"`
 	// Connected: the last heartbeat succeeded.
 	Connected bool `json:"connected"`
 	// LastHeartbeat is the last successful heartbeat; LastError the last

@@ -7,6 +7,7 @@ package okta
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,17 @@ var AgentTypes = []AgentType{AgentTypeAD, AgentTypeIWA, AgentTypeLDAP, AgentType
 
 // Valid reports whether t is one of the seed's agent types.
 func (t AgentType) Valid() bool { return slices.Contains(AgentTypes, t) }
+
+// ParseAgentType returns the agent type s names, compared without regard
+// to case ("RADIUS" and "radius" are Radius), and whether it names one.
+func ParseAgentType(s string) (AgentType, bool) {
+	for _, t := range AgentTypes {
+		if strings.EqualFold(s, string(t)) {
+			return t, true
+		}
+	}
+	return "", false
+}
 
 // OperationalStatus is the health of an agent or a pool.
 type OperationalStatus string
@@ -145,6 +157,16 @@ type Agent struct {
 	// Phase is a read-only extension next to Progress: the step the host
 	// last reported (e.g. "download", "swap"), when it named one.
 	Phase string `json:"phase,omitempty"`
+	// ClockSkewSeconds is an extension, present once the agent's host
+	// sent a timestamped heartbeat to this server: the server's receive
+	// time minus the host's timestamp, in seconds (positive: the host's
+	// clock is behind).
+	ClockSkewSeconds *float64 `json:"clockSkewSeconds,omitempty"`
+	// ReportedType is an extension, present only on the entry of a
+	// managed agent whose type is not its pool's (updateMessage starts
+	// TYPE_MISMATCH): the type its host reported. It is no agent of the
+	// pool: no update can name it.
+	ReportedType string `json:"reportedType,omitempty"`
 }
 
 // AgentPool is a group of agents of one type.

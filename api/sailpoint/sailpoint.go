@@ -216,15 +216,87 @@ type StatusReply struct {
 	Timestamp time.Time    `json:"timestamp"`
 }
 
-// ReplyBody is the body of a StatusReply.
+// ReplyBody is the body of a StatusReply: every field of the seed's
+// response (empty where poolserver has nothing to say) plus poolagent's
+// extensions (marked).
 type ReplyBody struct {
-	ID              string            `json:"id"`
-	ClientID        string            `json:"clientId"`
-	ClusterID       string            `json:"clusterId"`
-	ClusterJobCount int               `json:"clusterJobCount"`
-	Configuration   map[string]string `json:"configuration"`
-	Jobs            []Job             `json:"jobs"`
-	Maintenance     *Maintenance      `json:"maintenance,omitempty"`
+	ID        string `json:"id"`
+	ClientID  string `json:"clientId"`
+	ClusterID string `json:"clusterId"`
+	// OrgType is the SailPoint tenant's org type (e.g. "test"); always
+	// empty: poolserver has no tenant.
+	OrgType string `json:"orgType"`
+	// VADownloadURL is where a SailPoint virtual appliance image is
+	// downloaded; always empty: artifacts come with each job.
+	VADownloadURL   string `json:"vaDownloadUrl"`
+	ClusterJobCount int    `json:"clusterJobCount"`
+	// Configuration holds the seed's keys (ConfigClusterType and the
+	// other Config* constants) and the extensions ConfigHeartbeatInterval
+	// and ConfigPoolType; every value is a string.
+	Configuration map[string]string `json:"configuration"`
+	// ConnectorServices are the cluster's connector services in the seed;
+	// always empty: poolserver runs no connectors.
+	ConnectorServices []ConnectorService `json:"connectorServices"`
+	Jobs              []Job              `json:"jobs"`
+	// Queue is the cluster's message queue in the seed; its fields are
+	// empty: jobs come in this reply, not from a queue.
+	Queue *Queue `json:"queue"`
+	// Maintenance is the first job's window, or a closed window with
+	// only windowClusterTime when no job has one.
+	Maintenance *Maintenance `json:"maintenance"`
+
+	// Warnings (extension) are what the server wants the host's operator
+	// to know, each "CODE: sentence" (TYPE_MISMATCH: a managed agent's type
+	// is not the pool's). Always present; empty when all is well. A reply
+	// without the key comes from a server older than the field.
+	Warnings []string `json:"warnings"`
+}
+
+// Keys of ReplyBody.Configuration. The seed's keys keep the seed's
+// meaning; ConfigHeartbeatInterval and ConfigPoolType are extensions.
+const (
+	// ConfigClusterType is the SailPoint cluster type ("sqsCluster" in
+	// the seed: how the cluster gets its work); empty from poolserver,
+	// whose hosts poll.
+	ConfigClusterType       = "clusterType"
+	ConfigClusterExternalID = "clusterExternalId"
+	ConfigDebug             = "debug"
+	ConfigFailureThreshold  = "failureThreshold"
+	ConfigGMTOffset         = "gmtOffset"
+	ConfigScheduleUpgrade   = "scheduleUpgrade"
+	ConfigVAVersion         = "va_version"
+	ConfigJobType           = "jobType"
+	ConfigCookbook          = "cookbook"
+	// ConfigHeartbeatInterval (extension) is the interval in whole seconds.
+	ConfigHeartbeatInterval = "heartbeatInterval"
+	// ConfigPoolType (extension) is the Okta agent type of the client's
+	// pool (AD, LDAP, Radius, ...): its agents of this type are the
+	// pool's agents. Servers before it sent the pool type as clusterType.
+	ConfigPoolType = "poolType"
+)
+
+// ConnectorService is one connector service of the seed's
+// connectorServices (poolserver sends none).
+type ConnectorService struct {
+	ID                         string                `json:"id"`
+	Name                       string                `json:"name"`
+	ConnectorHost              *string               `json:"connector_host"`
+	ConnectorPort              *string               `json:"connector_port"`
+	ConnectorUseSSL            *bool                 `json:"connector_(boolean)useSSL"`
+	ConnectorFileUploadHistory []ConnectorFileUpload `json:"connectorFileUploadHistory"`
+}
+
+// ConnectorFileUpload is one file uploaded to a connector service.
+type ConnectorFileUpload struct {
+	ServiceID string `json:"serviceId"`
+	Date      string `json:"date"`
+	File      string `json:"file"`
+}
+
+// Queue is the seed's cluster queue.
+type Queue struct {
+	Name   string `json:"name"`
+	Region string `json:"region"`
 }
 
 // Job is one update job for the host.

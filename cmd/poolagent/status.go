@@ -32,8 +32,16 @@ func printStatus(w io.Writer, st localapi.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "poolagent %s (pid %d, up %s)\n", st.Version, st.PID, ago(now.Sub(st.StartedAt)))
 	fmt.Fprintf(w, "server:          %s  %s\n", st.Server, conn)
-	fmt.Fprintf(w, "client:          %s  pool %s\n", st.ClientID, st.ClusterID)
-	fmt.Fprintf(w, "last heartbeat:  %s, every %s\n\n", last, st.Interval)
+	pool := st.ClusterID
+	if st.PoolType != "" {
+		pool += " (" + st.PoolType + ")"
+	}
+	fmt.Fprintf(w, "client:          %s  pool %s\n", st.ClientID, pool)
+	fmt.Fprintf(w, "last heartbeat:  %s, every %s\n", last, st.Interval)
+	for _, wn := range st.Warnings {
+		fmt.Fprintf(w, "WARNING:         %s\n", wn)
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tTYPE\tVERSION\tUPDATE STATUS\tMESSAGE")

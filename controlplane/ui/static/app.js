@@ -122,6 +122,16 @@
 
   const status = (word) => el("span", { class: "st st-" + (word || "none") }, word || "unknown");
 
+  // skewText renders clockSkewSeconds (server receive time minus the
+  // host's timestamp: positive when the host's clock is behind).
+  function skewText(s) {
+    if (typeof s !== "number") return "unknown";
+    const a = Math.abs(s);
+    if (a < 1) return "in sync";
+    const n = a < 120 ? `${Math.round(a)} s` : a < 7200 ? `${Math.round(a / 60)} min` : a < 172800 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} days`;
+    return s > 0 ? `${n} behind` : `${n} ahead`;
+  }
+
   function timeCell(iso) {
     if (!iso) return el("td", {}, "never");
     return el("td", {}, el("time", { datetime: iso }, fmtTime(iso)), " ", el("span", { class: "help" }, `(${ago(iso)})`));
@@ -196,8 +206,10 @@
       el("td", {}, a.version || "unknown"),
       el("td", {}, status(a.operationalStatus)),
       timeCell(a.lastConnection),
-      el("td", {}, a.isLatestGAedVersion === true ? "yes" : a.isLatestGAedVersion === false ? "no" : "unknown")));
-    if (!arows.length) arows.push(el("tr", {}, el("td", { colspan: 6 }, "No agent matches the filters.")));
+      el("td", {}, a.isLatestGAedVersion === true ? "yes" : a.isLatestGAedVersion === false ? "no" : "unknown"),
+      el("td", { title: typeof a.clockSkewSeconds === "number" ? `clock skew ${a.clockSkewSeconds} s` : "" }, skewText(a.clockSkewSeconds)),
+      el("td", {}, a.updateMessage || "")));
+    if (!arows.length) arows.push(el("tr", {}, el("td", { colspan: 8 }, "No agent matches the filters.")));
     $("agents").tBodies[0].replaceChildren(...arows);
     $("agents-note").textContent = matching > MAX_ROWS
       ? `Showing the first ${MAX_ROWS} of ${matching} matching agents; narrow the filters or search to see others.`
