@@ -34,6 +34,7 @@ import (
 	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/version"
 	"github.com/poolagent/poolagent/platform/daemon"
+	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
 // Exit codes.
@@ -170,6 +171,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "run":
 		return runDaemon(ctx, mgr, cfg, log)
 	case "install":
+		// The state dir will hold the secret: create it now with its
+		// protected ACL on Windows (0700 on Unix), before anything runs.
+		if err := fsacl.MkdirPrivate(cfg.StateDir); err != nil {
+			return fmt.Errorf("install: state dir: %w", err)
+		}
 		if err := mgr.Install(ctx); err != nil {
 			return err
 		}
