@@ -41,9 +41,15 @@ lint: vet staticcheck tidy-check
 test: lint
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# Every package (tests included: go vet compiles them) must build and vet on
+# each supported platform; then poolagent and poolserver are built for it.
+CROSS_PLATFORMS ?= linux/amd64 linux/arm64 windows/amd64 darwin/arm64
+
 cross:
-	@set -e; for p in linux/amd64 linux/arm64 windows/amd64 darwin/arm64; do \
+	@set -e; for p in $(CROSS_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "vet ./... $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) vet ./...; \
 		for c in poolagent poolserver; do \
 			echo "build $$c $$os/$$arch"; \
 			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \

@@ -28,6 +28,7 @@ import (
 	"github.com/poolagent/poolagent/agent/localapi"
 	"github.com/poolagent/poolagent/agent/state"
 	"github.com/poolagent/poolagent/internal/version"
+	"github.com/poolagent/poolagent/platform/fsacl"
 	"github.com/poolagent/poolagent/platform/hostinfo"
 	"github.com/poolagent/poolagent/platform/process"
 	"github.com/poolagent/poolagent/updater"
@@ -133,6 +134,11 @@ func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
 		beatNow:  make(chan struct{}, 1),
 		interval: cfg.HeartbeatInterval.Duration,
 		started:  time.Now(),
+	}
+	// The state dir holds the secret, the local API token and the
+	// downloads: SYSTEM and Administrators only on Windows (0700 on Unix).
+	if err := fsacl.MkdirPrivate(cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	d.upd, err = updater.New(updater.Config{
 		StateDir:           cfg.StateDir,

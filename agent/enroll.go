@@ -17,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/agent/state"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/version"
+	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
 // Enroll exchanges a one-time enrollment token for this host's client id
@@ -76,6 +77,11 @@ func Enroll(ctx context.Context, cfg config.Config, server, token string) (state
 		return state.Credentials{}, fmt.Errorf("enroll: the server's reply has no client id or secret")
 	}
 	c := state.Credentials{ServerURL: server, ClientID: id, ClusterID: er.ClusterID, Secret: er.Secret, EnrolledAt: time.Now().UTC()}
+	// The state dir holds the secret: on Windows it gets its protected
+	// ACL before the secret is written into it.
+	if err := fsacl.MkdirPrivate(cfg.StateDir); err != nil {
+		return c, fmt.Errorf("enroll: state dir: %w", err)
+	}
 	if err := state.WriteCredentials(cfg.Credentials(), c); err != nil {
 		return c, err
 	}

@@ -189,13 +189,13 @@ func TestUnitFiles(t *testing.T) {
 			"Service.CapabilityBoundingSet": "",
 		}, nil},
 		{"poolagent", map[string]string{
-			"Service.ExecStart":              "/usr/bin/poolagent run --config /etc/poolagent/poolagent.toml",
+			"Service.ExecStart":              `/usr/bin/poolagent "run" "--config" "/etc/poolagent/poolagent.toml"`,
 			"Service.StateDirectory":         "poolagent",
 			"Service.ReadWritePaths":         "-/opt -/usr/local -/usr/bin",
-			"Service.NoNewPrivileges":        "no",
 			"Unit.StartLimitIntervalSec":     "0",
 			"Service.RestartForceExitStatus": "10",
-		}, []string{"Service.User", "Service.DynamicUser", "Service.CapabilityBoundingSet"}},
+			"Service.TimeoutStopSec":         "70",
+		}, []string{"Service.User", "Service.DynamicUser", "Service.CapabilityBoundingSet", "Service.NoNewPrivileges"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.prog, func(t *testing.T) {
@@ -238,8 +238,7 @@ func TestUnitFilesVerify(t *testing.T) {
 	}
 	for _, prog := range Programs {
 		t.Run(prog, func(t *testing.T) {
-			dir := t.TempDir()
-			exe := filepath.Join(dir, prog)
+			exe := filepath.Join(t.TempDir(), prog)
 			if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -251,24 +250,7 @@ func TestUnitFilesVerify(t *testing.T) {
 			if !bytes.Contains(b, []byte(orig)) {
 				t.Fatalf("no %q line", orig)
 			}
-			b = bytes.Replace(b, []byte(orig), []byte("ExecStart="+exe+" "), 1)
-			path := filepath.Join(dir, prog+".service")
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd := exec.Command(sa, "verify", path)
-			cmd.Stdout, cmd.Stderr = &stderr, &stderr
-			err = cmd.Run()
-			var diags []string
-			for _, line := range strings.Split(stderr.String(), "\n") {
-				if strings.Contains(line, path) || strings.HasPrefix(line, prog+".service") {
-					diags = append(diags, line)
-				}
-			}
-			if err != nil || len(diags) > 0 {
-				t.Errorf("systemd-analyze verify %s: %v\n%s", prog+".service", err, strings.Join(diags, "\n"))
-			}
+			verifyUnit(t, sa, prog, bytes.ReplaceAll(b, []byte("/usr/bin/"+prog), []byte(exe)))
 		})
 	}
 }

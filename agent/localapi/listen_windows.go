@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
 // Endpoint says where the local API listens: on Windows a loopback address
@@ -21,15 +23,15 @@ type Endpoint struct {
 }
 
 // Listen opens the loopback listener and writes a fresh token to
-// e.TokenFile. The file is created in the state dir, whose ACL (set by the
-// installer) lets only Administrators and SYSTEM read it.
+// e.TokenFile. The file gets a protected ACL letting only SYSTEM and
+// Administrators read it (platform/fsacl) before the token is written.
 func Listen(e Endpoint) (net.Listener, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, "", fmt.Errorf("local API: %w", err)
 	}
 	token := hex.EncodeToString(b[:])
-	if err := os.WriteFile(e.TokenFile, []byte(token+"\n"), 0o600); err != nil {
+	if err := writeToken(e.TokenFile, token); err != nil {
 		return nil, "", fmt.Errorf("local API: token file: %w", err)
 	}
 	l, err := net.Listen("tcp", e.Listen)
@@ -50,4 +52,22 @@ func Dial(e Endpoint) (*Client, error) {
 		return d.DialContext(ctx, "tcp", e.Listen)
 	}}
 	return &Client{http: &http.Client{Transport: tr}, base: "http://" + e.Listen, token: strings.TrimSpace(string(b)), Where: e.Listen}, nil
+}
+
+// writeToken creates or truncates path, restricts it to SYSTEM and
+// Administrators, and only then writes the token into it.
+func writeToken(path, token string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := fsacl.RestrictFile(path); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

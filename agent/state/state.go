@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
 // Credentials are a managed client's id and secret.
@@ -50,7 +51,8 @@ func ReadCredentials(path string) (Credentials, error) {
 }
 
 // WriteCredentials writes the credentials file with owner-only
-// permissions (0600; on Windows the state dir's ACL applies).
+// permissions: 0600 on Unix, a protected ACL granting SYSTEM and
+// Administrators only on Windows (platform/fsacl).
 func WriteCredentials(path string, c Credentials) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -231,13 +233,22 @@ func (s *State) Save(dir string) error {
 }
 
 // WriteFileAtomic writes b to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory.
+// directory: write, fsync, rename, fsync the directory. A mode without group
+// or other bits also gets, before anything is written, the owner-only ACL
+// of fsacl.RestrictFile (SYSTEM and Administrators on Windows), which the
+// rename keeps.
 func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if mode&0o077 == 0 {
+		if err := fsacl.RestrictFile(tmp.Name()); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err

@@ -29,11 +29,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/poolagent/poolagent/agent"
+	"github.com/poolagent/poolagent/agent/agentsvc"
 	"github.com/poolagent/poolagent/agent/config"
 	"github.com/poolagent/poolagent/agent/localapi"
 	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/version"
 	"github.com/poolagent/poolagent/platform/daemon"
+	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
 // Exit codes.
@@ -155,14 +157,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	mgr, err := daemon.New(daemon.Config{
-		Name:        "poolagent",
-		DisplayName: "poolagent",
-		Description: "Keeps this host's managed agents up to date (poolagent " + version.String() + ")",
-		Arguments:   []string{"run", "--config", path},
-		Restart:     daemon.RestartOnFailure,
-		StopTimeout: 60 * time.Second,
-	}, log)
+	svc, unlisted, err := serviceConfig(cfg, path)
+	if err != nil {
+		return err
+	}
+	mgr, err := daemon.New(svc, log)
 	if err != nil {
 		return err
 	}
@@ -170,10 +169,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "run":
 		return runDaemon(ctx, mgr, cfg, log)
 	case "install":
+		// The state dir will hold the secret: create it now with its
+		// protected ACL on Windows (0700 on Unix), before anything runs.
+		if err := fsacl.MkdirPrivate(cfg.StateDir); err != nil {
+			return fmt.Errorf("install: state dir: %w", err)
+		}
 		if err := mgr.Install(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "installed the poolagent service (%s); start it with: poolagent start\n", daemon.ServiceManager())
+		if len(unlisted) > 0 && daemon.ServiceManager() == "linux-systemd" {
+			fmt.Fprintf(stdout, "warning: the unit's ProtectSystem=strict leaves these paths read-only (they cannot be written in ReadWritePaths=); "+
+				"add them quoted in a drop-in (systemctl edit poolagent): %q\n", unlisted)
+		}
 	case "uninstall":
 		if err := mgr.Uninstall(ctx); err != nil {
 			return err
@@ -187,6 +195,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return mgr.Restart(ctx)
 	}
 	return nil
+}
+
+// serviceConfig is poolagent's service definition for this binary and
+// configuration: the unit `install` writes is the packages' unit with these
+// paths (agent/agentsvc).
+// The paths it could not write into the unit are returned too.
+func serviceConfig(cfg config.Config, cfgPath string) (daemon.Config, []string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return daemon.Config{}, nil, fmt.Errorf("find own executable: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	writable := append([]string(nil), cfg.InstallRoots...)
+	if sock := filepath.Dir(cfg.Socket()); sock != filepath.Clean(cfg.StateDir) {
+		writable = append(writable, sock)
+	}
+	svc, skipped := agentsvc.Config(agentsvc.Options{
+		Executable:    exe,
+		ConfigPath:    cfgPath,
+		StateDir:      cfg.StateDir,
+		WritablePaths: writable,
+	})
+	return svc, skipped, nil
 }
 
 // runDaemon runs the daemon under the service manager or in the

@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -218,12 +217,14 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Stop sends SIGTERM and waits.
-func (s *Server) Stop() error { return stopProcess(s.cmd, s.done, syscall.SIGTERM) }
+func (s *Server) Stop() error { return stopProcess(s.cmd, s.done, false) }
 
 // Kill sends SIGKILL and waits.
-func (s *Server) Kill() error { return stopProcess(s.cmd, s.done, syscall.SIGKILL) }
+func (s *Server) Kill() error { return stopProcess(s.cmd, s.done, true) }
 
-func stopProcess(cmd *exec.Cmd, done chan struct{}, sig syscall.Signal) error {
+// stopProcess sends SIGTERM (SIGKILL when hard) and waits for the process
+// to exit, killing it if it has not after 20 s.
+func stopProcess(cmd *exec.Cmd, done chan struct{}, hard bool) error {
 	if cmd == nil || cmd.Process == nil {
 		return nil
 	}
@@ -232,14 +233,14 @@ func stopProcess(cmd *exec.Cmd, done chan struct{}, sig syscall.Signal) error {
 		return nil
 	default:
 	}
-	_ = cmd.Process.Signal(sig)
+	_ = signalStop(cmd, hard)
 	select {
 	case <-done:
 		return nil
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		<-done
-		return fmt.Errorf("%s did not stop on %s", filepath.Base(cmd.Path), sig)
+		return fmt.Errorf("%s did not stop within 20 s", filepath.Base(cmd.Path))
 	}
 }
 

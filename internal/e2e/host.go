@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -195,7 +194,7 @@ func (h *Host) start() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a kill reaches the supervised agent too
 	// only when the test means it to.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start poolagent %s: %w", h.Name, err)
@@ -214,11 +213,11 @@ func (h *Host) current() (*exec.Cmd, chan struct{}) {
 	return h.cmd, h.done
 }
 
-// Stop sends SIGTERM to poolagent and waits.
+// Stop sends SIGTERM to poolagent and waits (on Windows it terminates it).
 func (h *Host) Stop() error {
 	h.stopped.Store(true)
 	cmd, done := h.current()
-	return stopProcess(cmd, done, syscall.SIGTERM)
+	return stopProcess(cmd, done, false)
 }
 
 // Kill sends SIGKILL to poolagent alone (its supervised agent lives on, as
@@ -226,7 +225,7 @@ func (h *Host) Stop() error {
 func (h *Host) Kill() error {
 	h.stopped.Store(true)
 	cmd, done := h.current()
-	return stopProcess(cmd, done, syscall.SIGKILL)
+	return stopProcess(cmd, done, true)
 }
 
 // KillAll kills poolagent's whole process group (the daemon and the agent
@@ -235,7 +234,7 @@ func (h *Host) KillAll() {
 	h.stopped.Store(true)
 	cmd, done := h.current()
 	if cmd != nil && cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-done
 	}
 }

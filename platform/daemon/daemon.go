@@ -114,6 +114,18 @@ type Config struct {
 	// Hardening selects systemd sandboxing; nil means
 	// DefaultSystemdHardening(). Ignored elsewhere.
 	Hardening *SystemdHardening
+	// RestartForceExitStatus are exit codes after which systemd restarts
+	// the daemon whatever Restart says (e.g. "restart me" after a
+	// self-update). Ignored elsewhere.
+	RestartForceExitStatus []int
+	// StateDirectory, on systemd, has systemd create /var/lib/<it> (mode
+	// 0700) and keep it writable under ProtectSystem. Ignored elsewhere.
+	StateDirectory string
+	// Documentation is a URL for the unit's Documentation= (systemd only).
+	Documentation string
+	// SystemdNotes are comment lines written at the top of the systemd
+	// unit, for the operator who reads it ("" is an empty comment line).
+	SystemdNotes []string
 	// DelayedAutoStart starts the service a little after boot on Windows,
 	// so that it does not slow the boot down.
 	DelayedAutoStart bool
@@ -133,7 +145,8 @@ type SystemdHardening struct {
 	ProtectSystem string
 	// ProtectHome is "", "yes", "read-only" or "tmpfs".
 	ProtectHome string
-	// ReadWritePaths are absolute paths left writable under ProtectSystem.
+	// ReadWritePaths are absolute paths left writable under ProtectSystem;
+	// a leading '-' ignores a path that does not exist.
 	ReadWritePaths []string
 	// PrivateTmp gives the daemon and its children a private /tmp.
 	PrivateTmp bool
@@ -303,6 +316,22 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("dependency %q: want a unit or service name", d))
 		}
 	}
+	for _, code := range c.RestartForceExitStatus {
+		if code < 1 || code > 255 {
+			errs = append(errs, fmt.Errorf("forced-restart exit status %d: want 1 to 255", code))
+		}
+	}
+	if c.StateDirectory != "" && (!unitRE.MatchString(c.StateDirectory) || strings.Contains(c.StateDirectory, "..")) {
+		errs = append(errs, fmt.Errorf("state directory %q: want a name under /var/lib", c.StateDirectory))
+	}
+	if err := checkText(c.Documentation); err != nil || strings.ContainsAny(c.Documentation, " %") {
+		errs = append(errs, fmt.Errorf("documentation %q: want a URL without spaces or '%%'", c.Documentation))
+	}
+	for i, n := range c.SystemdNotes {
+		if err := checkText(n); err != nil {
+			errs = append(errs, fmt.Errorf("systemd note %d: %w", i, err))
+		}
+	}
 	switch c.Restart {
 	case RestartOnFailure, RestartAlways, RestartNever:
 	default:
@@ -322,7 +351,7 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("ProtectHome %q: want yes, read-only or tmpfs", h.ProtectHome))
 		}
 		for _, p := range h.ReadWritePaths {
-			if err := checkText(p); err != nil || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t%") {
+			if err := checkText(p); err != nil || !strings.HasPrefix(strings.TrimPrefix(p, "-"), "/") || strings.ContainsAny(p, " \t%") {
 				errs = append(errs, fmt.Errorf("read-write path %q: want an absolute path without spaces or '%%'", p))
 			}
 		}

@@ -254,6 +254,14 @@ func TestValidate(t *testing.T) {
 		{"bad ProtectSystem", func(c *Config) { c.Hardening = &SystemdHardening{ProtectSystem: "very"} }, "ProtectSystem"},
 		{"bad ProtectHome", func(c *Config) { c.Hardening = &SystemdHardening{ProtectHome: "no-way"} }, "ProtectHome"},
 		{"relative read-write path", func(c *Config) { c.Hardening = &SystemdHardening{ReadWritePaths: []string{"var/lib"}} }, "read-write path"},
+		{"optional read-write path", func(c *Config) { c.Hardening = &SystemdHardening{ReadWritePaths: []string{"-/opt"}} }, ""},
+		{"optional relative read-write path", func(c *Config) { c.Hardening = &SystemdHardening{ReadWritePaths: []string{"-opt"}} }, "read-write path"},
+		{"forced-restart status 0", func(c *Config) { c.RestartForceExitStatus = []int{0} }, "forced-restart exit status"},
+		{"forced-restart status 256", func(c *Config) { c.RestartForceExitStatus = []int{256} }, "forced-restart exit status"},
+		{"state directory escaping /var/lib", func(c *Config) { c.StateDirectory = "../etc" }, "state directory"},
+		{"state directory path", func(c *Config) { c.StateDirectory = "/var/lib/x" }, "state directory"},
+		{"documentation with a space", func(c *Config) { c.Documentation = "https://x y" }, "documentation"},
+		{"note with a newline", func(c *Config) { c.SystemdNotes = []string{"ok", "a\nExecStartPre=/bin/sh"} }, "systemd note 1"},
 		{"read-write path with space", func(c *Config) {
 			c.Hardening = &SystemdHardening{ReadWritePaths: []string{"/opt/a b"}}
 		}, "read-write path"},

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,19 +64,87 @@ func toKardianos(c Config, goos string) *service.Config {
 	return k
 }
 
+// unitVars are the parts of the systemd unit that kardianos fills in at
+// install time. For the template handed to kardianos they are template
+// actions (templateVars); for a unit rendered here they are the values
+// themselves, quoted as kardianos quotes them (literalVars).
+type unitVars struct {
+	description, path, arguments, workingDirectory, user, name string
+}
+
+// templateVars are kardianos's SystemdScript actions: kardianos resolves
+// the executable and quotes paths and arguments itself.
+var templateVars = unitVars{
+	description:      "{{Description}}",
+	path:             "{{Path | cmdEscape}}",
+	arguments:        "{{range Arguments}} {{. | cmd}}{{end}}",
+	workingDirectory: "{{if WorkingDirectory}}WorkingDirectory={{WorkingDirectory | cmdEscape}}\n{{end}}",
+	user:             "{{if UserName}}User={{UserName}}\n{{end}}",
+	name:             "{{Name}}",
+}
+
+// literalVars renders what kardianos would substitute for c with its
+// executable at path (kardianos's cmd and cmdEscape functions).
+func literalVars(c Config, path string) unitVars {
+	cmdQuote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+	cmdEscape := func(s string) string { return strings.ReplaceAll(s, " ", `\x20`) }
+	v := unitVars{description: c.Description, path: cmdEscape(path), name: c.Name}
+	for _, a := range c.Arguments {
+		v.arguments += " " + cmdQuote(a)
+	}
+	if c.WorkingDirectory != "" {
+		v.workingDirectory = "WorkingDirectory=" + cmdEscape(c.WorkingDirectory) + "\n"
+	}
+	if c.User != "" {
+		v.user = "User=" + c.User + "\n"
+	}
+	return v
+}
+
 // systemdUnitTemplate returns the unit template handed to kardianos as its
 // SystemdScript option. Values known now are written literally; the keys
 // kardianos fills in at install time (Description, Path, Arguments,
-// WorkingDirectory, UserName, Name) stay template actions so that kardianos
-// resolves the executable and quotes paths and arguments itself. Every
-// literal value has been checked by validate to hold no newline and no "{{".
-func systemdUnitTemplate(c Config) string {
+// WorkingDirectory, UserName, Name) stay template actions. Every literal
+// value has been checked by validate to hold no newline and no "{{".
+func systemdUnitTemplate(c Config) string { return systemdUnit(c, templateVars) }
+
+// SystemdUnit renders the systemd unit that Install writes for cfg on a
+// systemd host, with Executable (required here) as the binary: the same
+// text kardianos renders from the template. Packages use it to ship the
+// very unit `install` writes (packaging/systemd).
+func SystemdUnit(cfg Config) (string, error) {
+	cfg = withDefaults(cfg)
+	if err := cfg.validate(); err != nil {
+		return "", fmt.Errorf("daemon config: %w", err)
+	}
+	if cfg.Executable == "" {
+		return "", errors.New("daemon config: render the systemd unit: executable not set")
+	}
+	return systemdUnit(cfg, literalVars(cfg, cfg.Executable)), nil
+}
+
+// systemdUnit is the one systemd unit: kardianos's template or a rendered
+// unit, depending on v.
+func systemdUnit(c Config, v unitVars) string {
 	var b strings.Builder
 	line := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 
+	for _, n := range c.SystemdNotes {
+		if n == "" {
+			line("#")
+		} else {
+			line("# %s", n)
+		}
+	}
+	if len(c.SystemdNotes) > 0 {
+		line("")
+	}
 	line("[Unit]")
-	line("Description={{Description}}")
-	line("ConditionFileIsExecutable={{Path | cmdEscape}}")
+	line("Description=%s", v.description)
+	if c.Documentation != "" {
+		line("Documentation=%s", c.Documentation)
+	}
+	line("ConditionFileIsExecutable=%s", v.path)
 	deps := append([]string{"network-online.target"}, c.Dependencies...)
 	line("Wants=%s", strings.Join(deps, " "))
 	line("After=%s", strings.Join(deps, " "))
@@ -84,10 +154,17 @@ func systemdUnitTemplate(c Config) string {
 	line("")
 	line("[Service]")
 	line("Type=simple")
-	line("ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}")
-	b.WriteString("{{if WorkingDirectory}}WorkingDirectory={{WorkingDirectory | cmdEscape}}\n{{end}}")
-	b.WriteString("{{if UserName}}User={{UserName}}\n{{end}}")
+	line("ExecStart=%s%s", v.path, v.arguments)
+	b.WriteString(v.workingDirectory)
+	b.WriteString(v.user)
 	line("Restart=%s", c.Restart)
+	if len(c.RestartForceExitStatus) > 0 {
+		codes := make([]string, len(c.RestartForceExitStatus))
+		for i, code := range c.RestartForceExitStatus {
+			codes[i] = strconv.Itoa(code)
+		}
+		line("RestartForceExitStatus=%s", strings.Join(codes, " "))
+	}
 	line("RestartSec=%d", seconds(c.RestartDelay))
 	line("TimeoutStopSec=%d", seconds(c.StopTimeout)+10)
 	// SIGTERM goes to the daemon only; it stops what it started, and
@@ -96,8 +173,8 @@ func systemdUnitTemplate(c Config) string {
 	if c.LimitNOFILE > 0 {
 		line("LimitNOFILE=%d", c.LimitNOFILE)
 	}
-	line("EnvironmentFile=-/etc/default/{{Name}}")
-	line("EnvironmentFile=-/etc/sysconfig/{{Name}}")
+	line("EnvironmentFile=-/etc/default/%s", v.name)
+	line("EnvironmentFile=-/etc/sysconfig/%s", v.name)
 	names := make([]string, 0, len(c.Env))
 	for name := range c.Env {
 		names = append(names, name)
@@ -105,6 +182,10 @@ func systemdUnitTemplate(c Config) string {
 	sort.Strings(names)
 	for _, name := range names {
 		line("Environment=%s", systemdQuote(name+"="+c.Env[name]))
+	}
+	if c.StateDirectory != "" {
+		line("StateDirectory=%s", c.StateDirectory)
+		line("StateDirectoryMode=0700")
 	}
 	for _, d := range hardeningDirectives(c.Hardening) {
 		line("%s", d)
