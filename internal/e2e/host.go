@@ -50,6 +50,8 @@ type HostOptions struct {
 	// Artifacts is appended to the [artifacts] table (e.g.
 	// "allow_downgrade = true\n").
 	Artifacts string
+	// SelfConfirmTimeout is self_update.confirm_timeout (default 30s).
+	SelfConfirmTimeout time.Duration
 }
 
 func quoteList(items []string) string {
@@ -104,6 +106,10 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	if stall == 0 {
 		stall = time.Minute
 	}
+	confirm := o.SelfConfirmTimeout
+	if confirm == 0 {
+		confirm = 30 * time.Second
+	}
 	serverCA := ""
 	if o.ServerCA != "" {
 		serverCA = fmt.Sprintf("server_ca = %q\n", o.ServerCA)
@@ -125,7 +131,7 @@ stall_timeout = %q
 %s
 [self_update]
 enabled = true
-confirm_timeout = "30s"
+confirm_timeout = %q
 
 [local_api]
 socket = %q
@@ -142,7 +148,7 @@ url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
 %s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
-		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, filepath.Join(h.Dir, "api.sock"), o.AgentType,
+		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, confirm.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
 		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -247,15 +253,22 @@ func (h *Host) Restart() error {
 
 // AgentStatus is the part of `poolagent status --json` the harness reads.
 type AgentStatus struct {
-	Version   string `json:"version"` // poolagent's own
-	Connected bool   `json:"connected"`
-	Agents    []struct {
-		Name, Version, UpdateStatus, UpdateMessage string
-	} `json:"agents"`
-	Jobs []struct {
-		UUID, Name, Version, State, UpdateStatus, Phase, UpdateMessage string
-		Progress                                                       int
-	} `json:"jobs"`
+	Version   string        `json:"version"` // poolagent's own
+	Connected bool          `json:"connected"`
+	Agents    []AgentReport `json:"agents"`
+	Jobs      []AgentJob    `json:"jobs"`
+}
+
+// AgentReport is one managed program in AgentStatus (poolagent's own
+// entry is named "poolagent").
+type AgentReport struct {
+	Name, Version, UpdateStatus, UpdateMessage string
+}
+
+// AgentJob is one job in AgentStatus.
+type AgentJob struct {
+	UUID, Name, Version, State, UpdateStatus, Phase, UpdateMessage string
+	Progress                                                       int
 }
 
 // Status runs `poolagent status --json`.
