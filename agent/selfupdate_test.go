@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -141,6 +142,14 @@ func newSelfHost(t *testing.T, srv *selfServer, pub string, oldBinary []byte) *s
 	cfg := config.Default()
 	cfg.StateDir = filepath.Join(dir, "state")
 	cfg.LocalAPI.Socket = filepath.Join(dir, "api.sock")
+	// On Windows the local API listens on loopback TCP: a free port, not
+	// the default one a real poolagent may hold.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.LocalAPI.Listen = l.Addr().String()
+	l.Close()
 	cfg.ServerURL = srv.srv.URL
 	cfg.HeartbeatInterval.Duration = 50 * time.Millisecond
 	cfg.Artifacts.AllowInsecureHTTP = true
