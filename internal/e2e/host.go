@@ -25,6 +25,10 @@ type Host struct {
 	HealthAddr string
 	Log        string
 	AgentBin   string // the poolagent binary this host runs
+	// StatusBin is the poolagent binary Status runs (default AgentBin).
+	// A test whose release is a shell script sets it: a shell reads its
+	// script by path, and a self-update may replace the file meanwhile.
+	StatusBin string
 	mu         sync.Mutex
 	cmd        *exec.Cmd
 	done       chan struct{}
@@ -274,7 +278,11 @@ type AgentJob struct {
 // Status runs `poolagent status --json`.
 func (h *Host) Status(ctx context.Context) (*AgentStatus, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, h.AgentBin, "status", "--config", h.Config, "--json")
+	bin := h.StatusBin
+	if bin == "" {
+		bin = h.AgentBin
+	}
+	cmd := exec.CommandContext(ctx, bin, "status", "--config", h.Config, "--json")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("poolagent status (%s): %v: %s", h.Name, err, stderr.String())

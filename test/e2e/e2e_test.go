@@ -419,6 +419,7 @@ func TestPoolagentUpdatesItself(t *testing.T) {
 func TestPoolagentSelfUpdateRolledBack(t *testing.T) {
 	f := newFleet(t, 0)
 	h := f.addHost("dc1", "", e2e.HostOptions{SelfConfirmTimeout: 5 * time.Second})
+	h.StatusBin = bins.Poolagent // not the wrapper script, which the rollback replaces
 	f.waitAgents(1)
 	cfg, err := os.ReadFile(h.Config)
 	if err != nil {
