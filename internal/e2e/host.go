@@ -29,10 +29,10 @@ type Host struct {
 	// A test whose release is a shell script sets it: a shell reads its
 	// script by path, and a self-update may replace the file meanwhile.
 	StatusBin string
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	done       chan struct{}
-	stopped    atomic.Bool
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	done      chan struct{}
+	stopped   atomic.Bool
 }
 
 // HostOptions configure NewHost.
