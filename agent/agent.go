@@ -234,12 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { apiDone <- localapi.Serve(ctx, ln, localapi.Handler(d, token, d.log.Named("localapi"))) }()
 
 	d.mu.Lock()
-	for _, j := range d.st.Jobs {
-		if !j.Terminal() {
-			d.log.Info("resuming job", zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("phase", j.Phase))
-			d.startJobLocked(ctx, j)
-		}
-	}
+	d.resumeJobsLocked(ctx)
 	d.saveLocked()
 	d.mu.Unlock()
 
@@ -261,6 +256,34 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return ErrRestart
 	}
 	return ctx.Err()
+}
+
+// resumeJobsLocked starts again the jobs an earlier run left unfinished.
+// The self-update this binary was installed by is not one of them: its
+// install is done, and what remains is the confirmation, which the first
+// good heartbeat gives (handleReply finishes the job) or the deadline
+// takes away (heartbeatLoop restarts, RecoverSelf rolls back and the
+// previous binary reports the job FAILED with SELF_ROLLED_BACK). Running
+// it again would install it a second time, which the updater refuses.
+func (d *Daemon) resumeJobsLocked(ctx context.Context) {
+	for _, j := range d.st.Jobs {
+		if j.Terminal() {
+			continue
+		}
+		if d.awaitsSelfConfirmLocked(j) {
+			d.log.Info("self-update installed; it finishes when this binary is confirmed", zap.String("job", j.UUID),
+				zap.String("version", j.Version), zap.Time("confirm_by", d.selfConfirmBy))
+			continue
+		}
+		d.log.Info("resuming job", zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("phase", j.Phase))
+		d.startJobLocked(ctx, j)
+	}
+}
+
+// awaitsSelfConfirmLocked reports whether j is the self-update that
+// installed this still unconfirmed binary.
+func (d *Daemon) awaitsSelfConfirmLocked(j *state.Job) bool {
+	return d.selfPending && j.Name == config.SelfName && j.Swapped && !j.Terminal()
 }
 
 func (d *Daemon) stopSupervised() {

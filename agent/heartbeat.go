@@ -121,6 +121,11 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			d.stop()
 			return
 		}
+		if pending && !confirmBy.IsZero() {
+			// Failing heartbeats back off up to minutes: the deadline
+			// is looked at on time all the same.
+			wait = min(wait, max(time.Until(confirmBy), 0))
+		}
 		timer.Reset(wait)
 	}
 }

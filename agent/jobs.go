@@ -95,15 +95,18 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 		if err := d.upd.ConfirmSelf(ctx, ""); err != nil {
 			d.log.Error("confirm self-update", zap.Error(err))
 		} else {
-			d.selfPending = false
 			d.log.Info("self-update confirmed", zap.String("version", version.String()))
 			for _, j := range d.st.Jobs {
-				if j.Name == config.SelfName && !j.Terminal() {
+				if d.awaitsSelfConfirmLocked(j) {
 					d.finishLocked(j, nil)
 					d.rememberPreviousLocked(config.SelfName, j.FromVersion, j.FromSHA256)
+					d.log.Info("self-update job finished", zap.String("job", j.UUID), zap.String("version", j.Version))
 				}
 			}
+			d.selfPending = false
 			changed = true
+			// Report the FINISHED job now, not an interval later.
+			d.kick()
 		}
 	}
 	now := d.serverNowLocked(time.Now())
@@ -348,9 +351,10 @@ func updaterJob(j *state.Job) updater.Job {
 	}
 }
 
-// startJobLocked starts a job's goroutine.
+// startJobLocked starts a job's goroutine. The self-update awaiting its
+// confirmation has nothing left to run: its install is done.
 func (d *Daemon) startJobLocked(ctx context.Context, j *state.Job) {
-	if _, ok := d.runs[j.UUID]; ok {
+	if _, ok := d.runs[j.UUID]; ok || d.awaitsSelfConfirmLocked(j) {
 		return
 	}
 	if _, ok := d.windows[j.UUID]; !ok {

@@ -767,13 +767,22 @@ func (e *Engine) selfUpdates(ctx context.Context, d *tickData, pools map[string]
 	return nil
 }
 
-// selfReport records a host's report on a self-update job.
+// selfReport records a host's report on a self-update job: its end is
+// logged (self-updates have no update in the Agent Pools API), and a
+// failed version is not offered to the host again.
 func (e *Engine) selfReport(clientID string, j sailpoint.JobReport) {
-	if j.State != sailpoint.JobFailed {
+	prefix := selfJobPrefix + clientID + "-"
+	if len(j.UUID) <= len(prefix) || j.UUID[:len(prefix)] != prefix {
 		return
 	}
-	prefix := selfJobPrefix + clientID + "-"
-	if len(j.UUID) > len(prefix) && j.UUID[:len(prefix)] == prefix {
-		e.selfFailed.Store(clientID+"\x00"+j.UUID[len(prefix):], true)
+	version := j.UUID[len(prefix):]
+	log := e.srv.log.With(zap.String("client", clientID), zap.String("job", j.UUID), zap.String("version", version),
+		zap.String("state", string(j.State)), zap.String("updateStatus", j.UpdateStatus))
+	switch j.State {
+	case sailpoint.JobFinished:
+		log.Info("poolagent self-update finished")
+	case sailpoint.JobFailed:
+		log.Warn("poolagent self-update failed; this version is not offered to the host again", zap.String("updateMessage", j.UpdateMessage))
+		e.selfFailed.Store(clientID+"\x00"+version, true)
 	}
 }

@@ -256,36 +256,56 @@ func TestUnitFilesVerify(t *testing.T) {
 }
 
 // TestMaintainerScripts runs the scripts with stand-ins for systemctl,
-// deb-systemd-helper and the user tools, as dpkg and rpm call them.
+// deb-systemd-helper, deb-systemd-invoke and the user tools, which record
+// their arguments, as dpkg and rpm call them: an upgrade try-restarts the
+// service (a running one runs the new version, a stopped one stays
+// stopped); nothing else ever starts or restarts it.
 func TestMaintainerScripts(t *testing.T) {
+	const upgraded, installed = "upgraded; restarted it if it was running", "installed and enabled; edit"
 	tests := []struct {
 		name    string
 		script  string
 		args    []string
-		debHelp bool     // deb-systemd-helper present
+		debHelp bool     // deb-systemd-helper and deb-systemd-invoke present
 		exists  bool     // getent finds the poolserver user and group
 		want    []string // calls, in order
+		say     string   // in the script's output
 	}{
 		{"deb install", "poolagent/postinstall.sh", []string{"configure", ""}, true, false,
-			[]string{"deb-systemd-helper --quiet was-enabled poolagent.service", "deb-systemd-helper enable poolagent.service"}},
+			[]string{"deb-systemd-helper --quiet was-enabled poolagent.service", "deb-systemd-helper enable poolagent.service"}, installed},
+		{"deb install poolserver", "poolserver/postinstall.sh", []string{"configure"}, true, false,
+			[]string{"deb-systemd-helper --quiet was-enabled poolserver.service", "deb-systemd-helper enable poolserver.service"}, installed},
 		{"deb upgrade", "poolserver/postinstall.sh", []string{"configure", "1.0.0-1"}, true, false,
-			[]string{"deb-systemd-helper --quiet was-enabled poolserver.service", "deb-systemd-helper enable poolserver.service"}},
+			[]string{"deb-systemd-helper --quiet was-enabled poolserver.service", "deb-systemd-helper enable poolserver.service",
+				"deb-systemd-invoke try-restart poolserver.service"}, upgraded},
+		{"deb upgrade poolagent", "poolagent/postinstall.sh", []string{"configure", "0.9.0-1"}, true, false,
+			[]string{"deb-systemd-helper --quiet was-enabled poolagent.service", "deb-systemd-helper enable poolagent.service",
+				"deb-systemd-invoke try-restart poolagent.service"}, upgraded},
+		{"deb abort-upgrade", "poolagent/postinstall.sh", []string{"abort-upgrade", "1.1.0-1"}, true, false, nil, ""},
 		{"rpm install", "poolagent/postinstall.sh", []string{"1"}, false, false,
-			[]string{"systemctl enable poolagent.service"}},
-		{"rpm upgrade", "poolserver/postinstall.sh", []string{"2"}, false, false, nil},
+			[]string{"systemctl enable poolagent.service"}, installed},
+		{"rpm install poolserver", "poolserver/postinstall.sh", []string{"1"}, false, false,
+			[]string{"systemctl enable poolserver.service"}, installed},
+		{"rpm upgrade", "poolserver/postinstall.sh", []string{"2"}, false, false,
+			[]string{"systemctl try-restart poolserver.service"}, upgraded},
+		{"rpm upgrade poolagent", "poolagent/postinstall.sh", []string{"2"}, false, false,
+			[]string{"systemctl try-restart poolagent.service"}, upgraded},
+		{"rpm upgrade, two installed", "poolagent/postinstall.sh", []string{"3"}, false, false,
+			[]string{"systemctl try-restart poolagent.service"}, upgraded},
 		{"deb remove", "poolserver/preremove.sh", []string{"remove"}, true, false,
-			[]string{"deb-systemd-helper disable poolserver.service"}},
-		{"deb upgrade prerm", "poolserver/preremove.sh", []string{"upgrade", "1.1.0-1"}, true, false, nil},
+			[]string{"deb-systemd-helper disable poolserver.service"}, ""},
+		{"deb upgrade prerm", "poolserver/preremove.sh", []string{"upgrade", "1.1.0-1"}, true, false, nil, ""},
 		{"rpm remove", "poolagent/preremove.sh", []string{"0"}, false, false,
-			[]string{"systemctl disable poolagent.service"}},
-		{"rpm upgrade preun", "poolagent/preremove.sh", []string{"1"}, false, false, nil},
+			[]string{"systemctl disable poolagent.service"}, ""},
+		{"rpm upgrade preun", "poolagent/preremove.sh", []string{"1"}, false, false, nil, ""},
 		{"deb purge", "poolagent/postremove.sh", []string{"purge"}, true, false,
-			[]string{"deb-systemd-helper purge poolagent.service"}},
+			[]string{"deb-systemd-helper purge poolagent.service"}, ""},
+		{"rpm upgrade postun", "poolserver/postremove.sh", []string{"1"}, false, false, nil, ""},
 		{"new user", "poolserver/preinstall.sh", []string{"install"}, false, false, []string{
 			"getent group poolserver", "groupadd --system poolserver", "getent passwd poolserver",
-			"useradd --system --gid poolserver --home-dir /var/lib/poolserver --no-create-home --shell /bin/false --comment poolserver control plane poolserver"}},
+			"useradd --system --gid poolserver --home-dir /var/lib/poolserver --no-create-home --shell /bin/false --comment poolserver control plane poolserver"}, ""},
 		{"existing user", "poolserver/preinstall.sh", []string{"1"}, false, true,
-			[]string{"getent group poolserver", "getent passwd poolserver"}},
+			[]string{"getent group poolserver", "getent passwd poolserver"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -307,11 +327,16 @@ func TestMaintainerScripts(t *testing.T) {
 			}
 			if tt.debHelp {
 				stub("deb-systemd-helper", "exit 0")
+				stub("deb-systemd-invoke", "exit 0")
 			}
 			cmd := exec.Command("/bin/sh", append([]string{filepath.Join("scripts", tt.script)}, tt.args...)...)
 			cmd.Env = []string{"PATH=" + bin}
-			if out, err := cmd.CombinedOutput(); err != nil {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
 				t.Fatalf("%s %v: %v\n%s", tt.script, tt.args, err, out)
+			}
+			if !strings.Contains(string(out), tt.say) {
+				t.Errorf("%s %v said %q, want %q in it", tt.script, tt.args, out, tt.say)
 			}
 			b, err := os.ReadFile(log)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -320,8 +345,11 @@ func TestMaintainerScripts(t *testing.T) {
 			var got []string
 			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 				// daemon-reload and stop depend on whether this machine
-				// runs systemd; never a start or a restart.
-				if strings.Contains(l, " start") || strings.Contains(l, "restart") {
+				// runs systemd. Nothing starts or restarts a service
+				// unconditionally: only try-restart, checked in want.
+				f := strings.Fields(l)
+				if len(f) > 1 && (f[0] == "systemctl" || f[0] == "deb-systemd-invoke") &&
+					slices.Contains([]string{"start", "restart", "reload-or-restart", "enable --now"}, f[1]) || strings.Contains(l, "--now") {
 					t.Errorf("%s started a service: %q", tt.script, l)
 				}
 				if l == "" || l == "systemctl daemon-reload" || strings.HasPrefix(l, "systemctl stop ") {

@@ -301,6 +301,54 @@ func (s *Server) Update(ctx context.Context, poolID, id string) (okta.AgentPoolU
 	return u, err
 }
 
+// Metric reads one sample of the server's /metrics: name with its labels
+// as Prometheus' text format writes them (`poolserver_jobs_finished_total{outcome="failed"}`).
+func (s *Server) Metric(ctx context.Context, sample string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("GET /metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s: %s", resp.Status, b)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				return 0, fmt.Errorf("metric %s: %q: %w", sample, v, err)
+			}
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("metric %s: not in /metrics", sample)
+}
+
+// LogEntries returns the server's JSON log lines whose message starts
+// with msg.
+func (s *Server) LogEntries(msg string) ([]map[string]any, error) {
+	b, err := os.ReadFile(s.Log)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e map[string]any
+		if json.Unmarshal(line, &e) == nil && strings.HasPrefix(fmt.Sprint(e["msg"]), msg) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 // Keys is a minisign key pair made with `poolserver key generate`.
 type Keys struct {
 	Private string // path

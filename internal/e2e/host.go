@@ -25,10 +25,14 @@ type Host struct {
 	HealthAddr string
 	Log        string
 	AgentBin   string // the poolagent binary this host runs
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	done       chan struct{}
-	stopped    atomic.Bool
+	// StatusBin is the poolagent binary Status runs (default AgentBin).
+	// A test whose release is a shell script sets it: a shell reads its
+	// script by path, and a self-update may replace the file meanwhile.
+	StatusBin string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	done      chan struct{}
+	stopped   atomic.Bool
 }
 
 // HostOptions configure NewHost.
@@ -50,6 +54,8 @@ type HostOptions struct {
 	// Artifacts is appended to the [artifacts] table (e.g.
 	// "allow_downgrade = true\n").
 	Artifacts string
+	// SelfConfirmTimeout is self_update.confirm_timeout (default 30s).
+	SelfConfirmTimeout time.Duration
 }
 
 func quoteList(items []string) string {
@@ -104,6 +110,10 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	if stall == 0 {
 		stall = time.Minute
 	}
+	confirm := o.SelfConfirmTimeout
+	if confirm == 0 {
+		confirm = 30 * time.Second
+	}
 	serverCA := ""
 	if o.ServerCA != "" {
 		serverCA = fmt.Sprintf("server_ca = %q\n", o.ServerCA)
@@ -125,7 +135,7 @@ stall_timeout = %q
 %s
 [self_update]
 enabled = true
-confirm_timeout = "30s"
+confirm_timeout = %q
 
 [local_api]
 socket = %q
@@ -142,7 +152,7 @@ url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
 %s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
-		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, filepath.Join(h.Dir, "api.sock"), o.AgentType,
+		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, confirm.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
 		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -247,21 +257,32 @@ func (h *Host) Restart() error {
 
 // AgentStatus is the part of `poolagent status --json` the harness reads.
 type AgentStatus struct {
-	Version   string `json:"version"` // poolagent's own
-	Connected bool   `json:"connected"`
-	Agents    []struct {
-		Name, Version, UpdateStatus, UpdateMessage string
-	} `json:"agents"`
-	Jobs []struct {
-		UUID, Name, Version, State, UpdateStatus, Phase, UpdateMessage string
-		Progress                                                       int
-	} `json:"jobs"`
+	Version   string        `json:"version"` // poolagent's own
+	Connected bool          `json:"connected"`
+	Agents    []AgentReport `json:"agents"`
+	Jobs      []AgentJob    `json:"jobs"`
+}
+
+// AgentReport is one managed program in AgentStatus (poolagent's own
+// entry is named "poolagent").
+type AgentReport struct {
+	Name, Version, UpdateStatus, UpdateMessage string
+}
+
+// AgentJob is one job in AgentStatus.
+type AgentJob struct {
+	UUID, Name, Version, State, UpdateStatus, Phase, UpdateMessage string
+	Progress                                                       int
 }
 
 // Status runs `poolagent status --json`.
 func (h *Host) Status(ctx context.Context) (*AgentStatus, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, h.AgentBin, "status", "--config", h.Config, "--json")
+	bin := h.StatusBin
+	if bin == "" {
+		bin = h.AgentBin
+	}
+	cmd := exec.CommandContext(ctx, bin, "status", "--config", h.Config, "--json")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("poolagent status (%s): %v: %s", h.Name, err, stderr.String())

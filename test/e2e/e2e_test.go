@@ -7,9 +7,11 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -84,6 +86,9 @@ func newFleet(t *testing.T, n int) *fleet {
 		}
 		_ = srv.Stop()
 		if t.Failed() {
+			if b, err := os.ReadFile(srv.Log); err == nil {
+				t.Logf("--- poolserver log tail:\n%s", b[max(0, len(b)-3000):])
+			}
 			for _, h := range f.hosts {
 				t.Logf("--- %s poolagent log tail:\n%s", h.Name, h.LogTail(3000))
 			}
@@ -107,10 +112,15 @@ func newFleet(t *testing.T, n int) *fleet {
 	return f
 }
 
-func (f *fleet) addHost(name, poolagent string) *e2e.Host {
+// addHost enrolls and starts a host; more may set SelfConfirmTimeout.
+func (f *fleet) addHost(name, poolagent string, more ...e2e.HostOptions) *e2e.Host {
 	f.t.Helper()
-	h, err := e2e.NewHost(bins, f.t.TempDir(), e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
-		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, Poolagent: poolagent})
+	o := e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
+		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, Poolagent: poolagent}
+	for _, m := range more {
+		o.SelfConfirmTimeout = m.SelfConfirmTimeout
+	}
+	h, err := e2e.NewHost(bins, f.t.TempDir(), o)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -375,7 +385,150 @@ func TestPoolagentUpdatesItself(t *testing.T) {
 		st, err := h.Status(f.ctx)
 		return err == nil && st.Version == "1.0.0" && st.Connected, nil
 	})
+	// The self-update job ends FINISHED on the host (`poolagent status
+	// --json`, the local API) once the new binary confirmed, never
+	// FAILED on the way.
+	job := f.selfJob(h, "FINISHED")
+	if job.UpdateStatus != "Success" || job.UpdateMessage != "" || job.Version != "1.0.0" {
+		t.Errorf("the self-update job on the host: %+v, want FINISHED/Success for 1.0.0", job)
+	}
+	if a := selfAgent(t, h); a.UpdateStatus != "Success" || a.Version != "1.0.0" {
+		t.Errorf("poolagent in the host's agents: %+v, want 1.0.0 Success", a)
+	}
+	// The server saw it finish: its log says so for this host, and its
+	// job counters have one success and no failure.
+	f.eventually(30*time.Second, "the server logs the finished self-update", func() (bool, error) {
+		e, err := f.srv.LogEntries("poolagent self-update finished")
+		return err == nil && len(e) == 1 && e[0]["job"] == job.UUID && e[0]["state"] == "FINISHED" && e[0]["updateStatus"] == "Success", err
+	})
+	if e, err := f.srv.LogEntries("poolagent self-update failed"); err != nil || len(e) > 0 {
+		t.Errorf("the server logged failed self-updates: %v %v", e, err)
+	}
+	f.metricIs(`poolserver_jobs_finished_total{outcome="succeeded"}`, 1)
+	f.metricIs(`poolserver_jobs_finished_total{outcome="failed"}`, 0)
 	// It keeps heartbeating with the new version: an update still works.
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.waitStatus(id, okta.JobSuccess)
+}
+
+// TestPoolagentSelfUpdateRolledBack: a new poolagent that never has a good
+// heartbeat (its server_url leads nowhere) is rolled back at its deadline;
+// the previous binary runs again and the job ends FAILED with
+// SELF_ROLLED_BACK on the host and at the server, which does not offer that
+// version to the host again.
+func TestPoolagentSelfUpdateRolledBack(t *testing.T) {
+	f := newFleet(t, 0)
+	h := f.addHost("dc1", "", e2e.HostOptions{SelfConfirmTimeout: 5 * time.Second})
+	h.StatusBin = bins.Poolagent // not the wrapper script, which the rollback replaces
+	f.waitAgents(1)
+	cfg, err := os.ReadFile(h.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := e2e.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The release is poolagent 1.0.0 behind a wrapper that runs the
+	// daemon with a config whose server is unreachable.
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.toml")
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(cfg), fmt.Sprintf("server_url = %q", f.srv.URL),
+		fmt.Sprintf("server_url = %q", "https://"+dead), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(dir, "poolagent-unreachable")
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = run ]; then exec %q run --config %q; fi\nexec %q \"$@\"\n", agentV2, broken, agentV2)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(h.AgentBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Publish(f.ctx, f.keys, "poolagent", "1.0.0", runtime.GOOS, runtime.GOARCH, wrapper, "GA"); err != nil {
+		t.Fatal(err)
+	}
+	job := f.selfJob(h, "FAILED")
+	if !strings.HasPrefix(job.UpdateMessage, "SELF_ROLLED_BACK: ") || job.Version != "1.0.0" {
+		t.Errorf("the self-update job on the host: %+v, want FAILED with SELF_ROLLED_BACK", job)
+	}
+	if st, err := h.Status(f.ctx); err != nil || st.Version != "0.9.0" {
+		t.Errorf("after the rollback poolagent runs %+v (%v), want 0.9.0", st, err)
+	}
+	if after, err := os.ReadFile(h.AgentBin); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("after the rollback the binary on disk is not the previous one (%v)", err)
+	}
+	f.eventually(30*time.Second, "the server logs the failed self-update", func() (bool, error) {
+		e, err := f.srv.LogEntries("poolagent self-update failed")
+		return err == nil && len(e) == 1 && e[0]["job"] == job.UUID && e[0]["state"] == "FAILED" &&
+			strings.HasPrefix(fmt.Sprint(e[0]["updateMessage"]), "SELF_ROLLED_BACK: "), err
+	})
+	f.metricIs(`poolserver_jobs_finished_total{outcome="failed"}`, 1)
+	f.metricIs(`poolserver_jobs_rolled_back_total`, 1)
+	// An update of the managed agent still works, and poolagent stays at
+	// the version it rolled back to: 1.0.0 is not offered again.
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	f.waitStatus(id, okta.JobSuccess)
+	st, err := h.Status(f.ctx)
+	if err != nil || st.Version != "0.9.0" {
+		t.Fatalf("after a later update poolagent runs %+v (%v), want 0.9.0", st, err)
+	}
+	n := 0
+	for _, j := range st.Jobs {
+		if j.Name == "poolagent" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the host holds %d self-update jobs, want the one rolled back: %+v", n, st.Jobs)
+	}
+}
+
+// selfJob waits until the host's `poolagent status --json` shows its
+// self-update job in state want, and returns it.
+func (f *fleet) selfJob(h *e2e.Host, want string) e2e.AgentJob {
+	f.t.Helper()
+	var job e2e.AgentJob
+	f.eventually(90*time.Second, "self-update job "+want, func() (bool, error) {
+		st, err := h.Status(f.ctx)
+		if err != nil {
+			return false, nil // restarting
+		}
+		for _, j := range st.Jobs {
+			if j.Name == "poolagent" {
+				job = j
+			}
+		}
+		if job.State != "" && job.State != want && (job.State == "FINISHED" || job.State == "FAILED") {
+			return false, fmt.Errorf("the self-update job ended %s/%s: %s", job.State, job.UpdateStatus, job.UpdateMessage)
+		}
+		return job.State == want, nil
+	})
+	return job
+}
+
+// selfAgent is poolagent's own entry in the host's agents.
+func selfAgent(t *testing.T, h *e2e.Host) e2e.AgentReport {
+	t.Helper()
+	st, err := h.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range st.Agents {
+		if a.Name == "poolagent" {
+			return a
+		}
+	}
+	t.Fatalf("the host's status lists no poolagent agent: %+v", st.Agents)
+	return e2e.AgentReport{}
+}
+
+// metricIs checks a sample of the server's /metrics.
+func (f *fleet) metricIs(sample string, want float64) {
+	f.t.Helper()
+	f.eventually(30*time.Second, sample, func() (bool, error) {
+		v, err := f.srv.Metric(f.ctx, sample)
+		return err == nil && v == want, err
+	})
 }

@@ -1,8 +1,10 @@
 #!/bin/sh
-# poolagent package: reload systemd and enable poolagent.service on a fresh install.
-# It is never started or restarted here: the operator edits
-# /etc/poolagent/poolagent.toml first, then runs `systemctl start poolagent` (after an
-# upgrade: `systemctl restart poolagent`).
+# poolagent package: reload systemd and enable poolagent.service on a fresh install,
+# which is not started: the operator edits /etc/poolagent/poolagent.toml first,
+# then runs `systemctl start poolagent`. After an upgrade a running poolagent is
+# restarted into the new version and a stopped one stays stopped (try-restart, as
+# dh_installsystemd --no-start does; deb-systemd-invoke where present, which honours
+# policy-rc.d).
 # Runs as deb postinst (configure [old-version]) and rpm %post (1 install,
 # 2 or more upgrade).
 set -e
@@ -32,7 +34,13 @@ elif [ "$upgrade" = false ] && command -v systemctl >/dev/null 2>&1; then
 fi
 
 if [ "$upgrade" = true ]; then
-	echo "poolagent upgraded; restart it to run the new version: systemctl restart poolagent"
+	# try-restart never starts a stopped service.
+	if command -v deb-systemd-invoke >/dev/null 2>&1; then
+		deb-systemd-invoke try-restart poolagent.service >/dev/null 2>&1 || true
+	elif command -v systemctl >/dev/null 2>&1; then
+		systemctl try-restart poolagent.service >/dev/null 2>&1 || true
+	fi
+	echo "poolagent upgraded; restarted it if it was running (a stopped poolagent stays stopped: systemctl start poolagent)"
 else
 	echo "poolagent installed and enabled; edit /etc/poolagent/poolagent.toml, then: systemctl start poolagent"
 fi

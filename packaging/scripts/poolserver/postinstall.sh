@@ -1,8 +1,10 @@
 #!/bin/sh
-# poolserver package: reload systemd and enable poolserver.service on a fresh install.
-# It is never started or restarted here: the operator edits
-# /etc/poolserver/poolserver.toml first, then runs `systemctl start poolserver` (after an
-# upgrade: `systemctl restart poolserver`).
+# poolserver package: reload systemd and enable poolserver.service on a fresh install,
+# which is not started: the operator edits /etc/poolserver/poolserver.toml first,
+# then runs `systemctl start poolserver`. After an upgrade a running poolserver is
+# restarted into the new version and a stopped one stays stopped (try-restart, as
+# dh_installsystemd --no-start does; deb-systemd-invoke where present, which honours
+# policy-rc.d).
 # Runs as deb postinst (configure [old-version]) and rpm %post (1 install,
 # 2 or more upgrade).
 set -e
@@ -32,7 +34,13 @@ elif [ "$upgrade" = false ] && command -v systemctl >/dev/null 2>&1; then
 fi
 
 if [ "$upgrade" = true ]; then
-	echo "poolserver upgraded; restart it to run the new version: systemctl restart poolserver"
+	# try-restart never starts a stopped service.
+	if command -v deb-systemd-invoke >/dev/null 2>&1; then
+		deb-systemd-invoke try-restart poolserver.service >/dev/null 2>&1 || true
+	elif command -v systemctl >/dev/null 2>&1; then
+		systemctl try-restart poolserver.service >/dev/null 2>&1 || true
+	fi
+	echo "poolserver upgraded; restarted it if it was running (a stopped poolserver stays stopped: systemctl start poolserver)"
 else
 	echo "poolserver installed and enabled; edit /etc/poolserver/poolserver.toml, then: systemctl start poolserver"
 fi
