@@ -35,7 +35,7 @@ func TestInstallUnit(t *testing.T) {
 	wantRW := "ReadWritePaths=-/opt -/usr/local -" + filepath.Dir(exe) + " " + cfg.StateDir + " -" +
 		filepath.Join(dir, "agents") + " -" + filepath.Join(dir, "run") + "\n"
 	for _, want := range []string{
-		"ExecStart=" + exe + ` "run" "--config" "` + filepath.Join(dir, "poolagent.toml") + "\"\n",
+		"ExecStart=" + exe + ` "run" "--service" "--config" "` + filepath.Join(dir, "poolagent.toml") + "\"\n",
 		wantRW, "ProtectSystem=strict\n", "RestartForceExitStatus=10\n", "TimeoutStopSec=70\n",
 	} {
 		if !strings.Contains(unit, want) {
