@@ -13,7 +13,7 @@ NFPM_VERSION ?= v2.45.0
 DIST      ?= dist
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test lint vet staticcheck tidy-check cross packages demo demo-api bench soak clean
+.PHONY: all build test test-windows lint vet staticcheck tidy-check cross packages demo demo-api bench soak clean
 
 all: build
 
@@ -40,6 +40,12 @@ lint: vet staticcheck tidy-check
 # The test command README.md names: lint, then every test with the race detector.
 test: lint
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# The Windows suite (test/windows): poolagent.exe under Wine against a real
+# poolserver. Needs wine64, wineserver and x86_64-w64-mingw32-gcc (Debian:
+# wine wine64 gcc-mingw-w64-x86-64); with CI=true their absence fails it.
+test-windows:
+	POOLAGENT_TEST_WINE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./test/windows/
 
 # Every package (tests included: go vet compiles them) must build and vet on
 # each supported platform; then poolagent and poolserver are built for it.
