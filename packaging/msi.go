@@ -10,11 +10,38 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/poolagent/poolagent/agent/agentsvc"
 )
 
 // UpgradeCode is the MSI's UpgradeCode (packaging/windows/poolagent.wxs).
 // It never changes: it is how a newer MSI finds and replaces an older one.
 const UpgradeCode = "{9D2A3F4E-6C1B-4B8E-A0D7-5E2F1C3B7A90}"
+
+// MSIConfigPath is the configuration file the MSI's service and custom
+// actions use, as a Windows Installer formatted string.
+const MSIConfigPath = `[CommonAppDataFolder]poolagent\poolagent.toml`
+
+// MSIServiceArguments is the service's command line in the MSI: the
+// arguments `poolagent install` registers (agent/agentsvc) with
+// MSIConfigPath, quoted for Windows.
+func MSIServiceArguments() string {
+	c, _ := agentsvc.Config(agentsvc.Options{
+		Executable: `[INSTALLDIR]poolagent.exe`,
+		ConfigPath: MSIConfigPath,
+		StateDir:   `[CommonAppDataFolder]poolagent`,
+		GOOS:       "windows",
+	})
+	args := make([]string, len(c.Arguments))
+	for i, a := range c.Arguments {
+		// A formatted path may expand to one with spaces.
+		if strings.ContainsAny(a, " \t[") {
+			a = `"` + a + `"`
+		}
+		args[i] = a
+	}
+	return strings.Join(args, " ")
+}
 
 // MSIProperties are the public properties the MSI reads from its command
 // line (msiexec /i poolagent.msi NAME=value ...), docs/install.md.
@@ -114,7 +141,7 @@ func buildMSI(ctx context.Context, wxs, dir, version, target string) error {
 	}
 	tmp := filepath.Join(dir, "poolagent.msi")
 	// wixl finds the File sources relative to its working directory.
-	cmd := exec.CommandContext(ctx, wixl, "-a", "x64", "-D", "Version="+version, "-o", tmp, wxs)
+	cmd := exec.CommandContext(ctx, wixl, "-a", "x64", "-D", "Version="+version, "-D", "ServiceArgs="+MSIServiceArguments(), "-o", tmp, wxs)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/poolagent/poolagent/agent/agentsvc"
 	"github.com/poolagent/poolagent/agent/config"
 )
 
@@ -219,12 +220,20 @@ func TestMSI(t *testing.T) {
 		}
 		want := map[int]string{
 			1: "poolagent", 3: "16" /* own process */, 4: "2" /* automatic */, 5: "1", 8: "LocalSystem",
-			10: `run --config "[CommonAppDataFolder]poolagent\poolagent.toml"`, 11: "Program",
+			10: MSIServiceArguments(), 11: "Program",
 		}
 		for i, v := range want {
 			if r[i] != v {
 				t.Errorf("ServiceInstall column %d = %q, want %q", i, r[i], v)
 			}
+		}
+		// The command line `poolagent install` registers, with the MSI's
+		// configuration.
+		c, _ := agentsvc.Config(agentsvc.Options{ConfigPath: MSIConfigPath, GOOS: "windows"})
+		quoted := slices.Clone(c.Arguments)
+		quoted[slices.Index(quoted, MSIConfigPath)] = `"` + MSIConfigPath + `"`
+		if got, want := r[10], strings.Join(quoted, " "); got != want || !strings.HasPrefix(got, "run ") {
+			t.Errorf("service arguments %q, want %q", got, want)
 		}
 	})
 
@@ -239,7 +248,7 @@ func TestMSI(t *testing.T) {
 
 	t.Run("CustomAction", func(t *testing.T) {
 		ca := table(t, msi, "CustomAction")
-		const cfg = `--config "[CommonAppDataFolder]poolagent\poolagent.toml"`
+		const cfg = `--config "` + MSIConfigPath + `"`
 		deferredExe := strconv.Itoa(18 | 1024 | 2048)
 		tests := []struct{ id, typ, source, target string }{
 			{"Configure", deferredExe, "PoolagentExe", "configure " + cfg + ` --sample "[INSTALLDIR]poolagent.sample.toml" --server "[SERVER_URL]" --trusted-keys "[TRUSTED_KEYS]" --server-ca "[SERVER_CA]" --allow-insecure-http "[ALLOW_INSECURE_HTTP]"`},
