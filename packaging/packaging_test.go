@@ -189,7 +189,7 @@ func TestUnitFiles(t *testing.T) {
 			"Service.CapabilityBoundingSet": "",
 		}, nil},
 		{"poolagent", map[string]string{
-			"Service.ExecStart":              `/usr/bin/poolagent "run" "--config" "/etc/poolagent/poolagent.toml"`,
+			"Service.ExecStart":              `/usr/bin/poolagent "run" "--service" "--config" "/etc/poolagent/poolagent.toml"`,
 			"Service.StateDirectory":         "poolagent",
 			"Service.ReadWritePaths":         "-/opt -/usr/local -/usr/bin",
 			"Unit.StartLimitIntervalSec":     "0",

@@ -76,7 +76,7 @@ func TestInstallUnitVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"ExecStart=" + exe + ` "run" "--config" "` + filepath.Join(dir, "poolagent.toml") + `"` + "\n",
+		"ExecStart=" + exe + ` "run" "--service" "--config" "` + filepath.Join(dir, "poolagent.toml") + `"` + "\n",
 		"ReadWritePaths=-/opt -/usr/local -" + filepath.Dir(exe) + " " + stateDir + " -" + filepath.Join(dir, "agents") + "\n",
 		"ProtectSystem=strict\n", "ProtectHome=yes\n", "PrivateTmp=yes\n", "RestartForceExitStatus=10\n",
 	} {

@@ -24,6 +24,13 @@ const Name = "poolagent"
 // again (agent.ExitRestart); systemd restarts it whatever Restart= says.
 const ExitRestart = 10
 
+// ServiceFlag is the flag of `poolagent run` that the registered command
+// line carries: it declares that the service manager started poolagent, so
+// that on Windows it talks to the Service Control Manager without guessing
+// (kardianos/service's guess, svc.IsWindowsService, fails under Wine and in
+// other unusual sessions). `poolagent run` without it runs in the foreground.
+const ServiceFlag = "--service"
+
 // StopTimeout is how long the daemon has to stop its jobs and agents.
 const StopTimeout = 60 * time.Second
 
@@ -126,7 +133,7 @@ func Config(o Options) (daemon.Config, []string) {
 		Description:            "poolagent: keeps this host's managed agents up to date",
 		Documentation:          "https://github.com/poolagent/poolagent/blob/main/docs/install.md",
 		Executable:             o.Executable,
-		Arguments:              []string{"run", "--config", o.ConfigPath},
+		Arguments:              []string{"run", ServiceFlag, "--config", o.ConfigPath},
 		Restart:                daemon.RestartOnFailure,
 		RestartForceExitStatus: []int{ExitRestart},
 		StopTimeout:            StopTimeout,

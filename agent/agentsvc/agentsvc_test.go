@@ -48,7 +48,7 @@ func TestConfig(t *testing.T) {
 			if !slices.Equal(skipped, tt.wantSkipped) {
 				t.Errorf("unlisted paths = %q, want %q", skipped, tt.wantSkipped)
 			}
-			if !slices.Equal(c.Arguments, []string{"run", "--config", tt.o.ConfigPath}) || c.Executable != tt.o.Executable {
+			if !slices.Equal(c.Arguments, []string{"run", "--service", "--config", tt.o.ConfigPath}) || c.Executable != tt.o.Executable {
 				t.Errorf("command %s %q", c.Executable, c.Arguments)
 			}
 			if !slices.Equal(c.RestartForceExitStatus, []int{ExitRestart}) || c.StopTimeout != StopTimeout {
@@ -56,6 +56,25 @@ func TestConfig(t *testing.T) {
 			}
 			if _, err := daemon.New(c, nil); err != nil {
 				t.Errorf("daemon.New rejects the service definition: %v", err)
+			}
+		})
+	}
+}
+
+// TestRegisteredCommandDeclaresServiceMode checks the command line each
+// service manager is given: `run --service`, so that poolagent talks to the
+// Windows Service Control Manager without guessing whether it runs under it.
+func TestRegisteredCommandDeclaresServiceMode(t *testing.T) {
+	for _, tt := range []struct{ goos, exe, cfg string }{
+		{"windows", `C:\Program Files\poolagent\poolagent.exe`, `C:\ProgramData\poolagent\poolagent.toml`},
+		{"linux", "/usr/bin/poolagent", "/etc/poolagent/poolagent.toml"},
+		{"darwin", "/usr/local/bin/poolagent", "/usr/local/etc/poolagent.toml"},
+	} {
+		t.Run(tt.goos, func(t *testing.T) {
+			c, _ := Config(Options{Executable: tt.exe, ConfigPath: tt.cfg, GOOS: tt.goos})
+			got := daemon.ServiceArguments(c, tt.goos)
+			if want := []string{"run", ServiceFlag, "--config", tt.cfg}; !slices.Equal(got, want) {
+				t.Errorf("registered arguments %q, want %q", got, want)
 			}
 		})
 	}

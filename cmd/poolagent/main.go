@@ -5,6 +5,7 @@
 // Usage:
 //
 //	poolagent run       [--config FILE]   run in the foreground (headless, tests, containers)
+//	poolagent run --service [--config FILE]   run as the service (the command line install registers)
 //	poolagent install   [--config FILE]   register the systemd unit, Windows service or launchd job
 //	poolagent uninstall | start | stop | restart [--config FILE]
 //	poolagent status    [--config FILE] [--json]
@@ -60,7 +61,7 @@ func (e *exitError) Unwrap() error { return e.err }
 const usage = `usage: poolagent COMMAND [flags]
 
 commands:
-  run        run the daemon in the foreground
+  run        run the daemon in the foreground (--service: as the service; install registers that)
   install    register poolagent with the service manager (systemd, Windows SCM, launchd)
   uninstall  remove the service
   start      start the service
@@ -112,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("poolagent "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", defaultConfigPath(), "configuration file (TOML)")
-	var jsonOut *bool
+	var jsonOut, asService *bool
 	var server, token *string
 	var ifNotEnrolled *bool
 	var cf configureFlags
@@ -132,7 +133,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "poolagent", version.String())
 		return nil
-	case "run", "install", "uninstall", "start", "stop", "restart":
+	case "run":
+		asService = fs.Bool("service", false, "run as the service: the service manager starts poolagent so (install registers it)")
+	case "install", "uninstall", "start", "stop", "restart":
 	case "help", "-h", "--help":
 		fmt.Fprintf(stdout, usage, defaultConfigPath())
 		return nil
@@ -196,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "run":
-		return runDaemon(ctx, mgr, cfg, log)
+		return runDaemon(ctx, mgr, cfg, log, *asService)
 	case "install":
 		// The state dir will hold the secret: create it now with its
 		// protected ACL on Windows (0700 on Unix), before anything runs.
@@ -251,14 +254,20 @@ func serviceConfig(cfg config.Config, cfgPath string) (daemon.Config, []string, 
 	return svc, skipped, nil
 }
 
-// runDaemon runs the daemon under the service manager or in the
-// foreground until it is stopped.
-func runDaemon(ctx context.Context, mgr *daemon.Manager, cfg config.Config, log *zap.Logger) error {
+// runDaemon runs the daemon until it is stopped: as the service when
+// asService (`run --service`, the command line install registers), else
+// in the foreground or under a service manager that kardianos/service
+// detects.
+func runDaemon(ctx context.Context, mgr *daemon.Manager, cfg config.Config, log *zap.Logger, asService bool) error {
 	d, err := agent.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	err = mgr.Run(ctx, d.Run)
+	if asService {
+		err = mgr.RunService(ctx, d.Run)
+	} else {
+		err = mgr.Run(ctx, d.Run)
+	}
 	switch {
 	case errors.Is(err, agent.ErrRestart):
 		log.Info("exiting so that the service manager starts poolagent again", zap.Int("exit_code", agent.ExitRestart))

@@ -94,6 +94,9 @@ func NewPrefix(ctx context.Context, t Tools, dir, shimSrc string) (*Wine, error)
 		w.Close()
 		return nil, err
 	}
+	// Let the first boot finish (its services, then the wineserver) so
+	// that the Service Control Manager of the tests starts idle.
+	w.wait()
 	return w, nil
 }
 
@@ -230,9 +233,17 @@ func (w *Wine) Close() {
 	cmd := exec.Command(w.Wineserver, "-k")
 	cmd.Env = w.Env()
 	_ = cmd.Run()
-	cmd = exec.Command(w.Wineserver, "-w")
+	w.wait()
+}
+
+// wait waits, at most a minute, until the prefix's wineserver has exited:
+// every program and service of the prefix has ended.
+func (w *Wine) wait() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, w.Wineserver, "-w")
 	cmd.Env = w.Env()
-	cmd.WaitDelay = 10 * time.Second
+	cmd.WaitDelay = 5 * time.Second
 	_ = cmd.Run()
 }
 
@@ -265,6 +276,22 @@ func (w *Wine) ServiceState(ctx context.Context, name string) (string, Result, e
 		return "", res, fmt.Errorf("sc query %s: no state in the output (%s)", name, res)
 	}
 	return m[1], res, nil
+}
+
+var imagePathRE = regexp.MustCompile(`ImagePath\s+REG_\w+\s+(.*)`)
+
+// ServiceCommandLine returns the command line registered for the service
+// name (its ImagePath; Wine's sc has no qc).
+func (w *Wine) ServiceCommandLine(ctx context.Context, name string) (string, error) {
+	res, err := w.Run(ctx, "reg", "query", `HKLM\System\CurrentControlSet\Services\`+name, "/v", "ImagePath")
+	if err != nil {
+		return "", err
+	}
+	m := imagePathRE.FindStringSubmatch(res.Stdout)
+	if res.Code != 0 || m == nil {
+		return "", fmt.Errorf("reg query the ImagePath of service %s: %s", name, res)
+	}
+	return strings.TrimSpace(m[1]), nil
 }
 
 // WaitServiceState polls `sc query name` until the service is in state,

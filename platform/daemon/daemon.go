@@ -247,6 +247,13 @@ func Interactive() bool {
 	return service.Interactive()
 }
 
+// ServiceArguments returns the arguments that Install registers for c with
+// goos's service manager (kardianos's Config.Arguments): what the service
+// manager passes to Config.Executable.
+func ServiceArguments(c Config, goos string) []string {
+	return toKardianos(withDefaults(c), goos).Arguments
+}
+
 // ServiceManager names the service manager kardianos detected, e.g.
 // "linux-systemd", "windows-service", "darwin-launchd"; empty if none.
 func ServiceManager() string {

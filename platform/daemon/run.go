@@ -43,6 +43,17 @@ func (m *Manager) Run(ctx context.Context, prog Program) error {
 	return m.runService(ctx, prog)
 }
 
+// RunService runs prog as the service, for a process the service manager
+// started with the command line Install registered (the caller's flag says
+// so: nothing is guessed). On Windows it talks to the Service Control
+// Manager directly (golang.org/x/sys/windows/svc), which kardianos/service
+// does only when svc.IsWindowsService's heuristic, false under Wine, says
+// so; elsewhere it is Run under the service manager. The results are Run's.
+func (m *Manager) RunService(ctx context.Context, prog Program) error {
+	m.log.Info("running under the service manager", zap.String("manager", service.Platform()))
+	return m.runAsService(ctx, prog)
+}
+
 // runForeground runs prog with a context cancelled by ctx or a shutdown
 // signal.
 func (m *Manager) runForeground(ctx context.Context, prog Program) error {

@@ -3,10 +3,17 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/kardianos/service"
 )
+
+// runAsService is runService: kardianos's Run does not depend on its guess
+// of the mode outside Windows.
+func (m *Manager) runAsService(ctx context.Context, prog Program) error {
+	return m.runService(ctx, prog)
+}
 
 // afterProgramExit is called when the program ended by itself under the
 // service manager. On Unix the RunWait hook has already returned, so
