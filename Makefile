@@ -67,7 +67,8 @@ $(NFPM):
 	$(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
 # .deb and .rpm of poolagent and poolserver for linux/amd64 and linux/arm64,
-# and the Windows zip of poolagent, into $(DIST)/ (docs/install.md).
+# and the Windows zip and MSI of poolagent, into $(DIST)/ (docs/install.md).
+# The MSI needs msitools (wixl, msibuild, msiinfo: apt-get install wixl msitools).
 packages: $(NFPM)
 	$(GO) run ./packaging/build --version '$(VERSION)' --nfpm '$(NFPM)' --out '$(DIST)'
 

@@ -2,8 +2,10 @@
 // .deb and .rpm for Linux (with nfpm, configured by packaging/nfpm/*.yaml),
 // carrying the binaries, the sample configurations from configs/ as
 // configuration files, the systemd units of packaging/systemd and the
-// maintainer scripts of packaging/scripts, and a zip of poolagent for
-// Windows with INSTALL.txt.
+// maintainer scripts of packaging/scripts, and, for Windows, a zip of
+// poolagent with INSTALL.txt and an MSI (packaging/windows/poolagent.wxs,
+// built with msitools' wixl), both with the sample configuration adapted to
+// Windows paths (WindowsConfig).
 //
 // `make packages` runs it through packaging/build; the tests build the
 // amd64 packages once and inspect them.
@@ -59,6 +61,9 @@ type Options struct {
 	Arches []string
 	// Windows also builds the Windows amd64 zip of poolagent.
 	Windows bool
+	// MSI also builds the Windows amd64 MSI of poolagent (with Windows):
+	// it needs wixl and msibuild (msitools) on PATH.
+	MSI bool
 	// NFPM is the nfpm command; Go is the go command (empty: "go").
 	NFPM, Go string
 	// Log receives one line per step; nil: discarded.
@@ -113,18 +118,74 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 		}
 	}
 	if o.Windows {
-		exe := filepath.Join(work, "windows_amd64", "poolagent.exe")
-		if err := o.goBuild(ctx, "windows", "amd64", "poolagent", exe); err != nil {
+		files, err := o.windows(ctx, work)
+		out = append(out, files...)
+		if err != nil {
 			return out, err
 		}
-		target := filepath.Join(o.OutDir, fmt.Sprintf("poolagent_%s_windows_amd64.zip", pkgVersion))
-		fmt.Fprintf(o.Log, "zip %s\n", target)
-		err := writeZip(target, []zipEntry{
-			{name: "poolagent.exe", src: exe, exec: true},
-			{name: "poolagent.toml", src: filepath.Join(o.Root, "configs", "poolagent.toml")},
-			{name: "INSTALL.txt", src: filepath.Join(o.Root, "packaging", "windows", "INSTALL.txt"), crlf: true},
-		})
-		if err != nil {
+	}
+	return out, nil
+}
+
+// WindowsPackages writes only the Windows zip and, with o.MSI, the MSI of
+// poolagent into o.OutDir (o.Arches, o.NFPM and o.Windows are not used).
+// It returns the paths of the files written.
+func WindowsPackages(ctx context.Context, o Options) ([]string, error) {
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if err := CheckConfigs(o.Root); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("packaging: %w", err)
+	}
+	work, err := os.MkdirTemp(o.OutDir, ".build-")
+	if err != nil {
+		return nil, fmt.Errorf("packaging: %w", err)
+	}
+	defer os.RemoveAll(work)
+	return o.windows(ctx, work)
+}
+
+// windows builds poolagent.exe in work and writes the zip and the MSI.
+func (o Options) windows(ctx context.Context, work string) ([]string, error) {
+	var out []string
+	pkgVersion := PackageVersion(o.Version)
+	exe := filepath.Join(work, "windows_amd64", "poolagent.exe")
+	if err := o.goBuild(ctx, "windows", "amd64", "poolagent", exe); err != nil {
+		return out, err
+	}
+	sample, err := os.ReadFile(filepath.Join(o.Root, "configs", "poolagent.toml"))
+	if err != nil {
+		return out, fmt.Errorf("packaging: %w", err)
+	}
+	winConf, err := WindowsConfig(sample)
+	if err != nil {
+		return out, err
+	}
+	conf := filepath.Join(work, "windows_amd64", "poolagent.sample.toml")
+	if err := os.WriteFile(conf, winConf, 0o644); err != nil {
+		return out, fmt.Errorf("packaging: %w", err)
+	}
+	target := filepath.Join(o.OutDir, fmt.Sprintf("poolagent_%s_windows_amd64.zip", pkgVersion))
+	fmt.Fprintf(o.Log, "zip %s\n", target)
+	err = writeZip(target, []zipEntry{
+		{name: "poolagent.exe", src: exe, exec: true},
+		{name: "poolagent.toml", src: conf},
+		{name: "INSTALL.txt", src: filepath.Join(o.Root, "packaging", "windows", "INSTALL.txt"), crlf: true},
+	})
+	if err != nil {
+		return out, err
+	}
+	out = append(out, target)
+	if o.MSI {
+		target := filepath.Join(o.OutDir, MSIFileName(pkgVersion))
+		fmt.Fprintf(o.Log, "msi %s\n", target)
+		if err := buildMSI(ctx, filepath.Join(o.Root, "packaging", "windows", "poolagent.wxs"), filepath.Dir(exe), MSIVersion(pkgVersion), target); err != nil {
 			return out, err
 		}
 		out = append(out, target)

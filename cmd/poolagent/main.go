@@ -9,7 +9,9 @@
 //	poolagent install   [--config FILE]   register the systemd unit, Windows service or launchd job
 //	poolagent uninstall | start | stop | restart [--config FILE]
 //	poolagent status    [--config FILE] [--json]
-//	poolagent enroll    [--config FILE] --server URL --token TOKEN
+//	poolagent enroll    [--config FILE] --server URL --token TOKEN [--if-not-enrolled]
+//	poolagent configure [--config FILE] [--sample FILE] [--server URL] [--trusted-keys K1,K2]
+//	                    [--server-ca FILE] [--allow-insecure-http BOOL]
 //	poolagent version
 //
 // Exit codes: 0 success; 1 failure; 2 usage; 3 `status` found no running
@@ -67,6 +69,8 @@ commands:
   restart    restart the service
   status     show the daemon's state (--json for scripts)
   enroll     exchange an enrollment token for this host's credentials (--server URL --token T)
+  configure  write settings into the configuration, creating it from --sample if missing
+             (--server URL --trusted-keys K1,K2 --server-ca FILE --allow-insecure-http BOOL)
   version    print the version
 
 flags:
@@ -111,12 +115,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", defaultConfigPath(), "configuration file (TOML)")
 	var jsonOut, asService *bool
 	var server, token *string
+	var ifNotEnrolled *bool
+	var cf configureFlags
 	switch cmd {
 	case "status":
 		jsonOut = fs.Bool("json", false, "print JSON for scripts")
 	case "enroll":
 		server = fs.String("server", "", "poolserver's URL (default: server_url of the config)")
 		token = fs.String("token", "", "one-time enrollment token (poolserver enroll-token create)")
+		ifNotEnrolled = fs.Bool("if-not-enrolled", false, "keep the credentials if this host is already enrolled (installers, upgrades)")
+	case "configure":
+		fs.StringVar(&cf.sample, "sample", "", "sample configuration to start from when --config does not exist")
+		fs.StringVar(&cf.server, "server", "", "server_url")
+		fs.StringVar(&cf.trustedKeys, "trusted-keys", "", "artifacts.trusted_keys: minisign public keys, comma-separated")
+		fs.StringVar(&cf.serverCA, "server-ca", "", "server_ca: PEM CA bundle for poolserver's certificate")
+		fs.StringVar(&cf.insecure, "allow-insecure-http", "", "artifacts.allow_insecure_http: true or false (labs and tests only)")
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "poolagent", version.String())
 		return nil
@@ -140,6 +153,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cmd == "configure" {
+		return configure(path, cf, stdout)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -148,6 +164,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "status":
 		return status(ctx, cfg, *jsonOut, stdout)
 	case "enroll":
+		if *ifNotEnrolled {
+			c, ok, err := alreadyEnrolled(cfg)
+			if err != nil {
+				return err
+			}
+			if ok {
+				fmt.Fprintf(stdout, "already enrolled as client %s in pool %s (%s); keeping these credentials\n", c.ClientID, c.ClusterID, cfg.Credentials())
+				return nil
+			}
+			if *token == "" {
+				return fmt.Errorf("enroll: this host is not enrolled (no %s) and no enrollment token was given (--token, the installer's ENROLL_TOKEN)", cfg.Credentials())
+			}
+		}
 		c, err := agent.Enroll(ctx, cfg, *server, *token)
 		if err != nil {
 			return err

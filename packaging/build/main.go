@@ -1,8 +1,9 @@
 // Command build writes poolagent's and poolserver's release packages into
 // dist/ (`make packages` runs it): .deb and .rpm for each Linux architecture
-// and the Windows zip of poolagent. See package packaging.
+// and the Windows zip and MSI of poolagent (the MSI needs msitools: wixl,
+// msibuild, msiinfo). See package packaging.
 //
-//	go run ./packaging/build --version v1.2.3 --nfpm PATH [--out dist] [--arch amd64,arm64] [--windows=true]
+//	go run ./packaging/build --version v1.2.3 --nfpm PATH [--out dist] [--arch amd64,arm64] [--windows=true] [--msi=true]
 package main
 
 import (
@@ -33,6 +34,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", "dist", "output directory")
 	arches := fs.String("arch", strings.Join(packaging.DefaultArches, ","), "comma-separated Linux architectures")
 	windows := fs.Bool("windows", true, "also build the Windows amd64 zip of poolagent")
+	msi := fs.Bool("msi", true, "with --windows, also build the Windows amd64 MSI of poolagent (needs msitools)")
 	nfpm := fs.String("nfpm", "nfpm", "the nfpm command")
 	goCmd := fs.String("go", "go", "the go command")
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +50,7 @@ func run(ctx context.Context, args []string) error {
 		OutDir:  *out,
 		Arches:  strings.Split(*arches, ","),
 		Windows: *windows,
+		MSI:     *msi,
 		NFPM:    *nfpm,
 		Go:      *goCmd,
 		Log:     os.Stdout,
