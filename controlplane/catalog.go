@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
 )
 
 // SelfName is the release name of poolagent itself.
-const SelfName = "poolagent"
+const SelfName = rollout.SelfName
 
 // channelRank orders release channels by stability. A pool follows the
 // releases of its channel and of every more stable one: a BETA pool takes
@@ -45,13 +46,13 @@ func newCatalog(rs []*store.Release) *catalog {
 	return c
 }
 
-// get returns the artifact of name and version for a platform.
-func (c *catalog) get(name, version, goos, arch string) *store.Release {
+// Get returns the artifact of name and version for a platform.
+func (c *catalog) Get(name, version, goos, arch string) *store.Release {
 	return c.byKey[releaseKey(name, version, goos, arch)]
 }
 
-// latest returns the newest version of name that a pool on channel takes.
-func (c *catalog) latest(name string, channel okta.ReleaseChannel) string {
+// Latest returns the newest version of name that a pool on channel takes.
+func (c *catalog) Latest(name string, channel okta.ReleaseChannel) string {
 	best := ""
 	for _, r := range c.releases {
 		if r.Name == name && channelRank[r.Channel] >= channelRank[channel] && (best == "" || vercmp.Compare(r.Version, best) > 0) {
@@ -106,9 +107,9 @@ func channelsFrom(channel okta.ReleaseChannel) string {
 	return strings.Join(out, ", ")
 }
 
-// published returns when a version of name was first published (any
+// Published returns when a version of name was first published (any
 // platform): the start of its schedule.delay.
-func (c *catalog) published(name, version string) (time.Time, bool) {
+func (c *catalog) Published(name, version string) (time.Time, bool) {
 	var first time.Time
 	for _, r := range c.releases {
 		if r.Name == name && r.Version == version && (first.IsZero() || r.PublishedAt.Before(first)) {
@@ -146,6 +147,13 @@ func (s *Server) loadCatalog(ctx context.Context, fresh bool) (*catalog, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Releases are never changed or removed, only added: the same count
+	// and newest sequence is the same catalog, and the snapshot stays the
+	// same pointer (the rollout engine re-plans when it changes).
+	if old := s.cat.c; old != nil && len(old.releases) == len(rs) && (len(rs) == 0 || old.releases[len(rs)-1].Seq == rs[len(rs)-1].Seq) {
+		s.cat.fetched = now
+		return old, nil
+	}
 	s.cat.c, s.cat.fetched = newCatalog(rs), now
 	return s.cat.c, nil
 }
@@ -153,13 +161,10 @@ func (s *Server) loadCatalog(ctx context.Context, fresh bool) (*catalog, error) 
 // effectiveLatest is the pool's latestVersion: the pinned setting, or the
 // newest release of its type on its channel.
 func effectiveLatest(p *store.Pool, c *catalog) string {
-	if p.Settings.LatestVersion != "" {
+	if c == nil {
 		return p.Settings.LatestVersion
 	}
-	if c == nil {
-		return ""
-	}
-	return c.latest(string(p.Type), p.Settings.ReleaseChannel)
+	return rollout.EffectiveLatest(p, c)
 }
 
 // artifactPath is where an artifact's bytes live: content-addressed.
@@ -168,9 +173,7 @@ func artifactPath(dataDir, sha string) string {
 }
 
 // artifactURL is the path an artifact is served at.
-func artifactURL(r *store.Release) string {
-	return fmt.Sprintf("/artifacts/%s/%s/%s/%s", r.Name, r.Version, r.OS, r.Arch)
-}
+func artifactURL(r *store.Release) string { return rollout.ArtifactPath(r) }
 
 // Publish describes a release to add to the catalog.
 type Publish struct {

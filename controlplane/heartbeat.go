@@ -15,6 +15,7 @@ import (
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"go.uber.org/zap"
 )
@@ -144,6 +145,17 @@ func jobStateToInstance(j sailpoint.JobReport) okta.AgentUpdateInstanceStatus {
 	return "" // PENDING: nothing to record but progress
 }
 
+// finishedJob reports whether a heartbeat ends a job.
+func finishedJob(jobs []store.JobReport) bool {
+	for _, j := range jobs {
+		switch j.Status {
+		case okta.InstanceSuccess, okta.InstanceFailed, okta.InstanceCancelled:
+			return true
+		}
+	}
+	return false
+}
+
 func terminal(s sailpoint.JobState) bool {
 	return s == sailpoint.JobFinished || s == sailpoint.JobFailed || s == sailpoint.JobCancelled
 }
@@ -222,9 +234,13 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			spInternal(w)
 			return
 		}
+		if finishedJob(hb.Jobs) {
+			s.engine.Kick() // a finished job may free a slot or end the update
+		}
 	} else {
 		s.seen.mark(c.ID, now)
 	}
+	s.engine.Heard(c.ID, now)
 	warnings := s.noteHeartbeat(c.ID, c.PoolID, hostName(&req.Body, c.ID), &req, now)
 	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now, warnings))
 }
@@ -322,12 +338,12 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: op})
 	}
 	for _, j := range b.Jobs {
-		if strings.HasPrefix(j.UUID, selfJobPrefix) {
+		if strings.HasPrefix(j.UUID, rollout.SelfJobPrefix) {
 			s.metrics.jobReported(j)
-			s.engine.selfReport(c.ID, j) // self-updates are not update_agents rows
+			s.engine.SelfReport(c.ID, j) // self-updates are not update_agents rows
 			continue
 		}
-		if !s.engine.owns(ctx, c.ID, j.UUID) {
+		if !s.engine.Owns(ctx, c.ID, j.UUID) {
 			continue // not this client's job, or no longer current
 		}
 		s.metrics.jobReported(j)
@@ -409,7 +425,7 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 	base := s.baseURL(r)
 	jobs := []sailpoint.Job{}
 	current := map[string]bool{}
-	for _, j := range s.engine.jobsFor(c.ID) {
+	for _, j := range s.engine.JobsFor(c.ID, now) {
 		current[j.UUID] = true
 		if st, ok := reported[j.UUID]; ok && terminal(st) {
 			continue

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
@@ -16,16 +17,16 @@ import (
 func renderTransitions() string {
 	var b strings.Builder
 	b.WriteString("| action | from | only for scheduled updates | to |\n|---|---|---|---|\n")
-	for _, t := range Transitions {
-		from := make([]string, len(t.from))
-		for i, s := range t.from {
+	for _, t := range rollout.Transitions {
+		from := make([]string, len(t.From))
+		for i, s := range t.From {
 			from[i] = string(s)
 		}
 		only := ""
-		if t.scheduledOnly {
+		if t.ScheduledOnly {
 			only = "yes"
 		}
-		b.WriteString("| " + string(t.action) + " | " + strings.Join(from, ", ") + " | " + only + " | " + string(t.to) + " |\n")
+		b.WriteString("| " + string(t.Action) + " | " + strings.Join(from, ", ") + " | " + only + " | " + string(t.To) + " |\n")
 	}
 	return b.String()
 }
@@ -50,7 +51,8 @@ func TestLifecycleDocMatchesCode(t *testing.T) {
 // TestEveryActionFromEveryStatus checks the whole action x status matrix
 // against the table: legal pairs move, illegal ones change nothing.
 func TestEveryActionFromEveryStatus(t *testing.T) {
-	statuses := []okta.AgentUpdateJobStatus{sched, running, paused, success, failed, stopped}
+	running, failed := okta.JobInProgress, okta.JobFailed
+	statuses := []okta.AgentUpdateJobStatus{okta.JobScheduled, running, okta.JobPaused, okta.JobSuccess, failed, okta.JobCancelled}
 	actions := []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionStop, ActionRetry, ActionDelete}
 	now := time.Unix(1700000000, 0)
 	for _, scheduled := range []bool{false, true} {
@@ -61,7 +63,7 @@ func TestEveryActionFromEveryStatus(t *testing.T) {
 				if scheduled {
 					u.Schedule = &store.Schedule{Cron: "0 2 15 * *"}
 				}
-				_, legal := findTransition(u, a)
+				_, legal := rollout.FindTransition(u, a)
 				err := applyAction(u, a, now)
 				if legal != (err == nil) {
 					t.Errorf("%s from %s (scheduled %v): legal %v but error %v", a, st, scheduled, legal, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
@@ -21,8 +22,9 @@ func (s *Server) nextWindow(ctx context.Context, u *store.Update, cat *catalog) 
 	default:
 		return nil
 	}
-	if cat == nil {
-		cat = &catalog{}
+	var c rollout.Catalog
+	if cat != nil {
+		c = cat
 	}
 	target := u.TargetVersion
 	if target == "" {
@@ -30,7 +32,7 @@ func (s *Server) nextWindow(ctx context.Context, u *store.Update, cat *catalog) 
 			target = effectiveLatest(p, cat)
 		}
 	}
-	_, start, end, err := s.engine.window(u, target, &tickData{now: s.clock.Now(), cat: cat})
+	_, start, end, err := rollout.Window(u, target, c, s.clock.Now())
 	if err != nil || start.IsZero() || end.IsZero() {
 		return nil
 	}

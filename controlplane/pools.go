@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/schedule"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
@@ -26,7 +27,7 @@ const (
 	maxLimitPerPoolType     = 200
 	// DefaultWindowMinutes is the window length of a schedule sent without
 	// a duration (or with 0, as the seed's request sample does).
-	DefaultWindowMinutes = 120
+	DefaultWindowMinutes = rollout.DefaultWindowMinutes
 	// DefaultTimezone is the zone of a schedule sent without one.
 	DefaultTimezone = "UTC"
 )
@@ -227,7 +228,7 @@ func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 		v.ClockSkewSeconds = skewSeconds(skew)
 	}
 	if cat != nil && a.Version != "" {
-		if latest := cat.latest(string(a.Type), okta.ChannelGA); latest != "" {
+		if latest := cat.Latest(string(a.Type), okta.ChannelGA); latest != "" {
 			is := vercmp.Compare(a.Version, latest) >= 0
 			v.IsLatestGAedVersion = &is
 		}
@@ -492,10 +493,7 @@ func parseUpdateBody(r *http.Request, p *store.Pool) (*parsedUpdate, error) {
 		pu.schedule = sc
 	}
 	if len(b.Rollout) > 0 {
-		pol, rc, err := parseRolloutPolicy(b.Rollout)
-		if err != nil {
-			return nil, err
-		}
+		pol, rc := parseRolloutPolicy(b.Rollout)
 		causes = append(causes, rc...)
 		pu.rolloutSet, pu.rollout = true, pol
 	}
@@ -654,9 +652,9 @@ func applyFields(u *store.Update, b *parsedUpdate) {
 		u.AllowDowngrade = *b.AllowDowngrade
 	}
 	if b.rolloutSet {
-		doc := readRollout(u)
+		doc := rollout.ReadDoc(u)
 		doc.Policy = b.rollout
-		writeRollout(u, doc)
+		rollout.WriteDoc(u, doc)
 	}
 	if b.scheduleSet {
 		if b.schedule != nil && u.Schedule != nil {
@@ -787,7 +785,7 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 	var from okta.AgentUpdateJobStatus
 	err = s.store.DeleteUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
 		from = u.Status
-		if _, ok := findTransition(u, ActionDelete); !ok {
+		if _, ok := rollout.FindTransition(u, ActionDelete); !ok {
 			return illegal(u, ActionDelete)
 		}
 		return nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/poolagent/poolagent/api"
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/controlplane/ui"
 	"go.uber.org/zap"
@@ -55,7 +56,7 @@ type Server struct {
 	hbState     hbState
 	seen        seenCoalescer
 	writer      *hbWriter
-	engine      *Engine
+	engine      *rollout.Engine
 	cat         catalogCache
 	poolTypesMu sync.Mutex
 	poolTypes   map[string]okta.AgentType
@@ -87,7 +88,18 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
 	s.metrics = newMetrics(s)
-	s.engine = newEngine(s)
+	s.engine = rollout.New(rollout.Deps{
+		Store: st, Now: s.clock.Now, Log: log.Named("rollout"),
+		Config: rollout.Config{Tick: cfg.Rollout.Tick.Duration, InactiveAfter: s.inactiveAfter(), SelfUpdate: cfg.Rollout.SelfUpdate},
+		Catalog: func(ctx context.Context) (rollout.Catalog, error) {
+			c, err := s.loadCatalog(ctx, true)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		Dispatched: func(n int) { s.metrics.jobsDispatch.Add(float64(n)) },
+	})
 	s.writer = newHBWriter(st, log, s.metrics)
 	s.handler = s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +122,7 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 }
 
 // Engine returns the rollout engine (tests drive its Tick by hand).
-func (s *Server) Engine() *Engine { return s.engine }
+func (s *Server) Engine() *rollout.Engine { return s.engine }
 
 // flushSeen writes the coalesced last-seen times.
 func (s *Server) flushSeen(ctx context.Context) {

@@ -1,0 +1,307 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane/store"
+	"github.com/poolagent/poolagent/internal/vercmp"
+	"go.uber.org/zap"
+)
+
+// SelfName is the release name of poolagent itself.
+const SelfName = "poolagent"
+
+// SelfJobPrefix starts the id of a poolagent self-update job.
+const SelfJobPrefix = "self-"
+
+// ArtifactPath is the path an artifact is served at (the server prefixes
+// its base URL).
+func ArtifactPath(r *store.Release) string {
+	return fmt.Sprintf("/artifacts/%s/%s/%s/%s", r.Name, r.Version, r.OS, r.Arch)
+}
+
+// updInfo is what every published job of an update shares; replaced, not
+// changed, when the update's window, target or policy change.
+type updInfo struct {
+	updateID, poolID string
+	status           okta.AgentUpdateJobStatus
+	target           string
+	allowDowngrade   bool
+	maint            sailpoint.Maintenance
+	windowStart      time.Time
+	policy           *Policy
+}
+
+func (a *updInfo) same(b *updInfo) bool {
+	return a != nil && b != nil && a.updateID == b.updateID && a.status == b.status && a.target == b.target &&
+		a.allowDowngrade == b.allowDowngrade && a.maint == b.maint && a.windowStart.Equal(b.windowStart) && a.policy == b.policy
+}
+
+// jobSnap is one published job in flight: immutable, so a heartbeat reads
+// it without the engine's lock.
+type jobSnap struct {
+	info        *updInfo
+	id          string
+	seq         int64
+	running     bool
+	agentID     string
+	agentName   string
+	typ         string
+	rel         *store.Release
+	fromVersion string
+}
+
+// selfSnap is a published poolagent self-update offer.
+type selfSnap struct {
+	version string
+	rel     *store.Release
+	poolID  string
+}
+
+// clientJobs is what one client is handed.
+type clientJobs struct {
+	jobs []*jobSnap
+	self *selfSnap
+}
+
+// jobTable publishes each client's jobs, sharded so heartbeats on many
+// connections do not queue on one lock.
+type jobTable struct {
+	seed   maphash.Seed
+	shards [64]struct {
+		mu sync.RWMutex
+		m  map[string]*clientJobs
+	}
+}
+
+func (t *jobTable) init() {
+	t.seed = maphash.MakeSeed()
+	for i := range t.shards {
+		t.shards[i].m = map[string]*clientJobs{}
+	}
+}
+
+func (t *jobTable) shard(id string) int { return int(maphash.String(t.seed, id) % uint64(len(t.shards))) }
+
+func (t *jobTable) get(id string) *clientJobs {
+	s := &t.shards[t.shard(id)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m[id]
+}
+
+func (t *jobTable) set(id string, cj *clientJobs) {
+	s := &t.shards[t.shard(id)]
+	s.mu.Lock()
+	if cj == nil {
+		delete(s.m, id)
+	} else {
+		s.m[id] = cj
+	}
+	s.mu.Unlock()
+}
+
+func (t *jobTable) clear() {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
+}
+
+// refreshInfo computes what an update's jobs share; a change republishes
+// the jobs of its agents in flight.
+func (e *Engine) refreshInfo(us *updState, now time.Time) {
+	u := us.u
+	target := Target(u, us.pool.p, e.cat)
+	open, start, end, _ := Window(u, target, e.cat, now)
+	in := &updInfo{updateID: u.ID, poolID: u.PoolID, status: u.Status, target: target, allowDowngrade: u.AllowDowngrade,
+		maint: sailpoint.Maintenance{Window: fmt.Sprint(open), WindowStartTime: start.UTC().Format(time.RFC3339)}, windowStart: start}
+	if !end.IsZero() {
+		in.maint.WindowFinishTime = end.UTC().Format(time.RFC3339)
+	}
+	in.policy = us.doc.Policy // replaced only when the update is read again
+	if in.same(us.info) {
+		return
+	}
+	us.info = in
+	for i := range u.Agents {
+		if live(&u.Agents[i]) {
+			if as := e.agents[u.Agents[i].AgentID]; as != nil {
+				e.markClient(as.client)
+			}
+		}
+	}
+}
+
+// publish rebuilds the published jobs of the clients something touched.
+func (e *Engine) publish(now time.Time) {
+	for _, us := range e.updates {
+		e.refreshInfo(us, now)
+	}
+	for cs := range e.dirty {
+		delete(e.dirty, cs)
+		if e.clients[cs.c.ID] != cs {
+			continue
+		}
+		var cj clientJobs
+		for _, as := range cs.agents {
+			if as.pool == nil {
+				continue
+			}
+			for _, us := range as.pool.updates {
+				i, ok := us.idx[as.a.ID]
+				if !ok {
+					continue
+				}
+				ua := &us.u.Agents[i]
+				if !live(ua) {
+					continue
+				}
+				// A paused or halted update lets running jobs finish and
+				// hands out nothing new.
+				if us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled {
+					continue
+				}
+				cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
+					agentID: ua.AgentID, agentName: as.a.AgentName, typ: string(as.a.Type), fromVersion: ua.FromVersion,
+					rel: e.cat.Get(string(as.a.Type), us.info.target, cs.c.OS, cs.c.Arch)})
+			}
+		}
+		if e.d.Config.SelfUpdate {
+			cj.self = e.selfOffer(cs)
+		}
+		if len(cj.jobs) == 0 && cj.self == nil {
+			e.table.set(cs.c.ID, nil)
+		} else {
+			e.table.set(cs.c.ID, &cj)
+		}
+	}
+}
+
+// selfOffer is the newest poolagent release on the client's pool channel
+// when its poolagent is older: self-updates are not counted against
+// maxUnavailable (they restart poolagent, not the managed agents). A host
+// that reported one failed is not offered that version again.
+func (e *Engine) selfOffer(cs *clientState) *selfSnap {
+	c := cs.c
+	ps := e.pools[c.PoolID]
+	if ps == nil || c.AgentVersion == "" || !cs.connected || e.cat == nil {
+		return nil
+	}
+	latest := e.cat.Latest(SelfName, ps.p.Settings.ReleaseChannel)
+	if latest == "" || vercmp.Compare(c.AgentVersion, latest) >= 0 {
+		return nil
+	}
+	if _, failed := e.selfFailed.Load(c.ID + "\x00" + latest); failed {
+		return nil
+	}
+	rel := e.cat.Get(SelfName, latest, c.OS, c.Arch)
+	if rel == nil {
+		return nil
+	}
+	return &selfSnap{version: latest, rel: rel, poolID: c.PoolID}
+}
+
+func artifactOf(r *store.Release) *sailpoint.Artifact {
+	return &sailpoint.Artifact{Name: r.Name, Version: r.Version, OS: r.OS, Arch: r.Arch, URL: ArtifactPath(r),
+		Size: r.Size, SHA256: r.SHA256, Signature: r.Signature}
+}
+
+// JobsFor returns the jobs a client's heartbeat hands out: its agents'
+// jobs in flight and a poolagent self-update offer. Artifact URLs are
+// paths; now stamps the self-update's window. It takes no engine lock.
+func (e *Engine) JobsFor(clientID string, now time.Time) []sailpoint.Job {
+	cj := e.table.get(clientID)
+	if cj == nil {
+		return nil
+	}
+	out := make([]sailpoint.Job, 0, len(cj.jobs)+1)
+	for _, s := range cj.jobs {
+		in := s.info
+		state := sailpoint.JobPending
+		if s.running {
+			state = sailpoint.JobRunning
+		}
+		mp := sailpoint.ManagedProcess{Version: in.target, Path: s.typ + "/" + s.agentName, Type: s.typ}
+		if s.rel != nil {
+			mp.Artifact = artifactOf(s.rel)
+		}
+		m := in.maint
+		job := sailpoint.Job{
+			UUID: s.id, Cookbook: s.id, State: state, Type: sailpoint.JobTypeUpgrade, TargetID: clientID,
+			ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{s.agentName: mp},
+			UpdateID:                    in.updateID, PoolID: in.poolID, AllowDowngrade: in.allowDowngrade, Sequence: s.seq, Maintenance: &m,
+			Precheck: &sailpoint.Precheck{FromVersion: s.fromVersion},
+		}
+		if mp.Artifact != nil {
+			size := mp.Artifact.Size
+			job.Precheck.FreeBytes = 2*size + max(size/10, 16<<20)
+		}
+		if pol := in.policy; pol != nil {
+			job.Precheck.MinPoolagentVersion = pol.MinPoolagentVersion
+			job.DownloadRateLimit = pol.DownloadRateLimit
+			if pol.SplayMinutes > 0 {
+				at := in.windowStart.Add(SplayOffset(in.updateID, s.agentID, time.Duration(pol.SplayMinutes)*time.Minute))
+				job.StartAfter = at.UTC().Format(time.RFC3339)
+			}
+		}
+		out = append(out, job)
+	}
+	if s := cj.self; s != nil {
+		if _, failed := e.selfFailed.Load(clientID + "\x00" + s.version); !failed {
+			id := SelfJobPrefix + clientID + "-" + s.version
+			out = append(out, sailpoint.Job{
+				UUID: id, Cookbook: id, State: sailpoint.JobPending, Type: sailpoint.JobTypeUpgrade, TargetID: clientID,
+				ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{SelfName: {Version: s.version, Path: SelfName, Type: SelfName,
+					Artifact: artifactOf(s.rel)}},
+				PoolID: s.poolID, Sequence: s.rel.Seq,
+				Maintenance: &sailpoint.Maintenance{Window: "true", WindowStartTime: now.UTC().Format(time.RFC3339)},
+			})
+		}
+	}
+	return out
+}
+
+// Owns reports whether jobID is a job of clientID: from the published
+// jobs for jobs in flight, else from the store (a job of an update stopped
+// since).
+func (e *Engine) Owns(ctx context.Context, clientID, jobID string) bool {
+	if cj := e.table.get(clientID); cj != nil {
+		for _, s := range cj.jobs {
+			if s.id == jobID {
+				return true
+			}
+		}
+	}
+	owner, err := e.d.Store.JobOwner(ctx, jobID)
+	return err == nil && owner == clientID
+}
+
+// SelfReport records a host's report on a self-update job: its end is
+// logged (self-updates have no update in the Agent Pools API), and a
+// failed version is not offered to the host again.
+func (e *Engine) SelfReport(clientID string, j sailpoint.JobReport) {
+	prefix := SelfJobPrefix + clientID + "-"
+	if len(j.UUID) <= len(prefix) || !strings.HasPrefix(j.UUID, prefix) {
+		return
+	}
+	version := j.UUID[len(prefix):]
+	log := e.d.Log.With(zap.String("client", clientID), zap.String("job", j.UUID), zap.String("version", version),
+		zap.String("state", string(j.State)), zap.String("updateStatus", j.UpdateStatus))
+	switch j.State {
+	case sailpoint.JobFinished:
+		log.Info("poolagent self-update finished")
+	case sailpoint.JobFailed:
+		log.Warn("poolagent self-update failed; this version is not offered to the host again", zap.String("updateMessage", j.UpdateMessage))
+		e.selfFailed.Store(clientID+"\x00"+version, true)
+	}
+}

@@ -1,0 +1,364 @@
+package rollout
+
+import (
+	"slices"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+// poolState is a pool, its agents and the availability guard's counts.
+type poolState struct {
+	p      *store.Pool
+	agents map[string]*agentState
+	h      Health
+	// updates are the pool's active updates in (sortOrder, creation)
+	// order: the order they take the pool's slots in.
+	updates []*updState
+	// minDirty: the minimalSupportedVersion check is due (settings,
+	// versions or the catalog changed).
+	minDirty bool
+}
+
+// free is how many more of the pool's agents may start a job now.
+func (ps *poolState) free() int {
+	return max(ps.p.Settings.MaxUnavailable, 1) - ps.h.Live - ps.h.UnhealthyIdle
+}
+
+// agentState is one agent as the engine sees it.
+type agentState struct {
+	a      *store.Agent
+	pool   *poolState
+	client *clientState
+	busy   int // jobs in flight for this agent
+	// What the agent adds to its pool's Health now.
+	counted             bool
+	op, disc, idleUnfit bool
+}
+
+// clientState is one host.
+type clientState struct {
+	c         *store.Client // Facts dropped
+	seen      time.Time
+	connected bool
+	inHeap    bool
+	agents    []*agentState
+}
+
+// updState is an active update with its agents' shares.
+type updState struct {
+	u    *store.Update
+	pool *poolState
+	idx  map[string]int // agent id -> index in u.Agents
+	doc  Doc
+	// waves maps agent ids to waves (nil: one wave); computed for the
+	// agent count in wavesFor.
+	waves    map[string]int
+	lastWave int
+	wavesFor int
+	wavesOK  bool
+	// Counts kept as rows change.
+	failed, done, live, waiting int
+	// touched: a row changed since the last plan (wave promotion looks).
+	touched bool
+	// Rows and header the engine changed, to write.
+	dirty    map[int]struct{}
+	hdrDirty bool
+	// replan: the rows need a pass (something that decides who may start
+	// changed).
+	replan bool
+	info   *updInfo // what the update's published jobs share
+}
+
+// live reports whether an agent's share holds a job in flight.
+func live(ua *store.UpdateAgent) bool {
+	if ua.JobID == "" {
+		return false
+	}
+	switch ua.Status {
+	case okta.InstanceScheduled, okta.InstanceInProgress, okta.InstancePendingCompletion:
+		return true
+	}
+	return false
+}
+
+func (e *Engine) markClient(c *clientState) {
+	if c != nil {
+		e.dirty[c] = struct{}{}
+	}
+}
+
+// connectedAt reports whether a host last seen at seen counts as connected.
+func (e *Engine) connectedAt(seen, now time.Time) bool {
+	return !seen.IsZero() && now.Sub(seen) <= e.d.Config.InactiveAfter
+}
+
+// upsertClient applies a client row.
+func (e *Engine) upsertClient(c *store.Client, now time.Time) {
+	c.Facts = ""
+	cs := e.clients[c.ID]
+	if cs == nil {
+		cs = &clientState{c: c}
+		e.clients[c.ID] = cs
+	} else {
+		cs.c = c
+	}
+	e.markClient(cs)
+	e.see(cs, c.LastSeen, now)
+}
+
+// see records that a host was heard from at t.
+func (e *Engine) see(cs *clientState, t, now time.Time) {
+	if t.After(cs.seen) {
+		cs.seen = t
+	}
+	if conn := e.connectedAt(cs.seen, now); conn != cs.connected {
+		cs.connected = conn
+		e.markClient(cs)
+		for _, a := range cs.agents {
+			e.reclass(a)
+		}
+	}
+	if cs.connected && !cs.inHeap {
+		e.live.push(liveEntry{at: cs.seen.Add(e.d.Config.InactiveAfter), c: cs})
+		cs.inHeap = true
+	}
+}
+
+// upsertAgent applies an agent row.
+func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
+	as := e.agents[a.ID]
+	if as == nil {
+		as = &agentState{a: a}
+		e.agents[a.ID] = as
+	} else {
+		old := as.a
+		as.a = a
+		if old.Version != a.Version && as.pool != nil {
+			as.pool.minDirty = true
+			for _, us := range as.pool.updates {
+				us.replan = true
+			}
+		}
+		if old.PoolID != a.PoolID || old.ClientID != a.ClientID {
+			e.detachAgent(as)
+		}
+	}
+	if as.pool == nil {
+		ps := e.pools[a.PoolID]
+		if ps == nil {
+			// A pool created after this tick's listing: next tick.
+			delete(e.agents, a.ID)
+			return
+		}
+		as.pool = ps
+		ps.agents[a.ID] = as
+		for _, us := range ps.updates {
+			if us.u.AllAgents && (us.u.Status == okta.JobScheduled || us.u.Status == okta.JobInProgress) {
+				if _, ok := us.idx[a.ID]; !ok {
+					// Agents that joined the pool join an "all agents"
+					// update.
+					e.appendRow(us, store.UpdateAgent{AgentID: a.ID, Status: okta.InstanceScheduled, ModifiedAt: now})
+					us.dirty[len(us.u.Agents)-1] = struct{}{}
+				}
+			}
+		}
+	}
+	if as.client == nil && a.ClientID != "" {
+		if cs := e.clients[a.ClientID]; cs != nil {
+			as.client = cs
+			cs.agents = append(cs.agents, as)
+		}
+	}
+	if as.client != nil {
+		e.see(as.client, a.LastConnection, now)
+		e.markClient(as.client)
+	}
+	e.reclass(as)
+}
+
+// detachAgent takes an agent out of its pool and client (it moved).
+func (e *Engine) detachAgent(as *agentState) {
+	if as.pool != nil {
+		e.uncount(as)
+		delete(as.pool.agents, as.a.ID)
+		as.pool = nil
+	}
+	if as.client != nil {
+		cs := as.client
+		cs.agents = slices.DeleteFunc(cs.agents, func(x *agentState) bool { return x == as })
+		e.markClient(cs)
+		as.client = nil
+	}
+}
+
+// uncount removes what an agent adds to its pool's health.
+func (e *Engine) uncount(as *agentState) {
+	if !as.counted {
+		return
+	}
+	h := &as.pool.h
+	h.Size--
+	if as.op {
+		h.Operational--
+	}
+	if as.disc {
+		h.Disconnected--
+	}
+	if as.idleUnfit {
+		h.UnhealthyIdle--
+	}
+	as.counted = false
+}
+
+// reclass recomputes what an agent adds to its pool's health: OPERATIONAL
+// when its host is connected and reports it so; disconnected when its host
+// is silent; unfit and idle (using up a slot of maxUnavailable) when not
+// OPERATIONAL and holding no job.
+func (e *Engine) reclass(as *agentState) {
+	if as.pool == nil {
+		return
+	}
+	connected := as.client != nil && as.client.connected
+	if as.client == nil {
+		connected = e.connectedAt(as.a.LastConnection, e.d.Now())
+	}
+	op := connected && as.a.OperationalStatus == okta.OperationalStatusOperational
+	disc := !connected
+	unfit := !op && as.busy == 0
+	if as.counted && op == as.op && disc == as.disc && unfit == as.idleUnfit {
+		return
+	}
+	e.uncount(as)
+	h := &as.pool.h
+	h.Size++
+	if op {
+		h.Operational++
+	}
+	if disc {
+		h.Disconnected++
+	}
+	if unfit {
+		h.UnhealthyIdle++
+	}
+	as.op, as.disc, as.idleUnfit, as.counted = op, disc, unfit, true
+	for _, us := range as.pool.updates {
+		if us.waiting > 0 {
+			us.replan = true
+		}
+	}
+}
+
+// addUpdate starts tracking an active update read from the store.
+func (e *Engine) addUpdate(u *store.Update) {
+	ps := e.pools[u.PoolID]
+	if ps == nil {
+		return // its pool appears in the next tick's listing
+	}
+	us := &updState{u: u, pool: ps, idx: make(map[string]int, len(u.Agents)), dirty: map[int]struct{}{}, replan: true}
+	us.doc = ReadDoc(u)
+	rows := u.Agents
+	u.Agents = make([]store.UpdateAgent, 0, len(rows))
+	for _, ua := range rows {
+		e.appendRow(us, ua)
+	}
+	e.updates[u.ID] = us
+	ps.updates = append(ps.updates, us)
+	slices.SortStableFunc(ps.updates, func(a, b *updState) int {
+		if a.u.SortOrder != b.u.SortOrder {
+			return a.u.SortOrder - b.u.SortOrder
+		}
+		switch {
+		case a.u.Seq < b.u.Seq:
+			return -1
+		case a.u.Seq > b.u.Seq:
+			return 1
+		}
+		return 0
+	})
+}
+
+// removeUpdate stops tracking an update (finished, deleted, reloaded).
+func (e *Engine) removeUpdate(us *updState) {
+	for i := range us.u.Agents {
+		old := us.u.Agents[i]
+		us.u.Agents[i] = store.UpdateAgent{AgentID: old.AgentID}
+		e.rowChanged(us, i, old)
+	}
+	delete(e.updates, us.u.ID)
+	ps := us.pool
+	ps.updates = slices.DeleteFunc(ps.updates, func(x *updState) bool { return x == us })
+	us.info = nil
+}
+
+// appendRow adds an agent's share to an update.
+func (e *Engine) appendRow(us *updState, ua store.UpdateAgent) {
+	i := len(us.u.Agents)
+	ua.Position = i
+	us.u.Agents = append(us.u.Agents, store.UpdateAgent{AgentID: ua.AgentID})
+	us.idx[ua.AgentID] = i
+	blank := us.u.Agents[i]
+	us.u.Agents[i] = ua
+	e.rowChanged(us, i, blank)
+	us.replan = true
+}
+
+// rowChanged keeps the counts, the agents' load and the job table in step
+// with a row that changed from old.
+func (e *Engine) rowChanged(us *updState, i int, old store.UpdateAgent) {
+	cur := &us.u.Agents[i]
+	us.touched = true
+	count := func(ua *store.UpdateAgent, d int) {
+		switch ua.Status {
+		case okta.InstanceFailed:
+			us.failed += d
+			us.done += d
+		case okta.InstanceSuccess:
+			us.done += d
+		case okta.InstanceScheduled:
+			if ua.JobID == "" {
+				us.waiting += d
+			}
+		}
+	}
+	if old.Status != "" {
+		count(&old, -1)
+	}
+	if cur.Status != "" {
+		count(cur, 1)
+	}
+	wasLive, isLive := live(&old), live(cur)
+	as := e.agents[cur.AgentID]
+	if wasLive != isLive {
+		d := 1
+		if wasLive {
+			d = -1
+		}
+		us.live += d
+		us.pool.h.Live += d
+		if as != nil {
+			as.busy += d
+			e.reclass(as)
+		}
+		if wasLive && us.waiting > 0 {
+			us.replan = true // a slot freed
+		}
+	}
+	if cur.Status == okta.InstanceCancelled {
+		us.replan = true
+	}
+	if as != nil && (wasLive || isLive) && (old.JobID != cur.JobID || old.Status != cur.Status || wasLive != isLive) {
+		e.markClient(as.client)
+	}
+}
+
+// wavesOf returns the update's wave assignment, computed again when its
+// agents changed.
+func (us *updState) wavesOf() (map[string]int, int) {
+	if !us.wavesOK || us.wavesFor != len(us.u.Agents) {
+		us.waves, us.lastWave = Waves(us.u, us.doc.Policy)
+		us.wavesFor, us.wavesOK = len(us.u.Agents), true
+	}
+	return us.waves, us.lastWave
+}
