@@ -65,6 +65,9 @@ type Agent struct {
 	OperationalStatus okta.OperationalStatus
 	IsHidden          bool
 	CreatedAt         time.Time
+	// Rev is the change revision of the row's last write (set by the
+	// store; see Store.ChangesSince).
+	Rev int64
 }
 
 // Schedule is an update's maintenance schedule.
@@ -91,6 +94,9 @@ type UpdateAgent struct {
 	Phase        string
 	// FromVersion is the agent's version when it was handed the job.
 	FromVersion string
+	// Rev is the change revision of the row's last write (set by the
+	// store; see Store.ChangesSince and Store.WriteRollout).
+	Rev int64
 }
 
 // Update is a fleet-wide update of a pool's agents.
@@ -118,6 +124,9 @@ type Update struct {
 	Agents     []UpdateAgent
 	CreatedAt  time.Time
 	ModifiedAt time.Time
+	// Rev is the change revision of the update's last header write (set
+	// by the store).
+	Rev int64
 }
 
 // Scope names an API permission carried by a token.
@@ -164,6 +173,9 @@ type Client struct {
 	Facts        string // the last reported host facts, JSON
 	LastSeen     time.Time
 	CreatedAt    time.Time
+	// Rev is the change revision of the row's last write other than a
+	// last-seen time (set by the store).
+	Rev int64
 }
 
 // Release is one published artifact of the catalog.
@@ -218,6 +230,44 @@ type Heartbeat struct {
 	// Agents are upserted by (client, agent name) into the client's pool.
 	Agents []AgentSeen
 	Jobs   []JobReport
+}
+
+// UpdateAgentRow is one agent's share of an update, with the update's id.
+type UpdateAgentRow struct {
+	UpdateID string
+	UpdateAgent
+}
+
+// Changes is what was committed after a revision: the change feed the
+// rollout engine (and every replica's job cache) follows instead of
+// re-reading the fleet.
+type Changes struct {
+	// Rev is the newest revision included; pass it to the next call.
+	Rev int64
+	// Updates are the headers (Agents nil) of updates created or changed.
+	Updates []*Update
+	// Deleted are the ids of updates deleted.
+	Deleted []string
+	// UpdateAgents are agents' shares of updates inserted or changed.
+	UpdateAgents []UpdateAgentRow
+	// Agents are agents created or changed (a heartbeat that reported a
+	// change, not a keep-alive).
+	Agents []*Agent
+	// Clients are clients created or whose facts changed; Facts is empty.
+	Clients []*Client
+}
+
+// RolloutWrite is one batch of the rollout engine's decisions, written in
+// one transaction. Each row is written only if its stored revision still
+// equals the Rev it carries (0 for a row to insert): a row that changed
+// meanwhile (a host's report, an operator's action) is skipped, and the
+// change feed brings its current state to the engine.
+type RolloutWrite struct {
+	// Updates: the header fields the engine owns (Status, ResumeStatus,
+	// Rollout, Schedule.LastUpdated, ModifiedAt) are written.
+	Updates []*Update
+	// Agents: every field of the row but Diagnostics is written.
+	Agents []UpdateAgentRow
 }
 
 // Lease is a held leader lock.
@@ -313,6 +363,19 @@ type Store interface {
 	JobOwner(ctx context.Context, jobID string) (string, error)
 	// NextSequence returns the next value of a named counter (> 0).
 	NextSequence(ctx context.Context, name string, n int) (int64, error)
+
+	// Revision returns the newest committed change revision. Every
+	// write to updates, update_agents, agents and clients (but last-seen
+	// times: TouchClients) stamps its rows with a new revision, and
+	// revisions become visible in commit order, so a reader that
+	// remembers the last one it saw misses nothing.
+	Revision(ctx context.Context) (int64, error)
+	// ChangesSince returns what was committed after revision rev.
+	ChangesSince(ctx context.Context, rev int64) (*Changes, error)
+	// WriteRollout writes the engine's decisions (see RolloutWrite),
+	// sets the written rows' Rev and returns how many rows were skipped
+	// because they had changed.
+	WriteRollout(ctx context.Context, w *RolloutWrite) (skipped int, err error)
 
 	// AppendAudit records a change in the audit log and sets e.Seq.
 	AppendAudit(ctx context.Context, e *AuditEntry) error
