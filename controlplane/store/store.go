@@ -250,6 +250,11 @@ type Changes struct {
 	Deleted []string
 	// UpdateAgents are agents' shares of updates inserted or changed.
 	UpdateAgents []UpdateAgentRow
+	// RemovedUpdateAgents are agents' shares removed from updates that
+	// still exist (ModifyUpdate dropped them from Agents); only UpdateID,
+	// AgentID and Rev are set. The rows of a deleted update are not
+	// listed: its id in Deleted stands for all of them.
+	RemovedUpdateAgents []UpdateAgentRow
 	// Agents are agents created or changed (a heartbeat that reported a
 	// change, not a keep-alive).
 	Agents []*Agent
@@ -370,11 +375,26 @@ type Store interface {
 	// revisions become visible in commit order, so a reader that
 	// remembers the last one it saw misses nothing.
 	Revision(ctx context.Context) (int64, error)
-	// ChangesSince returns what was committed after revision rev.
+	// ChangesSince returns what was committed after revision rev, read
+	// in one snapshot. It lists each row (update header, agent's share,
+	// agent, client) or tombstone (Deleted, RemovedUpdateAgents) at most
+	// once, in its current state and with the revision of its last
+	// change, so the order of the lists does not matter: a consumer sets
+	// every listed row and drops every tombstone. Every row is returned,
+	// however many (an update created for 300,000 hosts is one change).
+	// Rows written before the store had revisions have Rev 1, so
+	// ChangesSince(0) returns every update (headers), agent's share of
+	// an update, agent and client: a consumer can load with it and then
+	// follow from its Rev.
 	ChangesSince(ctx context.Context, rev int64) (*Changes, error)
-	// WriteRollout writes the engine's decisions (see RolloutWrite),
-	// sets the written rows' Rev and returns how many rows were skipped
-	// because they had changed.
+	// WriteRollout writes the engine's decisions (see RolloutWrite) in
+	// one transaction with one new revision, sets the written rows' Rev
+	// (w.Updates[i].Rev, w.Agents[i].Rev) and returns how many rows were
+	// skipped because they had changed: a stored revision other than the
+	// row's Rev, a row gone (its update deleted, or the agent removed
+	// from it), or for an insert (Rev 0) a row that already exists or an
+	// update that no longer does. A key listed twice is written once, by
+	// its first entry; the others are skipped.
 	WriteRollout(ctx context.Context, w *RolloutWrite) (skipped int, err error)
 
 	// AppendAudit records a change in the audit log and sets e.Seq.

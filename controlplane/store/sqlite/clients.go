@@ -11,41 +11,46 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at`
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev`
 
 func scanClient(s scanner) (*store.Client, error) {
 	var c store.Client
 	var last, created int64
 	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
-		&c.Facts, &last, &created); err != nil {
+		&c.Facts, &last, &created, &c.Rev); err != nil {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
 	return &c, nil
 }
 
-func insertClient(ctx context.Context, x interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}, c *store.Client) error {
+func insertClient(ctx context.Context, tx *sql.Tx, c *store.Client) error {
 	if c.Facts == "" {
 		c.Facts = "{}"
 	}
-	res, err := x.ExecContext(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch, c.AgentVersion,
-		c.Facts, ms(c.LastSeen), ms(c.CreatedAt))
+	rev, err := nextRev(ctx, tx)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch, c.AgentVersion,
+		c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
 		}
 		return fmt.Errorf("create client %s: %w", c.ID, err)
 	}
-	c.Seq, err = res.LastInsertId()
-	return err
+	if c.Seq, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	c.Rev = rev
+	return nil
 }
 
-// CreateClient inserts a managed client.
+// CreateClient inserts a managed client and sets its Seq and Rev.
 func (db *DB) CreateClient(ctx context.Context, c *store.Client) error {
-	return insertClient(ctx, db.w, c)
+	return db.inTx(ctx, func(tx *sql.Tx) error { return insertClient(ctx, tx, c) })
 }
 
 // GetClient returns a client by id.
@@ -93,12 +98,24 @@ func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Clie
 }
 
 // ApplyHeartbeats writes a batch of heartbeats in one transaction. Its
-// statements are prepared once, on the writer connection, at Open.
+// statements are prepared once, on the writer connection, at Open. A batch
+// that reports facts, agents or jobs takes a change revision and stamps
+// the rows whose content it changes (not last-seen times).
 func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var rev int64
+		for i := range hbs {
+			if hbs[i].Facts != "" || len(hbs[i].Agents) > 0 || len(hbs[i].Jobs) > 0 {
+				var err error
+				if rev, err = nextRev(ctx, tx); err != nil {
+					return err
+				}
+				break
+			}
+		}
 		st := db.hb.in(ctx, tx)
 		for i := range hbs {
-			if err := st.apply(ctx, &hbs[i]); err != nil {
+			if err := st.apply(ctx, &hbs[i], rev); err != nil {
 				return fmt.Errorf("heartbeat of client %s: %w", hbs[i].ClientID, err)
 			}
 		}
@@ -126,17 +143,22 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&st.facts, `UPDATE clients SET type = ?, hostname = ?, status = ?, os = ?, arch = ?, agent_version = ?, facts = ?,
-			last_seen = max(last_seen, ?) WHERE id = ?`},
+		// Facts, agents: the revision moves only when the content does.
+		{&st.facts, `UPDATE clients SET type = ?1, hostname = ?2, status = ?3, os = ?4, arch = ?5, agent_version = ?6, facts = ?7,
+			last_seen = max(last_seen, ?8),
+			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7 THEN ?10 ELSE rev END
+			WHERE id = ?9`},
 		{&st.seen, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`},
-		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
 				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
-				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`},
+				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
+				rev = CASE WHEN version != excluded.version OR operational_status != excluded.operational_status OR pool_id != excluded.pool_id
+					OR name != excluded.name OR type != excluded.type THEN excluded.rev ELSE rev END`},
 		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ?,
-			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END WHERE job_id = ? AND job_id != ''`},
-		{&st.progress, `UPDATE update_agents SET progress = ?, phase = ? WHERE job_id = ? AND job_id != ''`},
+			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END, rev = ? WHERE job_id = ? AND job_id != ''`},
+		{&st.progress, `UPDATE update_agents SET progress = ?1, phase = ?2, rev = ?3 WHERE job_id = ?4 AND job_id != '' AND (progress != ?1 OR phase != ?2)`},
 	} {
 		s, err := tx.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -156,26 +178,26 @@ func (st *hbStmts) close() {
 	}
 }
 
-func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat) error {
+func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat, rev int64) error {
 	seen := ms(hb.Seen)
 	if hb.Facts != "" {
-		if _, err := st.facts.ExecContext(ctx, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID); err != nil {
+		if _, err := st.facts.ExecContext(ctx, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, rev); err != nil {
 			return err
 		}
 	} else if _, err := st.seen.ExecContext(ctx, seen, hb.ClientID); err != nil {
 		return err
 	}
 	for _, a := range hb.Agents {
-		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen); err != nil {
+		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen, rev); err != nil {
 			return fmt.Errorf("agent %s: %w", a.AgentName, err)
 		}
 	}
 	for _, j := range hb.Jobs {
 		var err error
 		if j.Status != "" {
-			_, err = st.job.ExecContext(ctx, j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.Diagnostics, j.JobID)
+			_, err = st.job.ExecContext(ctx, j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.Diagnostics, rev, j.JobID)
 		} else {
-			_, err = st.progress.ExecContext(ctx, j.Progress, j.Phase, j.JobID)
+			_, err = st.progress.ExecContext(ctx, j.Progress, j.Phase, rev, j.JobID)
 		}
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.JobID, err)

@@ -262,33 +262,43 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 
 // Agents.
 
-const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at`
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev`
 
 func scanAgent(s scanner) (*store.Agent, error) {
 	var a store.Agent
 	var last, created int64
-	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created, &a.Rev); err != nil {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
 	return &a, nil
 }
 
-// CreateAgent inserts an agent and sets its Seq.
+// CreateAgent inserts an agent and sets its Seq and Rev.
 func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	if a.OperationalStatus == "" {
 		a.OperationalStatus = okta.OperationalStatusInactive
 	}
-	res, err := db.w.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt))
-	if err != nil {
-		if isUnique(err) {
-			return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("create agent: %w", err)
-	}
-	a.Seq, err = res.LastInsertId()
-	return err
+		res, err := tx.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden,
+			ms(a.CreatedAt), rev)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+			}
+			return fmt.Errorf("create agent: %w", err)
+		}
+		if a.Seq, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		a.Rev = rev
+		return nil
+	})
 }
 
 // ListAgents returns the agents of the given pools in creation order.
@@ -323,7 +333,7 @@ func placeholders(n int) string {
 // Updates.
 
 const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at`
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at, rev`
 
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -337,7 +347,7 @@ func scanUpdate(s scanner) (*store.Update, error) {
 	var delay, duration sql.NullInt64
 	var last, created, modified int64
 	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
-		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified); err != nil {
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified, &u.Rev); err != nil {
 		return nil, err
 	}
 	if hasSchedule {
@@ -367,23 +377,33 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 		args[i] = u.ID
 		u.Agents = nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version FROM update_agents
+	rows, err := q.QueryContext(ctx, `SELECT `+updateAgentCols+` FROM update_agents
 		WHERE update_id IN (`+placeholders(len(us))+`) ORDER BY update_id, position`, args...)
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var ua store.UpdateAgent
-		var modified, dispatched int64
-		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase, &ua.FromVersion); err != nil {
+		r, err := scanUpdateAgent(rows)
+		if err != nil {
 			return err
 		}
-		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
-		byID[id].Agents = append(byID[id].Agents, ua)
+		byID[r.UpdateID].Agents = append(byID[r.UpdateID].Agents, r.UpdateAgent)
 	}
 	return rows.Err()
+}
+
+const updateAgentCols = `update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version, rev`
+
+func scanUpdateAgent(s scanner) (store.UpdateAgentRow, error) {
+	var r store.UpdateAgentRow
+	var modified, dispatched int64
+	if err := s.Scan(&r.UpdateID, &r.AgentID, &r.Position, &r.Status, &r.Message, &modified, &r.JobID, &r.JobSeq, &dispatched, &r.Progress, &r.Phase,
+		&r.FromVersion, &r.Rev); err != nil {
+		return r, err
+	}
+	r.ModifiedAt, r.DispatchedAt = fromMS(modified), fromMS(dispatched)
+	return r, nil
 }
 
 func updateArgs(u *store.Update) []any {
@@ -405,44 +425,71 @@ func updateArgs(u *store.Update) []any {
 
 // saveUpdateAgents writes the rows of u.Agents that differ from before
 // (nil: all rows are new), so a tick that changes a few agents of a
-// 10,000-agent update writes a few rows.
-func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update, before []store.UpdateAgent) error {
+// 10,000-agent update writes a few rows, stamped with revision rev. Rows
+// dropped from u.Agents are deleted and leave a tombstone.
+func saveUpdateAgents(ctx context.Context, tx *sql.Tx, u *store.Update, before []store.UpdateAgent, rev int64) error {
 	old := make(map[string]store.UpdateAgent, len(before))
 	for _, ua := range before {
 		old[ua.AgentID] = ua
 	}
+	var save *sql.Stmt
+	added := false
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		ua.Position = i
 		prev, existed := old[ua.AgentID]
 		delete(old, ua.AgentID)
+		prev.Rev = ua.Rev // compare the content, not the revision
 		if existed && prev == *ua {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
-				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
-				progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version`,
-			u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase, ua.FromVersion); err != nil {
+		added = added || !existed
+		if save == nil {
+			var err error
+			save, err = tx.PrepareContext(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase,
+				from_version, rev)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
+					modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
+					progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version, rev = excluded.rev`)
+			if err != nil {
+				return fmt.Errorf("save update agents: %w", err)
+			}
+			defer save.Close()
+		}
+		if _, err := save.ExecContext(ctx, u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress,
+			ua.Phase, ua.FromVersion, rev); err != nil {
 			return fmt.Errorf("save update agent %s: %w", ua.AgentID, err)
 		}
+		ua.Rev = rev
 	}
 	for id := range old {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ? AND agent_id = ?`, u.ID, id); err != nil {
-			return err
+			return fmt.Errorf("remove agent %s from update %s: %w", id, u.ID, err)
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO removed_update_agents (update_id, agent_id, rev) VALUES (?, ?, ?)
+			ON CONFLICT (update_id, agent_id) DO UPDATE SET rev = excluded.rev`, u.ID, id, rev); err != nil {
+			return fmt.Errorf("remove agent %s from update %s: %w", id, u.ID, err)
+		}
+	}
+	if added && before != nil {
+		return clearRemoved(ctx, tx, u.ID)
 	}
 	return nil
 }
 
-// CreateUpdate inserts an update with its agents and sets its Seq.
+// CreateUpdate inserts an update with its agents and sets its Seq and
+// the Rev of the update and its agents.
 func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
+		args := append(append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...), rev)
 		res, err := tx.ExecContext(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
@@ -452,7 +499,15 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 		if u.Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return saveUpdateAgents(ctx, tx, u, nil)
+		u.Rev = rev
+		// A reused id: the update's old tombstones are history now.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deleted_updates WHERE id = ?`, u.ID); err != nil {
+			return fmt.Errorf("create update %s: %w", u.ID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM removed_update_agents WHERE update_id = ?`, u.ID); err != nil {
+			return fmt.Errorf("create update %s: %w", u.ID, err)
+		}
+		return saveUpdateAgents(ctx, tx, u, nil, rev)
 	})
 }
 
@@ -512,12 +567,18 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 		if err := fn(u); err != nil {
 			return err
 		}
-		args := append(updateArgs(u), u.ID)
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
+		args := append(updateArgs(u), rev, u.ID)
 		if _, err := tx.ExecContext(ctx, `UPDATE updates SET name = ?, agent_type = ?, enabled = ?, notify_admin = ?, reason = ?, sort_order = ?, status = ?, resume_status = ?, target_version = ?,
-			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, allow_downgrade = ?, rollout = ?, modified_at = ? WHERE id = ?`, args...); err != nil {
+			has_schedule = ?, schedule_cron = ?, schedule_timezone = ?, schedule_delay = ?, schedule_duration = ?, schedule_last = ?, all_agents = ?, allow_downgrade = ?, rollout = ?, modified_at = ?,
+			rev = ? WHERE id = ?`, args...); err != nil {
 			return fmt.Errorf("save update %s: %w", id, err)
 		}
-		return saveUpdateAgents(ctx, tx, u, before)
+		u.Rev = rev
+		return saveUpdateAgents(ctx, tx, u, before, rev)
 	})
 	if err != nil {
 		return nil, err
@@ -537,11 +598,26 @@ func (db *DB) DeleteUpdate(ctx context.Context, poolID, id string, check func(*s
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM update_agents WHERE update_id = ?`, id); err != nil {
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM updates WHERE id = ?`, id)
-		return err
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`DELETE FROM update_agents WHERE update_id = ?`, []any{id}},
+			{`DELETE FROM updates WHERE id = ?`, []any{id}},
+			// The update's tombstone stands for its rows.
+			{`DELETE FROM removed_update_agents WHERE update_id = ?`, []any{id}},
+			{`INSERT INTO deleted_updates (id, pool_id, rev) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET pool_id = excluded.pool_id, rev = excluded.rev`,
+				[]any{id, poolID, rev}},
+		} {
+			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+				return fmt.Errorf("delete update %s: %w", id, err)
+			}
+		}
+		return nil
 	})
 }
 

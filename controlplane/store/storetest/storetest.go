@@ -29,6 +29,8 @@ func Run(t *testing.T, open Open) {
 	t.Run("Releases", func(t *testing.T) { testReleases(t, open(t)) })
 	t.Run("Sequence", func(t *testing.T) { testSequence(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
+	t.Run("Changes", func(t *testing.T) { testChanges(t, open(t)) })
+	t.Run("ChangesConcurrent", func(t *testing.T) { testChangesConcurrent(t, open(t)) })
 }
 
 func testHeartbeats(t *testing.T, s store.Store) {

@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+// The change feed. SQLite has one writer at a time (BEGIN IMMEDIATE, in
+// this process and in any other that opens the file), so a write
+// transaction that takes the next revision from the 'rev' counter row
+// commits before the next one can take its own: revisions become visible
+// in commit order. A reader's transaction sees one snapshot, in which
+// every row stamped with a revision up to the counter's value is
+// committed.
+
+// nextRev takes the change revision of a write transaction; every row
+// the transaction writes is stamped with it.
+func nextRev(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var rev int64
+	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'rev' RETURNING value`).Scan(&rev); err != nil {
+		return 0, fmt.Errorf("take a change revision: %w", err)
+	}
+	return rev, nil
+}
+
+// clearRemoved drops the tombstones of an update's agents whose rows
+// exist again: a key is listed either as a row or as a tombstone.
+func clearRemoved(ctx context.Context, tx *sql.Tx, updateID string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM removed_update_agents WHERE update_id = ? AND EXISTS (
+		SELECT 1 FROM update_agents ua WHERE ua.update_id = removed_update_agents.update_id AND ua.agent_id = removed_update_agents.agent_id)`, updateID)
+	if err != nil {
+		return fmt.Errorf("update %s: clear removed agents: %w", updateID, err)
+	}
+	return nil
+}
+
+// Revision returns the newest committed change revision.
+func (db *DB) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := db.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&rev); err != nil {
+		return 0, fmt.Errorf("read the change revision: %w", err)
+	}
+	return rev, nil
+}
+
+// clientFeedCols are clientCols without the facts.
+const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, '', last_seen, created_at, rev`
+
+// ChangesSince returns what was committed after revision since, from one
+// read snapshot, using the rev indexes.
+func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, error) {
+	tx, err := db.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("changes since %d: %w", since, err)
+	}
+	defer tx.Rollback()
+	ch := &store.Changes{}
+	// The first read starts the snapshot.
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'rev'`).Scan(&ch.Rev); err != nil {
+		return nil, fmt.Errorf("changes since %d: read the revision: %w", since, err)
+	}
+	if ch.Rev <= since {
+		return ch, nil
+	}
+	each := func(what, query string, scan func(*sql.Rows) error) error {
+		rows, err := tx.QueryContext(ctx, query, since, ch.Rev)
+		if err != nil {
+			return fmt.Errorf("changes since %d: %s: %w", since, what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("changes since %d: %s: %w", since, what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("changes since %d: %s: %w", since, what, err)
+		}
+		return nil
+	}
+	const window = ` WHERE rev > ? AND rev <= ? ORDER BY rev`
+	err = errors.Join(
+		each("updates", `SELECT `+updateCols+` FROM updates`+window, func(r *sql.Rows) error {
+			u, err := scanUpdate(r)
+			if err == nil {
+				ch.Updates = append(ch.Updates, u)
+			}
+			return err
+		}),
+		each("update agents", `SELECT `+updateAgentCols+` FROM update_agents`+window, func(r *sql.Rows) error {
+			ua, err := scanUpdateAgent(r)
+			if err == nil {
+				ch.UpdateAgents = append(ch.UpdateAgents, ua)
+			}
+			return err
+		}),
+		each("agents", `SELECT `+agentCols+` FROM agents`+window, func(r *sql.Rows) error {
+			a, err := scanAgent(r)
+			if err == nil {
+				ch.Agents = append(ch.Agents, a)
+			}
+			return err
+		}),
+		each("clients", `SELECT `+clientFeedCols+` FROM clients`+window, func(r *sql.Rows) error {
+			c, err := scanClient(r)
+			if err == nil {
+				ch.Clients = append(ch.Clients, c)
+			}
+			return err
+		}),
+		each("deleted updates", `SELECT id FROM deleted_updates`+window, func(r *sql.Rows) error {
+			var id string
+			err := r.Scan(&id)
+			if err == nil {
+				ch.Deleted = append(ch.Deleted, id)
+			}
+			return err
+		}),
+		each("removed update agents", `SELECT update_id, agent_id, rev FROM removed_update_agents`+window, func(r *sql.Rows) error {
+			var ua store.UpdateAgentRow
+			err := r.Scan(&ua.UpdateID, &ua.AgentID, &ua.Rev)
+			if err == nil {
+				ch.RemovedUpdateAgents = append(ch.RemovedUpdateAgents, ua)
+			}
+			return err
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// WriteRollout writes the rollout engine's decisions in one transaction
+// with one revision, each row only if its revision is still the one it
+// carries, with statements prepared once for the batch.
+func (db *DB) WriteRollout(ctx context.Context, w *store.RolloutWrite) (int, error) {
+	if len(w.Updates) == 0 && len(w.Agents) == 0 {
+		return 0, nil
+	}
+	var (
+		rev          int64
+		skipped      int
+		wroteUpdates []int
+		wroteAgents  []int
+	)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if rev, err = nextRev(ctx, tx); err != nil {
+			return err
+		}
+		prepare := func(query string) (*sql.Stmt, error) {
+			s, err := tx.PrepareContext(ctx, query)
+			if err != nil {
+				return nil, fmt.Errorf("write rollout: %w", err)
+			}
+			return s, nil
+		}
+		if len(w.Updates) > 0 {
+			hdr, err := prepare(`UPDATE updates SET status = ?, resume_status = ?, rollout = ?, schedule_last = coalesce(?, schedule_last), modified_at = ?, rev = ?
+				WHERE id = ? AND rev = ?`)
+			if err != nil {
+				return err
+			}
+			defer hdr.Close()
+			for i, u := range w.Updates {
+				var last sql.NullInt64
+				if u.Schedule != nil {
+					last = sql.NullInt64{Int64: ms(u.Schedule.LastUpdated), Valid: true}
+				}
+				res, err := hdr.ExecContext(ctx, u.Status, u.ResumeStatus, u.Rollout, last, ms(u.ModifiedAt), rev, u.ID, u.Rev)
+				if err != nil {
+					return fmt.Errorf("write rollout: update %s: %w", u.ID, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("write rollout: update %s: %w", u.ID, err)
+				} else if n == 0 {
+					skipped++
+					continue
+				}
+				wroteUpdates = append(wroteUpdates, i)
+			}
+		}
+		var upd, ins *sql.Stmt
+		inserted := map[string]bool{}
+		for i := range w.Agents {
+			a := &w.Agents[i]
+			var res sql.Result
+			if a.Rev == 0 {
+				if ins == nil {
+					// The update may have been deleted meanwhile: then
+					// nothing is inserted (no foreign key error).
+					if ins, err = prepare(`INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress,
+						phase, from_version, rev)
+						SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE EXISTS (SELECT 1 FROM updates WHERE id = ?1)
+						ON CONFLICT (update_id, agent_id) DO NOTHING`); err != nil {
+						return err
+					}
+					defer ins.Close()
+				}
+				res, err = ins.ExecContext(ctx, a.UpdateID, a.AgentID, a.Position, a.Status, a.Message, ms(a.ModifiedAt), a.JobID, a.JobSeq, ms(a.DispatchedAt),
+					a.Progress, a.Phase, a.FromVersion, rev)
+			} else {
+				if upd == nil {
+					if upd, err = prepare(`UPDATE update_agents SET position = ?, status = ?, message = ?, modified_at = ?, job_id = ?, job_seq = ?, dispatched_at = ?,
+						progress = ?, phase = ?, from_version = ?, rev = ? WHERE update_id = ? AND agent_id = ? AND rev = ?`); err != nil {
+						return err
+					}
+					defer upd.Close()
+				}
+				res, err = upd.ExecContext(ctx, a.Position, a.Status, a.Message, ms(a.ModifiedAt), a.JobID, a.JobSeq, ms(a.DispatchedAt), a.Progress, a.Phase,
+					a.FromVersion, rev, a.UpdateID, a.AgentID, a.Rev)
+			}
+			if err != nil {
+				return fmt.Errorf("write rollout: agent %s of update %s: %w", a.AgentID, a.UpdateID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("write rollout: agent %s of update %s: %w", a.AgentID, a.UpdateID, err)
+			}
+			if n == 0 {
+				skipped++
+				continue
+			}
+			if a.Rev == 0 {
+				inserted[a.UpdateID] = true
+			}
+			wroteAgents = append(wroteAgents, i)
+		}
+		for id := range inserted {
+			if err := clearRemoved(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Only now that they are committed.
+	for _, i := range wroteUpdates {
+		w.Updates[i].Rev = rev
+	}
+	for _, i := range wroteAgents {
+		w.Agents[i].Rev = rev
+	}
+	return skipped, nil
+}
