@@ -42,7 +42,7 @@ type Store interface {
 	NextSequence(ctx context.Context, name string, n int) (int64, error)
 	JobOwner(ctx context.Context, jobID string) (string, error)
 	Revision(ctx context.Context) (int64, error)
-	ChangesSince(ctx context.Context, rev int64) (*store.Changes, error)
+	ChangesSince(ctx context.Context, rev int64, skip ...int64) (*store.Changes, error)
 	WriteRollout(ctx context.Context, w *store.RolloutWrite) (int, error)
 }
 
@@ -107,6 +107,9 @@ type Engine struct {
 	live    liveHeap
 	// dirty clients need their published jobs rebuilt after the writes.
 	dirty   map[*clientState]struct{}
+	// own are the revisions of the engine's writes since the feed was
+	// last read: the feed leaves them out (memory already holds them).
+	own     []int64
 	seqNext int64 // reserved job sequence numbers [seqNext, seqEnd)
 	seqEnd  int64
 	lead    bool
@@ -301,6 +304,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 		e.dirty[c] = struct{}{}
 	}
 	e.rev = rev
+	e.own = e.own[:0]
 	e.loaded = true
 	e.d.Log.Info("rollout engine loaded", zap.Int("pools", len(e.pools)), zap.Int("clients", len(e.clients)),
 		zap.Int("agents", len(e.agents)), zap.Int("activeUpdates", len(e.updates)), zap.Int64("revision", rev))
@@ -353,10 +357,11 @@ func (e *Engine) catalogChanged() {
 
 // follow applies the change feed.
 func (e *Engine) follow(ctx context.Context, now time.Time) error {
-	ch, err := e.d.Store.ChangesSince(ctx, e.rev)
+	ch, err := e.d.Store.ChangesSince(ctx, e.rev, e.own...)
 	if err != nil {
 		return fmt.Errorf("read the change feed: %w", err)
 	}
+	e.own = e.own[:0]
 	for _, c := range ch.Clients {
 		e.upsertClient(c, now)
 	}

@@ -334,6 +334,19 @@ func (e *Engine) write(ctx context.Context) error {
 		if _, err := e.d.Store.WriteRollout(ctx, &w); err != nil {
 			return fmt.Errorf("write rollout decisions: %w", err)
 		}
+		// Every written row carries the batch's one revision.
+		for _, a := range w.Agents {
+			if a.Rev != 0 {
+				e.own = append(e.own, a.Rev)
+				break
+			}
+		}
+		for _, u := range w.Updates {
+			if len(e.own) == 0 || e.own[len(e.own)-1] != u.Rev {
+				e.own = append(e.own, u.Rev)
+			}
+			break
+		}
 		for k, r := range refs {
 			if w.Agents[k].Rev == r.us.u.Agents[r.i].Rev {
 				stale[r.us] = true

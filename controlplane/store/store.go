@@ -386,7 +386,11 @@ type Store interface {
 	// ChangesSince(0) returns every update (headers), agent's share of
 	// an update, agent and client: a consumer can load with it and then
 	// follow from its Rev.
-	ChangesSince(ctx context.Context, rev int64) (*Changes, error)
+	//
+	// Rows stamped with a revision listed in skip are left out: a writer
+	// that already holds what it wrote (the rollout engine) does not read
+	// it back.
+	ChangesSince(ctx context.Context, rev int64, skip ...int64) (*Changes, error)
 	// WriteRollout writes the engine's decisions (see RolloutWrite) in
 	// one transaction with one new revision, sets the written rows' Rev
 	// (w.Updates[i].Rev, w.Agents[i].Rev) and returns how many rows were

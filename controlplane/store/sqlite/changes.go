@@ -52,7 +52,7 @@ const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, o
 
 // ChangesSince returns what was committed after revision since, from one
 // read snapshot, using the rev indexes.
-func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, error) {
+func (db *DB) ChangesSince(ctx context.Context, since int64, skip ...int64) (*store.Changes, error) {
 	tx, err := db.r.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("changes since %d: %w", since, err)
@@ -66,8 +66,19 @@ func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, er
 	if ch.Rev <= since {
 		return ch, nil
 	}
+	args := []any{since, ch.Rev}
+	for _, r := range skip {
+		if r > since && r <= ch.Rev {
+			args = append(args, r)
+		}
+	}
+	window := ` WHERE rev > ? AND rev <= ?`
+	if len(args) > 2 {
+		window += ` AND rev NOT IN (` + placeholders(len(args)-2) + `)`
+	}
+	window += ` ORDER BY rev`
 	each := func(what, query string, scan func(*sql.Rows) error) error {
-		rows, err := tx.QueryContext(ctx, query, since, ch.Rev)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("changes since %d: %s: %w", since, what, err)
 		}
@@ -82,7 +93,6 @@ func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, er
 		}
 		return nil
 	}
-	const window = ` WHERE rev > ? AND rev <= ? ORDER BY rev`
 	err = errors.Join(
 		each("updates", `SELECT `+updateCols+` FROM updates`+window, func(r *sql.Rows) error {
 			u, err := scanUpdate(r)
