@@ -69,6 +69,7 @@ type diagnosticsView struct {
 	Output        string `json:"output"`
 	Health        string `json:"health"`
 }
+
 // handleDiagnostics serves what a host attached to an agent's failure
 // (extension): the last 64 KiB of the failed version's output and its
 // health check's result.

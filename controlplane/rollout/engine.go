@@ -106,13 +106,15 @@ type Engine struct {
 	updates map[string]*updState
 	live    liveHeap
 	// dirty clients need their published jobs rebuilt after the writes.
-	dirty   map[*clientState]struct{}
+	dirty map[*clientState]struct{}
 	// own are the revisions of the engine's writes since the feed was
 	// last read: the feed leaves them out (memory already holds them).
 	own     []int64
 	seqNext int64 // reserved job sequence numbers [seqNext, seqEnd)
-	seqEnd  int64
-	lead    bool
+	// seenPolled is when other replicas' last-seen times were last read.
+	seenPolled time.Time
+	seqEnd     int64
+	lead       bool
 }
 
 // New builds an engine; it loads its state on its first tick.
@@ -240,6 +242,9 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		if catChanged {
 			e.catalogChanged()
 		}
+	}
+	if err := e.seenFromReplicas(ctx, now); err != nil {
+		e.d.Log.Warn("read which hosts other replicas heard from", zap.Error(err))
 	}
 	e.liveness(now)
 	if lead {

@@ -88,7 +88,9 @@ func (t *jobTable) init() {
 	}
 }
 
-func (t *jobTable) shard(id string) int { return int(maphash.String(t.seed, id) % uint64(len(t.shards))) }
+func (t *jobTable) shard(id string) int {
+	return int(maphash.String(t.seed, id) % uint64(len(t.shards)))
+}
 
 func (t *jobTable) get(id string) *clientJobs {
 	s := &t.shards[t.shard(id)]

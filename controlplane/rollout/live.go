@@ -2,8 +2,11 @@ package rollout
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
+
+	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 // heardLog collects the hosts heard from since the last tick. Heartbeats
@@ -62,6 +65,39 @@ func (h *liveHeap) Pop() any {
 }
 
 func (h *liveHeap) push(x liveEntry) { heap.Push(h, x) }
+
+// SeenReader is implemented by stores several replicas share: the hosts
+// any replica heard from after t (keep-alive heartbeats are written as
+// last-seen times only, not to the change feed).
+type SeenReader interface {
+	ClientsSeenSince(ctx context.Context, t time.Time) (map[string]time.Time, error)
+}
+
+// seenFromReplicas reads, on a shared store, which hosts the other
+// replicas heard from, every third of InactiveAfter: often enough that no
+// host heard elsewhere is taken for silent.
+func (e *Engine) seenFromReplicas(ctx context.Context, now time.Time) error {
+	r, ok := e.d.Store.(SeenReader)
+	if _, shared := e.d.Store.(store.Leader); !ok || !shared {
+		return nil
+	}
+	if !e.seenPolled.IsZero() && now.Sub(e.seenPolled) < e.d.Config.InactiveAfter/3 {
+		return nil
+	}
+	// Replicas flush last-seen times late (heartbeat.flush_interval):
+	// read back a whole InactiveAfter.
+	seen, err := r.ClientsSeenSince(ctx, now.Add(-e.d.Config.InactiveAfter))
+	if err != nil {
+		return err
+	}
+	e.seenPolled = now
+	for id, t := range seen {
+		if cs := e.clients[id]; cs != nil {
+			e.see(cs, t, now)
+		}
+	}
+	return nil
+}
 
 // liveness applies the heartbeats heard since the last tick and the
 // deadlines that passed: work in proportion to heartbeats and expiries.
