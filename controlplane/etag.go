@@ -13,14 +13,21 @@ import (
 // poller (the dashboard) re-downloads a list only when it changed. The
 // handler still runs: the saving is the transfer and the client's work,
 // not the server's. Other methods and statuses pass through untouched.
+//
+// A handler that sets its own ETag header before it writes (a reply too
+// big to buffer: updateread.go) is trusted with it and with If-None-Match:
+// its reply goes straight to the client, unbuffered.
 func withETag(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			next.ServeHTTP(w, r)
 			return
 		}
-		buf := &bufferedReply{header: http.Header{}, status: http.StatusOK}
+		buf := &bufferedReply{header: http.Header{}, status: http.StatusOK, w: w}
 		next.ServeHTTP(buf, r)
+		if buf.direct {
+			return
+		}
 		h := w.Header()
 		for k, v := range buf.header {
 			h[k] = v
@@ -58,23 +65,38 @@ func etagMatches(header, tag string) bool {
 	return false
 }
 
-// bufferedReply holds a handler's reply until its ETag is known.
+// bufferedReply holds a handler's reply until its ETag is known, unless
+// the handler set an ETag itself (direct: the reply goes on to w).
 type bufferedReply struct {
 	header      http.Header
 	status      int
 	wroteHeader bool
 	body        bytes.Buffer
+	w           http.ResponseWriter
+	direct      bool
 }
 
 func (b *bufferedReply) Header() http.Header { return b.header }
 
 func (b *bufferedReply) WriteHeader(code int) {
-	if !b.wroteHeader {
-		b.status, b.wroteHeader = code, true
+	if b.wroteHeader {
+		return
+	}
+	b.status, b.wroteHeader = code, true
+	if b.header.Get("ETag") != "" {
+		b.direct = true
+		h := b.w.Header()
+		for k, v := range b.header {
+			h[k] = v
+		}
+		b.w.WriteHeader(code)
 	}
 }
 
 func (b *bufferedReply) Write(p []byte) (int, error) {
-	b.wroteHeader = true
+	b.WriteHeader(http.StatusOK)
+	if b.direct {
+		return b.w.Write(p)
+	}
 	return b.body.Write(p)
 }

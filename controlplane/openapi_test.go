@@ -110,6 +110,8 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	if !strings.Contains(string(inProgress.body), `"progress":40`) {
 		t.Fatalf("no progress in %s", inProgress.body)
 	}
+	page := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+created.ID+"?limit=1&agentStatus=InProgress,Scheduled", f.read, "")
+	countsOnly := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates?agents=none", f.read, "")
 	scheduled := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
 		`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *","timezone":"Europe/Berlin","duration":120}}`)
 	notFound := f.do("GET", "/api/v1/agentPools/nope/updates", f.read, "")
@@ -126,6 +128,8 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 		{"update reply", "AgentPoolUpdate", false, upd.body},
 		{"scheduled update reply", "AgentPoolUpdate", false, scheduled.body},
 		{"update with an agent in progress", "AgentPoolUpdate", false, inProgress.body},
+		{"a page of an update's agents", "AgentPoolUpdate", false, page.body},
+		{"updates without agents", "AgentPoolUpdate", true, countsOnly.body},
 		{"error 404", "Error", false, notFound.body},
 		{"error 400", "Error", false, invalid.body},
 		{"heartbeat request", "StatusRequest", false, []byte(hbReq)},
@@ -165,6 +169,11 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	bad["status"] = "Sleeping"
 	if err := doc.Components.Schemas["AgentPoolUpdate"].Value.VisitJSON(bad); err == nil {
 		t.Error("an update with status Sleeping matches the schema")
+	}
+	_ = json.Unmarshal(upd.body, &bad)
+	bad["agentCounts"] = map[string]any{"Sleeping": 1}
+	if err := doc.Components.Schemas["AgentPoolUpdate"].Value.VisitJSON(bad); err == nil {
+		t.Error("agentCounts with a status Sleeping matches the schema")
 	}
 	if err := doc.Components.Schemas["Error"].Value.VisitJSON(map[string]any{"errorCode": "E0000007"}); err == nil {
 		t.Error("an error object without errorCauses matches the schema")

@@ -254,44 +254,14 @@ func (s *Server) getPool(r *http.Request) (*store.Pool, error) {
 	return p, err
 }
 
-// updateView renders an update with its agents.
+// updateView renders an update with its agents (the replies of writes;
+// the GETs stream the same JSON: updateread.go).
 func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]*store.Agent) okta.AgentPoolUpdate {
 	cat, _ := s.catalog(r.Context()) // nil on a store error: isLatestGAedVersion is left out
-	v := okta.AgentPoolUpdate{
-		ID:             u.ID,
-		Name:           u.Name,
-		AgentType:      u.AgentType,
-		Enabled:        u.Enabled,
-		NotifyAdmin:    u.NotifyAdmin,
-		Reason:         u.Reason,
-		SortOrder:      u.SortOrder,
-		Status:         u.Status,
-		TargetVersion:  u.TargetVersion,
-		AllowDowngrade: u.AllowDowngrade,
-		Rollout:        rolloutView(u),
-		Agents:         make([]okta.Agent, 0, len(u.Agents)),
-		Links:          &okta.LinksSelf{Self: &okta.Href{Href: fmt.Sprintf("%s/api/v1/agentPools/%s/updates/%s", s.baseURL(r), u.PoolID, u.ID)}},
-	}
-	if sc := u.Schedule; sc != nil {
-		v.Schedule = &okta.AutoUpdateSchedule{Cron: sc.Cron, Timezone: sc.Timezone, Delay: sc.Delay, Duration: sc.Duration}
-		if !sc.LastUpdated.IsZero() {
-			t := sc.LastUpdated.UTC()
-			v.Schedule.LastUpdated = &t
-		}
-		v.NextWindow = s.nextWindow(r.Context(), u, cat)
-	}
-	for _, ua := range u.Agents {
-		av := okta.Agent{ID: ua.AgentID, PoolID: u.PoolID, Type: u.AgentType}
-		if a := agents[ua.AgentID]; a != nil {
-			av = s.agentView(a, cat)
-		}
-		av.UpdateStatus = ua.Status
-		av.UpdateMessage = ua.Message
-		if ua.JobID != "" { // the host holds (or held) a job of this update
-			progress := ua.Progress
-			av.Progress, av.Phase = &progress, ua.Phase
-		}
-		v.Agents = append(v.Agents, av)
+	v := s.updateHead(r, u, cat)
+	v.Agents = make([]okta.Agent, 0, len(u.Agents))
+	for i := range u.Agents {
+		v.Agents = append(v.Agents, s.updateAgent(u, &u.Agents[i], agents[u.Agents[i].AgentID], cat))
 	}
 	return v
 }
@@ -324,38 +294,12 @@ func (s *Server) handleListUpdates(w http.ResponseWriter, r *http.Request, _ *st
 		}
 		scheduled = &b
 	}
-	updates, err := s.store.ListUpdates(r.Context(), p.ID, scheduled)
-	if err != nil {
-		return err
-	}
-	agents, _, err := s.poolAgents(r, p.ID)
-	if err != nil {
-		return err
-	}
-	out := make([]okta.AgentPoolUpdate, 0, len(updates))
-	for _, u := range updates {
-		out = append(out, s.updateView(r, u, agents))
-	}
-	writeJSON(w, http.StatusOK, forClient(w, r, out))
-	return nil
+	return s.listUpdates(w, r, p, scheduled) // streamed: updateread.go
 }
 
 // handleGetUpdate serves GET /api/v1/agentPools/{poolId}/updates/{updateId}.
 func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
-	p, err := s.getPool(r)
-	if err != nil {
-		return err
-	}
-	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
-	if err != nil {
-		return updateErr(r, err)
-	}
-	agents, _, err := s.poolAgents(r, p.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, forClient(w, r, s.updateView(r, u, agents)))
-	return nil
+	return s.getUpdate(w, r) // streamed, with paging: updateread.go
 }
 
 // agentRef is an agent entry of an update body. Only id is used; the

@@ -212,6 +212,11 @@ type AgentPoolUpdate struct {
 	// policy: the policy (canary, waves, error budget, splay, ...) and
 	// the engine's progress (wave, halted).
 	Rollout json.RawMessage `json:"rollout,omitempty"`
+	// AgentCounts is a read-only extension: how many of the update's
+	// agents are in each per-agent status (every status of the seed is
+	// present, 0 included), whatever part of the agents array the reply
+	// carries.
+	AgentCounts map[AgentUpdateInstanceStatus]int `json:"agentCounts,omitempty"`
 }
 
 // UpdateWindow is one maintenance window of a scheduled update

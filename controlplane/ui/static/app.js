@@ -8,6 +8,8 @@
   const POLL_MS = 2000; // updates of the selected pool
   const POOLS_EVERY = 2; // the pools list every 2nd poll (it carries every agent)
   const MAX_ROWS = 500; // agents rendered at once; the filters narrow the rest
+  const PAGE = 100; // an update's agents fetched per page (limit); "Show more" adds a page
+  const MAX_PAGES = 10; // at most this many pages of one update's agents are kept and refreshed
   const TYPES = ["AD", "IWA", "LDAP", "MFA", "OPP", "RUM", "Radius"];
   // The lifecycle actions offered per update status (docs/lifecycle.md);
   // the API stays the judge and its refusals are shown as they come.
@@ -16,10 +18,15 @@
     Failed: ["retry"], Cancelled: ["retry"], Success: [],
   };
   const COUNTS = ["Success", "InProgress", "Failed", "Cancelled", "Scheduled"];
+  // The per-agent list's status filter: a COUNTS key and the statuses it asks the API for.
+  const FILTERS = { InProgress: "InProgress,PendingCompletion" };
 
   const $ = (id) => document.getElementById(id);
   const state = { pools: [], selected: sessionStorage.getItem("poolserver.pool") || "", updates: [], settings: null, ticks: 0 };
   const openDetails = new Set();
+  // Per update id, its per-agent list: the filter (a COUNTS key, "" for all,
+  // undefined until chosen), pages wanted, and the rows and "more" fetched.
+  const lists = new Map();
   const etags = new Map(); // GET path -> {etag, data, link}
   let chain = Promise.resolve();
   let busy = 0; // polls queued or running
@@ -236,18 +243,22 @@
     return parts.join(", ");
   }
 
+  // countAgents folds the update's agentCounts (the API's extension: the
+  // whole update, whatever page of agents is loaded) into COUNTS.
   function countAgents(u) {
     const c = Object.fromEntries(COUNTS.map((k) => [k, 0]));
-    for (const a of u.agents) {
-      const s = a.updateStatus === "PendingCompletion" ? "InProgress" : a.updateStatus;
-      if (s in c) c[s]++;
+    c.total = 0;
+    for (const [st, n] of Object.entries(u.agentCounts || {})) {
+      const s = st === "PendingCompletion" ? "InProgress" : st;
+      if (s in c) c[s] += n;
+      c.total += n;
     }
     return c;
   }
 
   function progress(u) {
     const c = countAgents(u);
-    const total = u.agents.length;
+    const total = c.total;
     const bar = el("div", { class: "bar", "aria-hidden": "true" },
       COUNTS.filter((k) => c[k]).map((k) => {
         const seg = el("span", { class: "seg seg-" + k });
@@ -290,22 +301,96 @@
       type: "button", "data-key": `act:${u.id}:${a}`, "data-action": a, "aria-label": `${cap(a)} update ${title}`,
       onclick: (ev) => act(u, a, ev.currentTarget),
     }, cap(a))));
-    const rows = u.agents.map((a) => el("tr", {},
+    const c = countAgents(u);
+    const list = listOf(u);
+    const rows = (list.rows || []).map((a) => el("tr", {},
       el("th", { scope: "row" }, a.name || a.id), el("td", {}, a.version || "unknown"),
       el("td", { class: "update-status" }, status(a.updateStatus)), agentProgress(a), el("td", {}, a.updateMessage || "")));
+    const matching = list.filter ? c[list.filter] : c.total;
+    const empty = list.filter ? `No agent ${list.filter}.` : "No agents.";
+    const fid = "flt-" + u.id;
+    const filter = el("div", { class: "agent-filter" },
+      el("label", { for: fid }, "Show agents"),
+      el("select", { id: fid, "data-key": "flt:" + u.id, onchange: (ev) => setFilter(u.id, ev.currentTarget.value) },
+        el("option", { value: "", selected: !list.filter }, `All (${c.total})`),
+        COUNTS.map((k) => el("option", { value: k, selected: list.filter === k }, `${k} (${c[k]})`))));
+    const more = list.more && list.pages < MAX_PAGES
+      ? el("button", { type: "button", "data-key": "more:" + u.id, onclick: () => showMore(u.id) }, `Show ${PAGE} more`)
+      : null;
+    const note = el("p", { class: "help list-note" }, list.rows
+      ? `Showing ${rows.length} of ${matching} agent${matching === 1 ? "" : "s"}` + (list.more && !more ? "; narrow the filter to see others." : ".")
+      : "Loading the agents...");
     const details = el("details", { "data-key": "det:" + u.id, open: openDetails.has(u.id) },
-      el("summary", {}, `Agents (${u.agents.length})`),
+      el("summary", {}, `Agents (${c.total})`),
+      filter, note,
       el("div", { class: "scroll" }, el("table", {},
         el("caption", {}, `Agents of ${title}`),
         el("thead", {}, el("tr", {}, ["Host name", "Version", "Update status", "Progress", "Update message"].map((h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5 }, "No agents."))))));
-    details.addEventListener("toggle", () => { if (details.open) openDetails.add(u.id); else openDetails.delete(u.id); });
+        el("tbody", {}, rows.length || !list.rows ? rows : el("tr", {}, el("td", { colspan: 5 }, empty))))),
+      more);
+    details.addEventListener("toggle", () => {
+      if (details.open && !openDetails.has(u.id)) {
+        openDetails.add(u.id);
+        refresh(); // fetch its first page now
+      } else if (!details.open) {
+        openDetails.delete(u.id);
+      }
+    });
     return el("article", { class: "update", "data-id": u.id, "data-status": u.status, "aria-labelledby": hid },
       el("h3", { id: hid, tabindex: "-1" }, title, " ", el("span", { class: "help" }, `(${u.id})`)),
       info, progress(u), actions, details);
   }
 
   const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+  // ---- an update's agents, a page at a time ----
+
+  // listOf returns the update's per-agent list state; the filter starts
+  // on Failed when some agent failed (what an operator looks for first),
+  // else on all agents.
+  function listOf(u) {
+    let l = lists.get(u.id);
+    if (!l) {
+      l = { filter: undefined, pages: 1, rows: null, more: false };
+      lists.set(u.id, l);
+    }
+    if (l.filter === undefined) l.filter = (u.agentCounts && u.agentCounts.Failed > 0) ? "Failed" : "";
+    return l;
+  }
+
+  function setFilter(id, value) {
+    const l = lists.get(id);
+    Object.assign(l, { filter: value, pages: 1, rows: null, more: false });
+    renderUpdates();
+    refresh();
+  }
+
+  function showMore(id) {
+    lists.get(id).pages++;
+    refresh();
+  }
+
+  // fetchAgents reads the pages wanted of one update's agents (following
+  // Link rel="next"), never the whole update: the API's limit and
+  // agentStatus parameters. It returns whether anything changed.
+  async function fetchAgents(base, u) {
+    const l = listOf(u);
+    let path = `${base}/${enc(u.id)}?limit=${PAGE}`;
+    if (l.filter) path += "&agentStatus=" + enc(FILTERS[l.filter] || l.filter);
+    const rows = [];
+    let changed = l.rows === null;
+    let more = false;
+    for (let i = 0; path && i < l.pages; i++) {
+      const r = await api("GET", path);
+      changed = changed || r.changed;
+      rows.push(...(r.data.agents || []));
+      path = nextPath(r.link);
+      more = path !== "";
+    }
+    if (lists.get(u.id) !== l) return false; // signed out meanwhile
+    if (changed) Object.assign(l, { rows, more });
+    return changed;
+  }
 
   function renderUpdates() {
     const sec = $("updates-section");
@@ -404,8 +489,15 @@
       }
       if (state.selected) {
         const base = `${API}/${enc(state.selected)}/updates`;
-        const [u, s] = await Promise.all([api("GET", base), api("GET", base + "/settings")]);
-        if (u.changed || s.changed || !$("updates").hasChildNodes()) {
+        // The updates with their agentCounts, without agents: an update may
+        // name 300,000 of them. The open per-agent lists fetch pages.
+        const [u, s] = await Promise.all([api("GET", base + "?agents=none"), api("GET", base + "/settings")]);
+        let listsChanged = false;
+        for (const upd of u.data) {
+          if (openDetails.has(upd.id)) listsChanged = (await fetchAgents(base, upd)) || listsChanged;
+        }
+        for (const id of lists.keys()) if (!u.data.some((x) => x.id === id)) lists.delete(id);
+        if (u.changed || s.changed || listsChanged || !$("updates").hasChildNodes()) {
           state.updates = u.data;
           state.settings = s.data;
           renderUpdates();
@@ -460,6 +552,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem("poolserver.pool");
     etags.clear();
+    lists.clear();
     Object.assign(state, { pools: [], selected: "", updates: [], settings: null, ticks: 0 });
     $("pools").tBodies[0].replaceChildren();
     $("agents").tBodies[0].replaceChildren();

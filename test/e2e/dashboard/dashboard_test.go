@@ -363,6 +363,12 @@ func TestDashboardInChromium(t *testing.T) {
 	do("open the per-agent list", chromedp.Click(chromedp.CSS(`#updates article details summary`)))
 	until("three agents Success in the per-agent list", `[...document.querySelectorAll('#updates article details tbody tr')].filter(r => r.querySelector(".update-status").innerText === "Success").length === 3`)
 	until("each host's own progress bar full", `[...document.querySelectorAll('#updates article details tbody tr .agent-progress')].filter(c => c.querySelector("progress")?.value === 100 && c.innerText.includes("100%")).length === 3`)
+	// The per-agent list is fetched filtered and paged (agentStatus, limit):
+	// no agent failed, and the counts label the filter's choices.
+	eval(`(() => { const s = document.querySelector('#updates article[data-status="Success"] details select');
+		s.value = "Failed"; s.dispatchEvent(new Event("change")); return s.value; })()`)
+	until("no agent Failed", `document.querySelector('#updates article[data-status="Success"] details tbody')?.innerText.includes("No agent Failed.") &&
+		document.querySelector('#updates article[data-status="Success"] details select option[value="Success"]').innerText === "Success (3)"`)
 	if st := s.updateStatus(t, id); st != okta.JobSuccess {
 		t.Errorf("API status at the end: %s", st)
 	}
