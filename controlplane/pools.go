@@ -267,6 +267,31 @@ func (s *Server) updateView(r *http.Request, u *store.Update, agents map[string]
 }
 
 // poolAgents returns a pool's agents by id.
+// completeAgents adds to an "all agents" update that is Scheduled or
+// InProgress the pool's agents it has no row for yet, Scheduled, in the
+// pool's order: the rows of a new update that the rollout engine has not
+// written yet, so the update reads back complete. list is the pool's
+// agents in creation order.
+func completeAgents(u *store.Update, list []*store.Agent) {
+	if !u.AllAgents || (u.Status != okta.JobScheduled && u.Status != okta.JobInProgress) || len(u.Agents) >= len(list) {
+		return
+	}
+	have := make(map[string]bool, len(u.Agents))
+	for _, ua := range u.Agents {
+		have[ua.AgentID] = true
+	}
+	for _, a := range list {
+		if !have[a.ID] {
+			u.Agents = append(u.Agents, store.UpdateAgent{AgentID: a.ID, Position: len(u.Agents), Status: okta.InstanceScheduled, ModifiedAt: u.CreatedAt})
+		}
+	}
+}
+
+// needsAgents reports whether completeAgents may add rows to u.
+func needsAgents(u *store.Update) bool {
+	return u.AllAgents && (u.Status == okta.JobScheduled || u.Status == okta.JobInProgress)
+}
+
 func (s *Server) poolAgents(r *http.Request, poolID string) (map[string]*store.Agent, []*store.Agent, error) {
 	list, err := s.store.ListAgents(r.Context(), poolID)
 	if err != nil {
@@ -544,14 +569,24 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if u.Schedule != nil {
 		u.Status = okta.JobScheduled // flow 3: waits for its window
 	}
-	if err := s.store.CreateUpdate(r.Context(), u); err != nil {
+	// An update of every agent of the pool is stored without its agents'
+	// rows: the rollout engine adds them, in batches, at its next tick
+	// (reads complete them meanwhile: completeAgents). A 300,000-host
+	// update is created in the time of one row.
+	rows := u.Agents
+	if u.AllAgents {
+		u.Agents = nil
+	}
+	err = s.store.CreateUpdate(r.Context(), u)
+	u.Agents = rows
+	if err != nil {
 		return err
 	}
 	s.log.Info("update created", updateFields(u)...)
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
 		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
+	s.writeUpdate(w, r, http.StatusCreated, u, agents)
 	return nil
 }
 
@@ -670,6 +705,7 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	var from okta.AgentUpdateJobStatus
 	u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
 		from = u.Status
+		completeAgents(u, list) // rows the engine has not written yet are written here
 		wasScheduled := u.Schedule != nil
 		applyFields(u, b)
 		if b.Agents != nil && !sameAgents(u, *b.Agents) {
@@ -694,7 +730,7 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateModify, PoolID: p.ID, UpdateID: u.ID, StatusBefore: string(from),
 		StatusAfter: string(u.Status), Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
+	s.writeUpdate(w, r, http.StatusCreated, u, agents)
 	return nil
 }
 
@@ -752,10 +788,15 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
+		agents, list, err := s.poolAgents(r, p.ID)
+		if err != nil {
+			return err
+		}
 		now := s.clock.Now().UTC()
 		var from okta.AgentUpdateJobStatus
 		u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
 			from = u.Status
+			completeAgents(u, list) // rows the engine has not written yet are written here
 			return applyAction(u, a, now)
 		})
 		if err != nil {
@@ -765,11 +806,7 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 		s.audit(r.Context(), tok, store.AuditEntry{Action: "update." + string(a), PoolID: p.ID, UpdateID: u.ID,
 			StatusBefore: string(from), StatusAfter: string(u.Status)})
 		s.notify(p.ID)
-		agents, _, err := s.poolAgents(r, p.ID)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, forClient(w, r, s.updateView(r, u, agents)))
+		s.writeUpdate(w, r, http.StatusCreated, u, agents)
 		return nil
 	}
 }

@@ -660,3 +660,36 @@ func TestDeactivateStopsHandingOutJobs(t *testing.T) {
 		t.Errorf("at the end: enabled %t, %s", got.Enabled, statuses(got))
 	}
 }
+
+// TestAllAgentsUpdateReadsBackComplete: an update of every agent of the
+// pool is stored without rows (the engine writes them); until the engine
+// has, reads and lifecycle actions see every agent, Scheduled.
+func TestAllAgentsUpdateReadsBackComplete(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	for i := range 3 {
+		f.host(fmt.Sprintf("dc%d", i), "1.0.0")
+	}
+	var u okta.AgentPoolUpdate
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage, `{"name":"all","targetVersion":"1.1.0"}`).decode(t, &u)
+	if len(u.Agents) != 3 {
+		t.Fatalf("create reply lists %d agents, want 3", len(u.Agents))
+	}
+	stored, err := f.st.GetUpdate(context.Background(), f.pool.ID, u.ID)
+	if err != nil || len(stored.Agents) != 0 {
+		t.Fatalf("rows stored at create = %d, %v; want none (the engine writes them)", len(stored.Agents), err)
+	}
+	if got := statuses(f.update(u.ID)); got != "InProgress:Scheduled,Scheduled,Scheduled" {
+		t.Errorf("read back before the engine ran = %s", got)
+	}
+	// A lifecycle action before the engine ran writes the rows itself.
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID+"/pause", f.manage, "")
+	if stored, _ := f.st.GetUpdate(context.Background(), f.pool.ID, u.ID); len(stored.Agents) != 3 {
+		t.Errorf("rows after pause = %d, want 3", len(stored.Agents))
+	}
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID+"/resume", f.manage, "")
+	f.tick()
+	if got := statuses(f.update(u.ID)); got != "InProgress:Scheduled,Scheduled,Scheduled" {
+		t.Errorf("after a tick = %s", got)
+	}
+}

@@ -376,12 +376,19 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return updateErr(r, err)
 	}
+	var agents map[string]*store.Agent
+	if needsAgents(u) {
+		var list []*store.Agent
+		if agents, list, err = s.poolAgents(r, p.ID); err != nil {
+			return err
+		}
+		completeAgents(u, list)
+	}
 	sel, err := selectAgents(u, q)
 	if err != nil {
 		return err
 	}
-	var agents map[string]*store.Agent
-	if sel.n > 0 {
+	if sel.n > 0 && agents == nil {
 		if agents, _, err = s.poolAgents(r, p.ID); err != nil {
 			return err
 		}
@@ -423,6 +430,16 @@ func (s *Server) listUpdates(w http.ResponseWriter, r *http.Request, p *store.Po
 	if err != nil {
 		return err
 	}
+	var agents map[string]*store.Agent
+	if slices.ContainsFunc(updates, needsAgents) {
+		var list []*store.Agent
+		if agents, list, err = s.poolAgents(r, p.ID); err != nil {
+			return err
+		}
+		for _, u := range updates {
+			completeAgents(u, list)
+		}
+	}
 	sels := make([]agentSelection, len(updates))
 	total := 0
 	for i, u := range updates {
@@ -431,8 +448,7 @@ func (s *Server) listUpdates(w http.ResponseWriter, r *http.Request, p *store.Po
 		}
 		total += sels[i].n
 	}
-	var agents map[string]*store.Agent
-	if total > 0 {
+	if total > 0 && agents == nil {
 		if agents, _, err = s.poolAgents(r, p.ID); err != nil {
 			return err
 		}
@@ -556,4 +572,27 @@ func appendMarshal(b []byte, v any) []byte {
 		return append(b, "null"...)
 	}
 	return append(b, out...)
+}
+
+// writeUpdate sends one update, every agent included, streamed like a GET
+// (the replies of create, modify and the lifecycle actions: an update of
+// 300,000 agents is never held as one value).
+func (s *Server) writeUpdate(w http.ResponseWriter, r *http.Request, status int, u *store.Update, agents map[string]*store.Agent) {
+	sel, err := selectAgents(u, agentsQuery{})
+	if err != nil { // cannot happen: no query selects everything
+		writeJSON(w, status, forClient(w, r, s.updateView(r, u, agents)))
+		return
+	}
+	h := w.Header()
+	h.Add("Vary", "User-Agent")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	ur := s.newUpdateRender(r, agents)
+	ur.start(w)
+	ur.update(u, &sel)
+	ur.buf = append(ur.buf, '\n')
+	ur.flush(true)
+	if ur.err != nil {
+		s.log.Debug("write update reply", zap.String("path", r.URL.Path), zap.Error(ur.err))
+	}
 }

@@ -324,3 +324,44 @@ func TestSilentHostWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestAllAgentsUpdateWithoutRows: an "all agents" update is stored without
+// its agents' rows; the engine writes them, in the pool's order, and hands
+// out the jobs in the same tick.
+func TestAllAgentsUpdateWithoutRows(t *testing.T) {
+	const n = 300
+	f := newFleet(t, n, store.Settings{})
+	e := f.engine()
+	for _, h := range f.hosts {
+		e.Heard(h, f.clock())
+	}
+	f.tick(e, true)
+	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
+		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
+	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(e, true)
+	got, err := f.st.GetUpdate(f.ctx, f.pool.ID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Agents) != n {
+		t.Fatalf("the engine wrote %d rows, want %d", len(got.Agents), n)
+	}
+	for i, ua := range got.Agents {
+		if want := f.agent[f.hosts[i]]; ua.AgentID != want || ua.Position != i || ua.JobID == "" {
+			t.Fatalf("row %d = %+v, want agent %s at position %d with a job", i, ua, want, i)
+		}
+	}
+	// A second engine (a restart) loads the rows as they are: no second
+	// set of jobs.
+	e2 := f.engine()
+	f.tick(e2, true)
+	for _, h := range f.hosts[:5] {
+		a, b := e.JobsFor(h, f.clock()), e2.JobsFor(h, f.clock())
+		if len(a) != 1 || len(b) != 1 || a[0].UUID != b[0].UUID {
+			t.Fatalf("host %s: before restart %+v, after %+v", h, a, b)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -460,15 +461,7 @@ func (e *Engine) enforceMinimum(ctx context.Context, now time.Time) error {
 		if len(below) == 0 {
 			continue
 		}
-		slices.SortFunc(below, func(a, b *store.Agent) int {
-			switch {
-			case a.Seq < b.Seq:
-				return -1
-			case a.Seq > b.Seq:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(below, func(a, b *store.Agent) int { return cmp.Compare(a.Seq, b.Seq) })
 		u := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, Name: "minimalSupportedVersion " + minV, AgentType: p.Type,
 			Enabled: true, Status: okta.JobInProgress, TargetVersion: target, CreatedAt: now, ModifiedAt: now,
 			Reason: "agents below the pool's minimal supported version " + minV}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -263,19 +264,26 @@ func (e *Engine) addUpdate(u *store.Update) {
 	for _, ua := range rows {
 		e.appendRow(us, ua)
 	}
+	if u.AllAgents && (u.Status == okta.JobScheduled || u.Status == okta.JobInProgress) && len(u.Agents) < len(ps.agents) {
+		// An "all agents" update is created without rows (or gained
+		// agents since): the engine writes the missing ones, in the
+		// pool's order.
+		missing := make([]*agentState, 0, len(ps.agents)-len(u.Agents))
+		for id, as := range ps.agents {
+			if _, ok := us.idx[id]; !ok {
+				missing = append(missing, as)
+			}
+		}
+		slices.SortFunc(missing, func(a, b *agentState) int { return cmp.Compare(a.a.Seq, b.a.Seq) })
+		for _, as := range missing {
+			e.appendRow(us, store.UpdateAgent{AgentID: as.a.ID, Status: okta.InstanceScheduled, ModifiedAt: u.CreatedAt})
+			us.dirty[len(u.Agents)-1] = struct{}{}
+		}
+	}
 	e.updates[u.ID] = us
 	ps.updates = append(ps.updates, us)
 	slices.SortStableFunc(ps.updates, func(a, b *updState) int {
-		if a.u.SortOrder != b.u.SortOrder {
-			return a.u.SortOrder - b.u.SortOrder
-		}
-		switch {
-		case a.u.Seq < b.u.Seq:
-			return -1
-		case a.u.Seq > b.u.Seq:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.u.SortOrder, b.u.SortOrder), cmp.Compare(a.u.Seq, b.u.Seq))
 	})
 }
 
