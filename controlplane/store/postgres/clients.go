@@ -13,38 +13,46 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at`
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev`
 
 func scanClient(s pgx.Row) (*store.Client, error) {
 	var c store.Client
 	var last, created int64
 	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
-		&c.Facts, &last, &created); err != nil {
+		&c.Facts, &last, &created, &c.Rev); err != nil {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
 	return &c, nil
 }
 
-func insertClient(ctx context.Context, q querier, c *store.Client) error {
+// insertClient inserts a client with revision rev.
+func insertClient(ctx context.Context, tx pgx.Tx, c *store.Client, rev int64) error {
 	if c.Facts == "" {
 		c.Facts = "{}"
 	}
-	err := q.QueryRow(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch,
-		c.AgentVersion, c.Facts, ms(c.LastSeen), ms(c.CreatedAt)).Scan(&c.Seq)
+	err := tx.QueryRow(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch,
+		c.AgentVersion, c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev).Scan(&c.Seq)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
 		}
 		return fmt.Errorf("create client %s: %w", c.ID, err)
 	}
+	c.Rev = rev
 	return nil
 }
 
-// CreateClient inserts a managed client.
+// CreateClient inserts a managed client and sets its Seq and Rev.
 func (db *DB) CreateClient(ctx context.Context, c *store.Client) error {
-	return insertClient(ctx, db.pool, c)
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return insertClient(ctx, tx, c, rev)
+	})
 }
 
 // GetClient returns a client by id.
@@ -89,18 +97,24 @@ func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Clie
 	return out, nil
 }
 
-// ApplyHeartbeats writes a batch of heartbeats in one transaction and one
-// round trip.
+// ApplyHeartbeats writes a batch of heartbeats in one transaction: one
+// round trip for the change revision when it needs one, one for the rows.
 //
-// Rows are locked in one global order, whatever the batch: clients by id,
-// then agents by (client, agent name), then update_agents by job id.
-// TouchClients and ModifyUpdate keep to it too, so replicas writing at once
-// do not deadlock; a transaction PostgreSQL still aborts as a deadlock
-// victim is retried. Heartbeats of one client keep their order, so the
-// later one wins.
+// A batch that reports facts, agents or jobs first takes a change
+// revision (and the revision lock, see nextRev) and stamps the rows whose
+// content it changes, not last-seen times. Rows are locked in one global
+// order, whatever the batch: clients by id, then agents by (client, agent
+// name), then update_agents by job id. TouchClients keeps to it too, so
+// replicas writing at once do not deadlock; a transaction PostgreSQL still
+// aborts as a deadlock victim is retried. Heartbeats of one client keep
+// their order, so the later one wins.
 func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
+	}
+	stamps := false
+	for i := range hbs {
+		stamps = stamps || hbs[i].Facts != "" || len(hbs[i].Agents) > 0 || len(hbs[i].Jobs) > 0
 	}
 	order := make([]int, len(hbs))
 	for i := range order {
@@ -113,32 +127,44 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 		s          stmt
 	}
 	var clients, agents, jobs []keyed
+	// The revision is known once the transaction has begun: the
+	// statements carry a pointer to it, which pgx reads when it sends
+	// them.
+	var rev int64
+	revArg := &rev
 	for _, i := range order {
 		hb := &hbs[i]
 		seen := ms(hb.Seen)
 		who := "heartbeat of client " + hb.ClientID
 		if hb.Facts != "" {
+			// The revision moves only when the content does.
 			clients = append(clients, keyed{s: stmt{`UPDATE clients SET type = $1, hostname = $2, status = $3, os = $4, arch = $5, agent_version = $6, facts = $7,
-				last_seen = GREATEST(last_seen, $8) WHERE id = $9`,
-				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID}, who}})
+				last_seen = GREATEST(last_seen, $8),
+				rev = CASE WHEN type <> $1 OR hostname <> $2 OR status <> $3 OR os <> $4 OR arch <> $5 OR agent_version <> $6 OR facts <> $7 THEN $10 ELSE rev END
+				WHERE id = $9`,
+				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, revArg}, who}})
 		} else {
 			clients = append(clients, keyed{s: stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{seen, hb.ClientID}, who}})
 		}
 		for _, a := range hb.Agents {
-			agents = append(agents, keyed{hb.ClientID, a.AgentName, stmt{`INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			agents = append(agents, keyed{hb.ClientID, a.AgentName, stmt{`INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status,
+				created_at, rev)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 				ON CONFLICT (client_id, agent_name) WHERE client_id <> '' DO UPDATE SET version = excluded.version,
 					last_connection = GREATEST(agents.last_connection, excluded.last_connection), operational_status = excluded.operational_status,
-					pool_id = excluded.pool_id, name = excluded.name, type = excluded.type`,
-				[]any{store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen},
+					pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
+					rev = CASE WHEN agents.version <> excluded.version OR agents.operational_status <> excluded.operational_status OR agents.pool_id <> excluded.pool_id
+						OR agents.name <> excluded.name OR agents.type <> excluded.type THEN excluded.rev ELSE agents.rev END`,
+				[]any{store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen, revArg},
 				who + ": agent " + a.AgentName}})
 		}
 		for _, j := range hb.Jobs {
-			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2 WHERE job_id = $3 AND job_id <> ''`, []any{j.Progress, j.Phase, j.JobID}, who + ": job " + j.JobID}
+			s := stmt{`UPDATE update_agents SET progress = $1, phase = $2, rev = $3 WHERE job_id = $4 AND job_id <> '' AND (progress <> $1 OR phase <> $2)`,
+				[]any{j.Progress, j.Phase, revArg, j.JobID}, who + ": job " + j.JobID}
 			if j.Status != "" {
 				s.sql = `UPDATE update_agents SET status = $1, message = $2, progress = $3, phase = $4, modified_at = $5,
-					diagnostics = CASE WHEN $6 <> '' THEN $6 ELSE diagnostics END WHERE job_id = $7 AND job_id <> ''`
-				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, j.JobID}
+					diagnostics = CASE WHEN $6 <> '' THEN $6 ELSE diagnostics END, rev = $7 WHERE job_id = $8 AND job_id <> ''`
+				s.args = []any{j.Status, j.Message, j.Progress, j.Phase, seen, j.Diagnostics, revArg, j.JobID}
 			}
 			jobs = append(jobs, keyed{j.JobID, "", s})
 		}
@@ -152,7 +178,15 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 			stmts = append(stmts, k.s)
 		}
 	}
-	return db.inTxRetry(ctx, func(tx pgx.Tx) error { return execBatch(ctx, tx, stmts) })
+	return db.inTxRetry(ctx, func(tx pgx.Tx) error {
+		if stamps {
+			var err error
+			if rev, err = nextRev(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return execBatch(ctx, tx, stmts)
+	})
 }
 
 // TouchClients records last-seen times of clients and their agents, in
@@ -194,9 +228,14 @@ func (db *DB) CreateEnrollToken(ctx context.Context, t *store.EnrollToken) error
 // token spent (ErrUsed).
 func (db *DB) Enroll(ctx context.Context, hash []byte, check func(*store.EnrollToken) error, c *store.Client) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		// The revision lock first (see nextRev), then the token's row.
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var t store.EnrollToken
 		var created, expires, used int64
-		err := tx.QueryRow(ctx, `SELECT hash, pool_id, created_at, expires_at, used_at, client_id FROM enroll_tokens WHERE hash = $1 FOR UPDATE`, hash).
+		err = tx.QueryRow(ctx, `SELECT hash, pool_id, created_at, expires_at, used_at, client_id FROM enroll_tokens WHERE hash = $1 FOR UPDATE`, hash).
 			Scan(&t.Hash, &t.PoolID, &created, &expires, &used, &t.ClientID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("enrollment token: %w", store.ErrNotFound)
@@ -214,7 +253,7 @@ func (db *DB) Enroll(ctx context.Context, hash []byte, check func(*store.EnrollT
 			}
 		}
 		c.PoolID = t.PoolID
-		if err := insertClient(ctx, tx, c); err != nil {
+		if err := insertClient(ctx, tx, c, rev); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE enroll_tokens SET used_at = $1, client_id = $2 WHERE hash = $3`, ms(c.CreatedAt), c.ID, hash); err != nil {

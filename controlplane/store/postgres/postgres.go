@@ -7,12 +7,13 @@
 // milliseconds, the same errors. Read-modify-write methods lock their row
 // with SELECT ... FOR UPDATE (FOR NO KEY UPDATE where the key stays) inside
 // one transaction, so they are atomic across connections and replicas.
+// Writes that the change feed lists are serialized by its revision counter
+// (see changes.go).
 // Migrations run at Open under a PostgreSQL advisory lock, so replicas
 // starting together apply each migration exactly once.
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -343,33 +344,40 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 
 // Agents.
 
-const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at`
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev`
 
 func scanAgent(s pgx.Row) (*store.Agent, error) {
 	var a store.Agent
 	var last, created int64
-	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created); err != nil {
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created, &a.Rev); err != nil {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
 	return &a, nil
 }
 
-// CreateAgent inserts an agent and sets its Seq.
+// CreateAgent inserts an agent and sets its Seq and Rev.
 func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 	if a.OperationalStatus == "" {
 		a.OperationalStatus = okta.OperationalStatusInactive
 	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version,
-		ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt)).Scan(&a.Seq)
-	if err != nil {
-		if isUnique(err) {
-			return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("create agent: %w", err)
-	}
-	return nil
+		err = tx.QueryRow(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version,
+			ms(a.LastConnection), a.OperationalStatus, a.IsHidden, ms(a.CreatedAt), rev).Scan(&a.Seq)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("create agent %s: %w", a.ID, store.ErrConflict)
+			}
+			return fmt.Errorf("create agent: %w", err)
+		}
+		a.Rev = rev
+		return nil
+	})
 }
 
 // ListAgents returns the agents of the given pools in creation order.
@@ -391,7 +399,7 @@ func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent
 // Updates.
 
 const updateCols = `seq, id, pool_id, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at`
+	has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, created_at, modified_at, rev`
 
 func scanUpdate(s pgx.Row) (*store.Update, error) {
 	var u store.Update
@@ -400,7 +408,7 @@ func scanUpdate(s pgx.Row) (*store.Update, error) {
 	var delay, duration *int
 	var last, created, modified int64
 	if err := s.Scan(&u.Seq, &u.ID, &u.PoolID, &u.Name, &u.AgentType, &u.Enabled, &u.NotifyAdmin, &u.Reason, &u.SortOrder, &u.Status,
-		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified); err != nil {
+		&u.ResumeStatus, &u.TargetVersion, &hasSchedule, &sc.Cron, &sc.Timezone, &delay, &duration, &last, &u.AllAgents, &u.AllowDowngrade, &u.Rollout, &created, &modified, &u.Rev); err != nil {
 		return nil, err
 	}
 	if hasSchedule {
@@ -438,26 +446,36 @@ func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error
 		ids[i] = u.ID
 		u.Agents = nil
 	}
-	rows, err := q.Query(ctx, `SELECT update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version FROM update_agents
+	rows, err := q.Query(ctx, `SELECT `+updateAgentCols+` FROM update_agents
 		WHERE update_id = ANY($1) ORDER BY update_id, position`, ids)
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var ua store.UpdateAgent
-		var modified, dispatched int64
-		if err := rows.Scan(&id, &ua.AgentID, &ua.Position, &ua.Status, &ua.Message, &modified, &ua.JobID, &ua.JobSeq, &dispatched, &ua.Progress, &ua.Phase, &ua.FromVersion); err != nil {
+		r, err := scanUpdateAgent(rows)
+		if err != nil {
 			return fmt.Errorf("load update agents: %w", err)
 		}
-		ua.ModifiedAt, ua.DispatchedAt = fromMS(modified), fromMS(dispatched)
-		byID[id].Agents = append(byID[id].Agents, ua)
+		byID[r.UpdateID].Agents = append(byID[r.UpdateID].Agents, r.UpdateAgent)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load update agents: %w", err)
 	}
 	return nil
+}
+
+const updateAgentCols = `update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version, rev`
+
+func scanUpdateAgent(s pgx.Row) (store.UpdateAgentRow, error) {
+	var r store.UpdateAgentRow
+	var modified, dispatched int64
+	if err := s.Scan(&r.UpdateID, &r.AgentID, &r.Position, &r.Status, &r.Message, &modified, &r.JobID, &r.JobSeq, &dispatched, &r.Progress, &r.Phase,
+		&r.FromVersion, &r.Rev); err != nil {
+		return r, err
+	}
+	r.ModifiedAt, r.DispatchedAt = fromMS(modified), fromMS(dispatched)
+	return r, nil
 }
 
 func updateArgs(u *store.Update) []any {
@@ -472,67 +490,97 @@ func updateArgs(u *store.Update) []any {
 
 // saveUpdateAgents writes the rows of u.Agents that differ from before
 // (nil: all rows are new), so a tick that changes a few agents of a
-// 10,000-agent update writes a few rows, in one round trip.
-//
-// Rows are written in the order of their stored job id, the order in which
-// ApplyHeartbeats updates them by job id, so the two never deadlock.
-func saveUpdateAgents(ctx context.Context, tx pgx.Tx, u *store.Update, before []store.UpdateAgent) error {
+// 10,000-agent update writes a few rows, stamped with revision rev, in one
+// statement however many. Rows dropped from u.Agents are deleted and leave
+// a tombstone. Every writer of update_agents holds the revision lock
+// (nextRev), so the order in which rows are locked does not matter.
+func saveUpdateAgents(ctx context.Context, tx pgx.Tx, u *store.Update, before []store.UpdateAgent, rev int64) error {
 	old := make(map[string]store.UpdateAgent, len(before))
 	for _, ua := range before {
 		old[ua.AgentID] = ua
 	}
-	type op struct {
-		lockKey string // the job id the row is stored with
-		s       stmt
+	// A repeated agent: the last entry wins, as a second write would.
+	last := make(map[string]int, len(u.Agents))
+	for i := range u.Agents {
+		last[u.Agents[i].AgentID] = i
 	}
-	var ops []op
+	var cols agentColumns
+	added := false
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		ua.Position = i
 		prev, existed := old[ua.AgentID]
-		delete(old, ua.AgentID)
+		prev.Rev = ua.Rev // compare the content, not the revision
 		if existed && prev == *ua {
 			continue
 		}
-		ops = append(ops, op{prev.JobID, stmt{
-			sql: `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ua.Rev = rev
+		if last[ua.AgentID] != i {
+			continue
+		}
+		added = added || !existed
+		cols.add(u.ID, ua)
+	}
+	var removed []string
+	for id := range old {
+		if _, ok := last[id]; !ok {
+			removed = append(removed, id)
+		}
+	}
+	if cols.len() > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO update_agents (update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase,
+			from_version, rev)
+			SELECT v.update_id, v.agent_id, v.position, v.status, v.message, v.modified_at, v.job_id, v.job_seq, v.dispatched_at, v.progress, v.phase, v.from_version, $1
+			FROM `+agentColumnsFrom(2)+`
 			ON CONFLICT (update_id, agent_id) DO UPDATE SET position = excluded.position, status = excluded.status, message = excluded.message,
 				modified_at = excluded.modified_at, job_id = excluded.job_id, job_seq = excluded.job_seq, dispatched_at = excluded.dispatched_at,
-				progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version`,
-			args: []any{u.ID, ua.AgentID, ua.Position, ua.Status, ua.Message, ms(ua.ModifiedAt), ua.JobID, ua.JobSeq, ms(ua.DispatchedAt), ua.Progress, ua.Phase, ua.FromVersion},
-			what: "save update agent " + ua.AgentID,
-		}})
+				progress = excluded.progress, phase = excluded.phase, from_version = excluded.from_version, rev = excluded.rev`,
+			append([]any{rev}, cols.args()...)...); err != nil {
+			return fmt.Errorf("save agents of update %s: %w", u.ID, err)
+		}
 	}
-	for id, prev := range old {
-		ops = append(ops, op{prev.JobID, stmt{
-			sql:  `DELETE FROM update_agents WHERE update_id = $1 AND agent_id = $2`,
-			args: []any{u.ID, id},
-			what: "remove update agent " + id,
-		}})
+	if len(removed) > 0 {
+		if err := execBatch(ctx, tx, []stmt{
+			{`DELETE FROM update_agents WHERE update_id = $1 AND agent_id = ANY($2)`, []any{u.ID, removed}, "remove agents from update " + u.ID},
+			{`INSERT INTO removed_update_agents (update_id, agent_id, rev) SELECT $1, unnest($2::text[]), $3
+				ON CONFLICT (update_id, agent_id) DO UPDATE SET rev = excluded.rev`, []any{u.ID, removed, rev}, "remove agents from update " + u.ID},
+		}); err != nil {
+			return err
+		}
 	}
-	slices.SortStableFunc(ops, func(a, b op) int { return cmp.Compare(a.lockKey, b.lockKey) })
-	stmts := make([]stmt, len(ops))
-	for i, o := range ops {
-		stmts[i] = o.s
+	if added && before != nil {
+		return clearRemoved(ctx, tx, u.ID)
 	}
-	return execBatch(ctx, tx, stmts)
+	return nil
 }
 
-// CreateUpdate inserts an update with its agents and sets its Seq.
+// CreateUpdate inserts an update with its agents and sets its Seq and
+// the Rev of the update and its agents.
 func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
-		args := append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...)
-		err := tx.QueryRow(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
-			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING seq`, args...).Scan(&u.Seq)
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
+		args := append(append([]any{u.ID, u.PoolID, ms(u.CreatedAt)}, updateArgs(u)...), rev)
+		err = tx.QueryRow(ctx, `INSERT INTO updates (id, pool_id, created_at, name, agent_type, enabled, notify_admin, reason, sort_order, status, resume_status, target_version,
+			has_schedule, schedule_cron, schedule_timezone, schedule_delay, schedule_duration, schedule_last, all_agents, allow_downgrade, rollout, modified_at, rev)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING seq`, args...).Scan(&u.Seq)
 		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("create update %s: %w", u.ID, store.ErrConflict)
 			}
 			return fmt.Errorf("create update: %w", err)
 		}
-		return saveUpdateAgents(ctx, tx, u, nil)
+		u.Rev = rev
+		// A reused id: the update's old tombstones are history now.
+		if err := execBatch(ctx, tx, []stmt{
+			{`DELETE FROM deleted_updates WHERE id = $1`, []any{u.ID}, "create update " + u.ID},
+			{`DELETE FROM removed_update_agents WHERE update_id = $1`, []any{u.ID}, "create update " + u.ID},
+		}); err != nil {
+			return err
+		}
+		return saveUpdateAgents(ctx, tx, u, nil, rev)
 	})
 }
 
@@ -597,7 +645,11 @@ func (db *DB) listUpdates(ctx context.Context, query string, args ...any) ([]*st
 func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*store.Update) error) (*store.Update, error) {
 	var u *store.Update
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
+		// The revision lock first (see nextRev), then the update's row.
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if u, err = getUpdate(ctx, tx, poolID, id, "FOR NO KEY UPDATE"); err != nil {
 			return err
 		}
@@ -605,12 +657,14 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 		if err := fn(u); err != nil {
 			return err
 		}
-		args := append(updateArgs(u), u.ID)
+		args := append(updateArgs(u), rev, u.ID)
 		if _, err := tx.Exec(ctx, `UPDATE updates SET name = $1, agent_type = $2, enabled = $3, notify_admin = $4, reason = $5, sort_order = $6, status = $7, resume_status = $8, target_version = $9,
-			has_schedule = $10, schedule_cron = $11, schedule_timezone = $12, schedule_delay = $13, schedule_duration = $14, schedule_last = $15, all_agents = $16, allow_downgrade = $17, rollout = $18, modified_at = $19 WHERE id = $20`, args...); err != nil {
+			has_schedule = $10, schedule_cron = $11, schedule_timezone = $12, schedule_delay = $13, schedule_duration = $14, schedule_last = $15, all_agents = $16, allow_downgrade = $17, rollout = $18, modified_at = $19,
+			rev = $20 WHERE id = $21`, args...); err != nil {
 			return fmt.Errorf("save update %s: %w", id, err)
 		}
-		return saveUpdateAgents(ctx, tx, u, before)
+		u.Rev = rev
+		return saveUpdateAgents(ctx, tx, u, before, rev)
 	})
 	if err != nil {
 		return nil, err
@@ -621,6 +675,11 @@ func (db *DB) ModifyUpdate(ctx context.Context, poolID, id string, fn func(*stor
 // DeleteUpdate deletes an update when check allows it.
 func (db *DB) DeleteUpdate(ctx context.Context, poolID, id string, check func(*store.Update) error) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		// The revision lock first (see nextRev), then the update's row.
+		rev, err := nextRev(ctx, tx)
+		if err != nil {
+			return err
+		}
 		u, err := getUpdate(ctx, tx, poolID, id, "FOR UPDATE")
 		if err != nil {
 			return err
@@ -630,11 +689,15 @@ func (db *DB) DeleteUpdate(ctx context.Context, poolID, id string, check func(*s
 				return err
 			}
 		}
-		// update_agents rows go with it (ON DELETE CASCADE).
-		if _, err := tx.Exec(ctx, `DELETE FROM updates WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("delete update %s: %w", id, err)
-		}
-		return nil
+		what := "delete update " + id
+		return execBatch(ctx, tx, []stmt{
+			// update_agents rows go with it (ON DELETE CASCADE).
+			{`DELETE FROM updates WHERE id = $1`, []any{id}, what},
+			// The update's tombstone stands for its rows.
+			{`DELETE FROM removed_update_agents WHERE update_id = $1`, []any{id}, what},
+			{`INSERT INTO deleted_updates (id, pool_id, rev) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET pool_id = excluded.pool_id, rev = excluded.rev`,
+				[]any{id, poolID, rev}, what},
+		})
 	})
 }
 

@@ -261,3 +261,8 @@ func TestSchemaMatchesSQLite(t *testing.T) {
 		t.Errorf("only %d columns found: %v", len(pgCols), pgCols)
 	}
 }
+
+// BenchmarkRollout300k: POOLAGENT_TEST_PG=... go test -run XXX -bench Rollout -benchtime 3x ./controlplane/store/postgres
+func BenchmarkRollout300k(b *testing.B) {
+	storetest.BenchRollout(b, pgtest.Open(b), 300_000)
+}

@@ -463,7 +463,12 @@ func testChangesConcurrent(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if header == nil || header.Rev != got.Rev || header.SortOrder != got.SortOrder || header.Rollout != got.Rollout {
-		t.Errorf("header from the feed = %+v, full read %+v", header, got)
+		if header == nil {
+			t.Errorf("the feed has no header")
+		} else {
+			t.Errorf("header from the feed: rev %d, sort order %d, rollout %q; full read: rev %d, sort order %d, rollout %q",
+				header.Rev, header.SortOrder, header.Rollout, got.Rev, got.SortOrder, got.Rollout)
+		}
 	}
 	if len(rows) != len(got.Agents) {
 		t.Errorf("the feed has %d rows, a full read %d", len(rows), len(got.Agents))
