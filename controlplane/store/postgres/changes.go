@@ -118,7 +118,10 @@ const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, o
 
 // ChangesSince returns what was committed after revision since, from one
 // read-only REPEATABLE READ snapshot, using the rev indexes.
-func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, error) {
+func (db *DB) ChangesSince(ctx context.Context, since int64, skip ...int64) (*store.Changes, error) {
+	if skip == nil {
+		skip = []int64{} // a NULL array would leave every row out
+	}
 	ch := &store.Changes{}
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		// The first statement takes the snapshot.
@@ -129,7 +132,7 @@ func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, er
 			return nil
 		}
 		each := func(what, query string, scan func(pgx.Rows) error) error {
-			rows, err := tx.Query(ctx, query, since, ch.Rev)
+			rows, err := tx.Query(ctx, query, since, ch.Rev, skip)
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
@@ -144,7 +147,8 @@ func (db *DB) ChangesSince(ctx context.Context, since int64) (*store.Changes, er
 			}
 			return nil
 		}
-		const window = ` WHERE rev > $1 AND rev <= $2 ORDER BY rev`
+		// skip: the caller's own writes, left out.
+		const window = ` WHERE rev > $1 AND rev <= $2 AND NOT (rev = ANY($3::bigint[])) ORDER BY rev`
 		return errors.Join(
 			each("updates", `SELECT `+updateCols+` FROM updates`+window, func(r pgx.Rows) error {
 				u, err := scanUpdate(r)

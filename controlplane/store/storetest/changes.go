@@ -260,6 +260,13 @@ func testChanges(t *testing.T, s store.Store) {
 	if ch.Rev != wrev || len(ch.Updates) != 1 || ch.Updates[0].ID != u.ID || len(ch.UpdateAgents) != 2 {
 		t.Errorf("ChangesSince(WriteRollout) = rev %d, updates %v, rows %+v", ch.Rev, updateIDs(ch.Updates), ch.UpdateAgents)
 	}
+	// The writer's own revision left out: the same snapshot without it.
+	if own, err := s.ChangesSince(ctx, before, wrev); err != nil || own.Rev != wrev || len(own.Updates)+len(own.UpdateAgents) != 0 {
+		t.Errorf("ChangesSince(%d, skip %d) = %+v, %v; want nothing but the revision", before, wrev, own, err)
+	}
+	if other, err := s.ChangesSince(ctx, before, wrev+100); err != nil || len(other.UpdateAgents) != 2 {
+		t.Errorf("ChangesSince skipping an unrelated revision = %+v, %v", other, err)
+	}
 	// Writing the same (now current) rows again succeeds.
 	if skipped, err := s.WriteRollout(ctx, &store.RolloutWrite{Updates: []*store.Update{&hdr}, Agents: w.Agents[1:3]}); err != nil || skipped != 0 {
 		t.Errorf("second WriteRollout = %d, %v", skipped, err)
