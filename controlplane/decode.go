@@ -41,15 +41,9 @@ func bodyCap(n int64) int {
 // ignored (the SDKs send back whole objects); syntax errors, a wrong JSON
 // type for a field and invalid UTF-8 are reported with the field's name.
 func decodeJSON(body []byte, v any) *oktaError {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return errMalformed("the request body is empty; send a JSON object")
-	}
-	if !utf8.Valid(body) {
-		return errMalformed("the request body is not valid UTF-8")
-	}
-	if body[0] != '{' {
-		return errMalformed("the request body must be a JSON object")
+	body, oerr := checkJSONBody(body)
+	if oerr != nil {
+		return oerr
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var syn *json.SyntaxError
@@ -59,6 +53,21 @@ func decodeJSON(body []byte, v any) *oktaError {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// checkJSONBody trims a body and checks it is UTF-8 and starts an object.
+func checkJSONBody(body []byte) ([]byte, *oktaError) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errMalformed("the request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return nil, errMalformed("the request body is not valid UTF-8")
+	}
+	if body[0] != '{' {
+		return nil, errMalformed("the request body must be a JSON object")
+	}
+	return body, nil
 }
 
 func jsonError(err error) *oktaError {
