@@ -16,9 +16,26 @@ const MaxBodyBytes = 1 << 20
 
 // readBody reads a bounded request body.
 func readBody(r *http.Request) ([]byte, *oktaError) {
-	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
-	body := buf.Bytes()
+	return readBodyInto(r, nil)
+}
+
+// readBodyInto reads a bounded request body into buf's memory when it is
+// large enough. A body of known length (the usual heartbeat) is read in
+// one read into a buffer of exactly its size.
+func readBodyInto(r *http.Request, buf []byte) ([]byte, *oktaError) {
+	if n := r.ContentLength; n >= 0 && n <= MaxBodyBytes {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		body := buf[:n]
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, errMalformed("the request body could not be read: " + err.Error())
+		}
+		return body, nil
+	}
+	b := bytes.NewBuffer(buf[:0])
+	_, err := b.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body := b.Bytes()
 	if err != nil {
 		return nil, errMalformed("the request body could not be read: " + err.Error())
 	}
@@ -26,15 +43,6 @@ func readBody(r *http.Request) ([]byte, *oktaError) {
 		return nil, errMalformed(fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes))
 	}
 	return body, nil
-}
-
-// bodyCap sizes the read buffer from Content-Length (one allocation for
-// the usual heartbeat), within the body limit.
-func bodyCap(n int64) int {
-	if n <= 0 || n > MaxBodyBytes {
-		return 512
-	}
-	return int(n) + 1 // +1: ReadFrom's EOF probe does not grow the buffer
 }
 
 // decodeJSON decodes one JSON object from body into v. Unknown fields are

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -176,13 +177,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		spForbidden(w, "a client may post only its own status (authenticated as "+c.ID+")")
 		return
 	}
-	raw, oerr := readBody(r)
-	if oerr != nil {
-		spBadRequest(w, oerr.causes...)
-		return
-	}
 	var req sailpoint.StatusRequest
-	if oerr := decodeStatusRequest(raw, &req); oerr != nil {
+	if oerr := s.readHeartbeat(r, &req); oerr != nil {
 		spBadRequest(w, oerr.causes...)
 		return
 	}
@@ -205,7 +201,26 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.seen.mark(c.ID, now)
 	}
 	warnings := s.noteHeartbeat(c.ID, c.PoolID, hostName(&req.Body, c.ID), &req, now)
-	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now, warnings))
+	reply := s.heartbeatReply(r, c, &req, now, warnings)
+	writeStatusReply(w, &reply)
+}
+
+// bodyBufs recycles the buffers heartbeat bodies are read into (the
+// decoded request shares no memory with its body).
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// readHeartbeat reads and decodes a heartbeat's body.
+func (s *Server) readHeartbeat(r *http.Request, req *sailpoint.StatusRequest) *oktaError {
+	bp := bodyBufs.Get().(*[]byte)
+	raw, oerr := readBodyInto(r, *bp)
+	if oerr == nil {
+		oerr = decodeStatusRequest(raw, req)
+	}
+	if cap(raw) <= 64<<10 {
+		*bp = raw[:0]
+	}
+	bodyBufs.Put(bp)
+	return oerr
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
