@@ -74,7 +74,8 @@ type HeartbeatConfig struct {
 	// RateLimit is how many heartbeats one client may send per minute.
 	RateLimit int `toml:"rate_limit"`
 	// FlushInterval is how often the last-seen times of heartbeats that
-	// changed nothing else are written (coalesced).
+	// changed nothing else are written (coalesced), and the resolution of
+	// a host's written time: at most one write per host per interval.
 	FlushInterval Duration `toml:"flush_interval"`
 }
 

@@ -16,9 +16,26 @@ const MaxBodyBytes = 1 << 20
 
 // readBody reads a bounded request body.
 func readBody(r *http.Request) ([]byte, *oktaError) {
-	buf := bytes.NewBuffer(make([]byte, 0, bodyCap(r.ContentLength)))
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
-	body := buf.Bytes()
+	return readBodyInto(r, nil)
+}
+
+// readBodyInto reads a bounded request body into buf's memory when it is
+// large enough. A body of known length (the usual heartbeat) is read in
+// one read into a buffer of exactly its size.
+func readBodyInto(r *http.Request, buf []byte) ([]byte, *oktaError) {
+	if n := r.ContentLength; n >= 0 && n <= MaxBodyBytes {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		body := buf[:n]
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, errMalformed("the request body could not be read: " + err.Error())
+		}
+		return body, nil
+	}
+	b := bytes.NewBuffer(buf[:0])
+	_, err := b.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1))
+	body := b.Bytes()
 	if err != nil {
 		return nil, errMalformed("the request body could not be read: " + err.Error())
 	}
@@ -28,28 +45,13 @@ func readBody(r *http.Request) ([]byte, *oktaError) {
 	return body, nil
 }
 
-// bodyCap sizes the read buffer from Content-Length (one allocation for
-// the usual heartbeat), within the body limit.
-func bodyCap(n int64) int {
-	if n <= 0 || n > MaxBodyBytes {
-		return 512
-	}
-	return int(n) + 1 // +1: ReadFrom's EOF probe does not grow the buffer
-}
-
 // decodeJSON decodes one JSON object from body into v. Unknown fields are
 // ignored (the SDKs send back whole objects); syntax errors, a wrong JSON
 // type for a field and invalid UTF-8 are reported with the field's name.
 func decodeJSON(body []byte, v any) *oktaError {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return errMalformed("the request body is empty; send a JSON object")
-	}
-	if !utf8.Valid(body) {
-		return errMalformed("the request body is not valid UTF-8")
-	}
-	if body[0] != '{' {
-		return errMalformed("the request body must be a JSON object")
+	body, oerr := checkJSONBody(body)
+	if oerr != nil {
+		return oerr
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var syn *json.SyntaxError
@@ -59,6 +61,21 @@ func decodeJSON(body []byte, v any) *oktaError {
 		return jsonError(err)
 	}
 	return nil
+}
+
+// checkJSONBody trims a body and checks it is UTF-8 and starts an object.
+func checkJSONBody(body []byte) ([]byte, *oktaError) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errMalformed("the request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return nil, errMalformed("the request body is not valid UTF-8")
+	}
+	if body[0] != '{' {
+		return nil, errMalformed("the request body must be a JSON object")
+	}
+	return body, nil
 }
 
 func jsonError(err error) *oktaError {

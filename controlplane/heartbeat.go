@@ -60,20 +60,6 @@ func newTrackingID() string {
 	return id[3:]
 }
 
-// clientCache keeps authenticated clients by secret hash, so a heartbeat
-// does not read the store to authenticate.
-type clientCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]cachedClient
-}
-
-type cachedClient struct {
-	c       *store.Client
-	fetched time.Time
-}
-
-const clientCacheTTL = time.Minute
-
 // authError is a failed client authentication (a 401), as opposed to a
 // store failure (a 500).
 type authError string
@@ -89,9 +75,7 @@ func (s *Server) authClient(r *http.Request) (*store.Client, error) {
 	hash := HashSecret(cred)
 	key := [32]byte(hash)
 	now := s.clock.Now()
-	s.clients.mu.Lock()
-	cc, hit := s.clients.m[key]
-	s.clients.mu.Unlock()
+	cc, hit := s.clients.get(key)
 	if !hit || now.Sub(cc.fetched) > clientCacheTTL {
 		c, err := s.store.ClientBySecret(r.Context(), hash)
 		if errors.Is(err, store.ErrNotFound) {
@@ -101,12 +85,7 @@ func (s *Server) authClient(r *http.Request) (*store.Client, error) {
 			return nil, fmt.Errorf("look up client: %w", err)
 		}
 		cc = cachedClient{c: c, fetched: now}
-		s.clients.mu.Lock()
-		if len(s.clients.m) > 200000 {
-			clear(s.clients.m)
-		}
-		s.clients.m[key] = cc
-		s.clients.mu.Unlock()
+		s.clients.put(key, cc)
 	}
 	if subtle.ConstantTimeCompare(cc.c.SecretHash, hash) != 1 {
 		return nil, authError("the client secret is not valid")
@@ -210,13 +189,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		spForbidden(w, "a client may post only its own status (authenticated as "+c.ID+")")
 		return
 	}
-	raw, oerr := readBody(r)
-	if oerr != nil {
-		spBadRequest(w, oerr.causes...)
-		return
-	}
 	var req sailpoint.StatusRequest
-	if oerr := decodeJSON(raw, &req); oerr != nil {
+	if oerr := s.readHeartbeat(r, &req); oerr != nil {
 		spBadRequest(w, oerr.causes...)
 		return
 	}
@@ -234,6 +208,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			spInternal(w)
 			return
 		}
+		s.seen.wrote(c.ID, now)
 		if finishedJob(hb.Jobs) {
 			s.engine.Kick() // a finished job may free a slot or end the update
 		}
@@ -242,7 +217,26 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.engine.Heard(c.ID, now)
 	warnings := s.noteHeartbeat(c.ID, c.PoolID, hostName(&req.Body, c.ID), &req, now)
-	writeJSON(w, http.StatusOK, s.heartbeatReply(r, c, &req, now, warnings))
+	reply := s.heartbeatReply(r, c, &req, now, warnings)
+	writeStatusReply(w, &reply)
+}
+
+// bodyBufs recycles the buffers heartbeat bodies are read into (the
+// decoded request shares no memory with its body).
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// readHeartbeat reads and decodes a heartbeat's body.
+func (s *Server) readHeartbeat(r *http.Request, req *sailpoint.StatusRequest) *oktaError {
+	bp := bodyBufs.Get().(*[]byte)
+	raw, oerr := readBodyInto(r, *bp)
+	if oerr == nil {
+		oerr = decodeStatusRequest(raw, req)
+	}
+	if cap(raw) <= 64<<10 {
+		*bp = raw[:0]
+	}
+	bodyBufs.Put(bp)
+	return oerr
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, q quota) {
@@ -497,60 +491,6 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 		body.Maintenance = &sailpoint.Maintenance{Window: "false", WindowClusterTime: now.Format(time.RFC3339)}
 	}
 	return sailpoint.StatusReply{Body: body, Status: req.Status, Type: req.Type, Timestamp: now}
-}
-
-// hbState remembers each client's last heartbeat fingerprint, so a
-// heartbeat that changes nothing but the time is not written at once.
-type hbState struct {
-	mu sync.Mutex
-	m  map[string]uint64
-}
-
-func (h *hbState) changed(clientID string, fp uint64) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m[clientID] == fp {
-		return false
-	}
-	h.m[clientID] = fp
-	return true
-}
-
-func (h *hbState) forget(clientID string) {
-	h.mu.Lock()
-	delete(h.m, clientID)
-	h.mu.Unlock()
-}
-
-// seenCoalescer batches last-seen times of unchanged heartbeats and writes
-// them every flush interval in one transaction.
-type seenCoalescer struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func (c *seenCoalescer) mark(id string, t time.Time) {
-	c.mu.Lock()
-	c.m[id] = t
-	c.mu.Unlock()
-}
-
-func (c *seenCoalescer) get(id string) (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.m[id]
-	return t, ok
-}
-
-func (c *seenCoalescer) take() map[string]time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) == 0 {
-		return nil
-	}
-	m := c.m
-	c.m = make(map[string]time.Time, len(m))
-	return m
 }
 
 // hbWriter group-commits heartbeat writes: requests that arrive while a

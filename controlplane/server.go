@@ -79,12 +79,12 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 		log = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}},
-		clients: clientCache{m: map[[32]byte]cachedClient{}}, hbState: hbState{m: map[string]uint64{}},
-		seen: seenCoalescer{m: map[string]time.Time{}}, poolTypes: map[string]okta.AgentType{},
-		notes: newHostNotes()}
+		poolTypes: map[string]okta.AgentType{},
+		notes:     newHostNotes()}
 	for _, o := range opts {
 		o(s)
 	}
+	s.seen.init(cfg.Heartbeat.FlushInterval.Duration)
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
 	s.metrics = newMetrics(s)
@@ -124,12 +124,19 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 // Engine returns the rollout engine (tests drive its Tick by hand).
 func (s *Server) Engine() *rollout.Engine { return s.engine }
 
-// flushSeen writes the coalesced last-seen times.
+// flushSeen writes the coalesced last-seen times that are due (see
+// seenCoalescer).
 func (s *Server) flushSeen(ctx context.Context) {
-	if m := s.seen.take(); m != nil {
-		if err := s.store.TouchClients(ctx, m); err != nil {
-			s.log.Error("write last-seen times", zap.Int("clients", len(m)), zap.Error(err))
-		}
+	s.writeSeen(ctx, s.seen.take(s.clock.Now(), false))
+}
+
+func (s *Server) writeSeen(ctx context.Context, m map[string]time.Time) {
+	if m == nil {
+		return
+	}
+	if err := s.store.TouchClients(ctx, m); err != nil {
+		s.seen.untake(m)
+		s.log.Error("write last-seen times", zap.Int("clients", len(m)), zap.Error(err))
 	}
 }
 
@@ -140,7 +147,7 @@ func (s *Server) Close() {
 		s.bgCancel()
 		s.bgDone.Wait()
 		s.writer.close()
-		s.flushSeen(context.Background())
+		s.writeSeen(context.Background(), s.seen.take(s.clock.Now(), true))
 	})
 }
 

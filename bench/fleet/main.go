@@ -77,6 +77,7 @@ func run() error {
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	rolloutInterval := flag.Duration("rollout-interval", 30*time.Second, "heartbeat interval of the hosts in the timed rollout (the issue's 30 s)")
 	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios)")
+	loadOnly := flag.Bool("load-only", false, "measure only the heartbeat load steps (no rollout, no safety scenarios)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
 	flag.Parse()
@@ -142,10 +143,23 @@ func run() error {
 	if *rolloutOnly {
 		o.conns = nil
 	}
+	var cpus [][2]float64 // CPU seconds of the echo and of poolserver in each step
 	for _, c := range o.conns {
+		e0 := (&server{cmd: echo}).cpu()
 		b := load(ctx, "http://"+echoAddr+"/", echoHosts, c, o.duration)
+		e1, s0 := (&server{cmd: echo}).cpu(), srv.cpu()
 		s := load(ctx, srv.base+"/beta/managed-clients/", f.hosts, c, o.duration)
+		cpus = append(cpus, [2]float64{e1 - e0, srv.cpu() - s0})
 		rows = append(rows, loadRow{c, s, b})
+	}
+	if *loadOnly {
+		for i, r := range rows {
+			fmt.Printf("| heartbeats/s at %d connections (p50 / p99) | %.0f/s (%.2f / %.2f ms) | echo: %.0f/s (%.2f / %.2f ms) | %.2f | p99 %.2fx | CPU/request %.0f µs, echo %.0f µs |\n",
+				r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.base.p50*1e3, r.base.p99*1e3,
+				r.server.rate/r.base.rate, r.server.p99/r.base.p99,
+				1e6*cpus[i][1]/(r.server.rate*o.duration.Seconds()), 1e6*cpus[i][0]/(r.base.rate*o.duration.Seconds()))
+		}
+		return nil
 	}
 
 	ro := o

@@ -1,0 +1,238 @@
+package controlplane
+
+import (
+	"sync"
+	"time"
+
+	"github.com/poolagent/poolagent/controlplane/store"
+)
+
+// The heartbeat path's per-host state lives in shards, each with its own
+// mutex, so concurrent heartbeats of different hosts rarely wait on one
+// another.
+
+// hbShards is the number of shards of each per-host table.
+const hbShards = 32
+
+// maxHostsPerShard bounds each shard of a per-host table (200,000 hosts in
+// all, like hostNotes): past it the shard starts over, refilled by the
+// next heartbeats.
+const maxHostsPerShard = 200000 / hbShards
+
+// shardOf spreads client ids over the shards (FNV-1a).
+func shardOf(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % hbShards)
+}
+
+// clientCache keeps authenticated clients by secret hash, so a heartbeat
+// does not read the store to authenticate.
+type clientCache struct {
+	shards [hbShards]clientShard
+}
+
+type clientShard struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedClient
+}
+
+type cachedClient struct {
+	c       *store.Client
+	fetched time.Time
+}
+
+const clientCacheTTL = time.Minute
+
+func (c *clientCache) shard(key [32]byte) *clientShard {
+	return &c.shards[(uint32(key[0])|uint32(key[1])<<8)%hbShards]
+}
+
+func (c *clientCache) get(key [32]byte) (cachedClient, bool) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	cc, ok := sh.m[key]
+	sh.mu.Unlock()
+	return cc, ok
+}
+
+func (c *clientCache) put(key [32]byte, cc cachedClient) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	if sh.m == nil || len(sh.m) >= maxHostsPerShard {
+		sh.m = map[[32]byte]cachedClient{}
+	}
+	sh.m[key] = cc
+	sh.mu.Unlock()
+}
+
+// hbState remembers each client's last heartbeat fingerprint, so a
+// heartbeat that changes nothing but the time is not written at once.
+type hbState struct {
+	shards [hbShards]fpShard
+}
+
+type fpShard struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (h *hbState) changed(clientID string, fp uint64) bool {
+	sh := &h.shards[shardOf(clientID)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[clientID]; ok && old == fp {
+		return false
+	}
+	if sh.m == nil || len(sh.m) >= maxHostsPerShard {
+		sh.m = map[string]uint64{}
+	}
+	sh.m[clientID] = fp
+	return true
+}
+
+func (h *hbState) forget(clientID string) {
+	sh := &h.shards[shardOf(clientID)]
+	sh.mu.Lock()
+	delete(sh.m, clientID)
+	sh.mu.Unlock()
+}
+
+// seenCoalescer keeps the last-seen time of every host whose heartbeats
+// changed nothing but the time, and hands the store (take, every flush)
+// the times that moved on. A host's time is written at most once per
+// resolution (heartbeat.flush_interval) however often it heartbeats, and
+// always at the first flush at least resolution after the last write, so
+// the stored time lags the host's last heartbeat by at most resolution
+// plus one flush. Readers (get) have the exact time from memory.
+//
+// A host that heartbeats every interval (longer than the resolution) is
+// written once per heartbeat, as before; one that heartbeats faster (a
+// load test, a misconfigured host, many hosts sharing a client) no longer
+// costs a write per flush.
+type seenCoalescer struct {
+	res    time.Duration
+	shards [hbShards]seenShard
+}
+
+type seenShard struct {
+	mu sync.Mutex
+	m  map[string]*seenEntry
+	// pending lists the hosts whose last time is after the one written.
+	pending map[string]struct{}
+}
+
+// seenEntry is one host's last keep-alive and the time last written for it.
+type seenEntry struct {
+	last, written time.Time
+}
+
+// init makes the shards' maps; res is the resolution of written times.
+func (c *seenCoalescer) init(res time.Duration) {
+	c.res = res
+	for i := range c.shards {
+		c.shards[i].m = map[string]*seenEntry{}
+		c.shards[i].pending = map[string]struct{}{}
+	}
+}
+
+// mark records a keep-alive of id at t.
+func (c *seenCoalescer) mark(id string, t time.Time) {
+	sh := &c.shards[shardOf(id)]
+	sh.mu.Lock()
+	e := sh.m[id]
+	if e == nil {
+		if len(sh.m) >= maxHostsPerShard {
+			sh.evictWritten()
+		}
+		e = &seenEntry{}
+		sh.m[id] = e
+	}
+	if t.After(e.last) {
+		e.last = t
+	}
+	if e.last.After(e.written) {
+		sh.pending[id] = struct{}{}
+	}
+	sh.mu.Unlock()
+}
+
+// wrote records that the store has id's last-seen time t (a heartbeat
+// written through the group-commit writer).
+func (c *seenCoalescer) wrote(id string, t time.Time) {
+	sh := &c.shards[shardOf(id)]
+	sh.mu.Lock()
+	if e := sh.m[id]; e != nil && t.After(e.written) {
+		e.written = t
+		if !e.last.After(t) {
+			e.last = t
+			delete(sh.pending, id)
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// evictWritten drops the entries whose time is in the store.
+func (sh *seenShard) evictWritten() {
+	for id := range sh.m {
+		if _, p := sh.pending[id]; !p {
+			delete(sh.m, id)
+		}
+	}
+}
+
+// get returns id's last keep-alive known to this replica.
+func (c *seenCoalescer) get(id string) (time.Time, bool) {
+	sh := &c.shards[shardOf(id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[id]; e != nil {
+		return e.last, true
+	}
+	return time.Time{}, false
+}
+
+// take returns the times due for writing at now (all pending ones when
+// all is set), and counts them written; give them back with untake when
+// the write fails.
+func (c *seenCoalescer) take(now time.Time, all bool) map[string]time.Time {
+	var out map[string]time.Time
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for id := range sh.pending {
+			e := sh.m[id]
+			if e == nil {
+				delete(sh.pending, id)
+				continue
+			}
+			if !all && now.Sub(e.written) < c.res {
+				continue
+			}
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[id] = e.last
+			e.written = e.last
+			delete(sh.pending, id)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// untake marks the times of a failed write pending again.
+func (c *seenCoalescer) untake(m map[string]time.Time) {
+	for id, t := range m {
+		sh := &c.shards[shardOf(id)]
+		sh.mu.Lock()
+		if e := sh.m[id]; e != nil && e.written.Equal(t) {
+			e.written = time.Time{}
+			sh.pending[id] = struct{}{}
+		}
+		sh.mu.Unlock()
+	}
+}
