@@ -251,7 +251,7 @@ func runBig(ctx context.Context, bin, work string, o options, hbOnly time.Durati
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "fleet: registered %d hosts in %.1f s\n", o.hosts, f.setupTook.Seconds())
+	fmt.Fprintf(os.Stderr, "fleet: registered %d hosts in %.1f s (simulator peak RSS so far %.1f MB)\n", o.hosts, f.setupTook.Seconds(), mb(selfHWM()))
 	srv, err := startServer(ctx, bin, f.dir, o, o.pg)
 	if err != nil {
 		return err
@@ -283,6 +283,7 @@ func runBig(ctx context.Context, bin, work string, o options, hbOnly time.Durati
 		fmt.Printf("| idle server CPU per host per heartbeat interval | %.1f µs (%.0f%% of one core) | - | - | - |\n",
 			res.cpu/(res.took.Seconds()/o.interval.Seconds())/float64(o.hosts)*1e6, 100*res.cpu/res.took.Seconds())
 		fmt.Printf("| heartbeat errors / 429s | %d / %d of %d | - | - | 0 |\n", res.errs, res.limited, res.beats)
+		simCPURow(res)
 	default:
 		rolloutRows(o.hosts, o, res)
 	}
@@ -303,6 +304,13 @@ func rolloutRows(hosts int, o options, r rolloutResult) {
 	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
 		r.cpu, r.took.Seconds(), 100*r.cpu/r.took.Seconds())
 	fmt.Printf("| heartbeat latency over the whole run (p50 / p99) | %.2f / %.2f ms | - | - | - |\n", r.p50*1e3, r.p99*1e3)
+	simCPURow(r)
+}
+
+// simCPURow prints the simulator's CPU over the measured time.
+func simCPURow(r rolloutResult) {
+	fmt.Printf("| simulator CPU over the same time | %.2f s (%.0f%% of one core, %.0f µs per heartbeat) | - | - | - |\n",
+		r.simCPU, 100*r.simCPU/r.took.Seconds(), r.simCPU/float64(max(r.rolloutBeats, 1))*1e6)
 }
 
 // simRows prints the simulator's own figures.
@@ -406,8 +414,15 @@ func (s *server) rss() int64 { return s.procStatus("VmRSS") }
 func (s *server) hwm() int64 { return s.procStatus("VmHWM") }
 
 // cpu returns the server's user+system CPU seconds so far.
-func (s *server) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *server) cpu() float64 { return procCPU(strconv.Itoa(s.cmd.Process.Pid)) }
+
+// selfCPU returns the simulator's own user+system CPU seconds so far.
+func selfCPU() float64 { return procCPU("self") }
+
+// procCPU returns a process's user+system CPU seconds so far; 0 where
+// there is no /proc.
+func procCPU(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -420,7 +435,7 @@ func (s *server) cpu() float64 {
 
 type rolloutResult struct {
 	took, create               time.Duration // create to done; the create request alone
-	cpu                        float64       // server CPU seconds over took
+	cpu, simCPU                float64       // server's and simulator's CPU seconds over took
 	beats, jobs, limited, errs int64
 	rolloutBeats               int64   // heartbeats over took
 	p50, p99                   float64 // heartbeat latency, seconds
@@ -484,7 +499,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	}
 	res.simRSS = selfRSS()
 
-	cpu0 := srv.cpu()
+	cpu0, simCPU0 := srv.cpu(), selfCPU()
 	beats0 := s.beats.Load()
 	t0 := time.Now()
 	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
@@ -514,7 +529,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		}
 	}
 	res.took = time.Since(t0)
-	res.cpu = srv.cpu() - cpu0
+	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
 	res.rolloutBeats = s.beats.Load() - beats0
 	if sc.fail {
 		// Jobs already handed out finish; nothing new must be.
@@ -542,13 +557,13 @@ func heartbeatOnly(ctx context.Context, srv *server, f *fixture, o options, d ti
 	case <-time.After(warm):
 	case <-ctx.Done():
 	}
-	cpu0, beats0, t0 := srv.cpu(), s.beats.Load(), time.Now()
+	cpu0, simCPU0, beats0, t0 := srv.cpu(), selfCPU(), s.beats.Load(), time.Now()
 	select {
 	case <-time.After(d - warm):
 	case <-ctx.Done():
 	}
 	res.took = time.Since(t0)
-	res.cpu = srv.cpu() - cpu0
+	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
 	res.rolloutBeats = s.beats.Load() - beats0
 	res.simRSS = selfRSS()
 	stopHosts()

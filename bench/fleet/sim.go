@@ -248,26 +248,25 @@ func (s *sim) internVersion(v string) uint8 {
 func (s *sim) run(ctx context.Context) { s.runWith(ctx, (*worker).step) }
 
 // runWith hands each due host to step on one of simWorkers workers until
-// ctx ends; step schedules the host's next event.
+// ctx ends; step schedules the host's next event. Requests under way
+// when ctx ends are finished, not cancelled (a cancelled heartbeat is an
+// error in the server's log).
 func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Context, i int)) {
 	due := make(chan int)
+	reqCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range simWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w := &worker{s: s}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case i := <-due:
-					step(w, ctx, i)
-				}
+			for i := range due {
+				step(w, reqCtx, i)
 			}
 		}()
 	}
 	s.sched.dispatch(ctx, due)
+	close(due)
 	wg.Wait()
 	s.client.Transport.(*http.Transport).CloseIdleConnections()
 }
