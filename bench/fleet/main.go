@@ -464,8 +464,17 @@ var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, w
 // status sc.want.
 func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenario) (rolloutResult, error) {
 	var res rolloutResult
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{}
+	// api calls the management API; a request gets 30 s, except creating
+	// the update, which may take longer on a big pool (bounded by -timeout
+	// alone, so the run shows how long it took).
 	api := func(method, path, body string) (int, []byte, error) {
+		ctx := ctx
+		if !(method == "POST" && strings.HasSuffix(path, "/updates")) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+		}
 		req, _ := http.NewRequestWithContext(ctx, method, srv.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "SSWS "+f.token)
 		req.Header.Set("Content-Type", "application/json")
