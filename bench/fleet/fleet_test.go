@@ -131,11 +131,12 @@ func TestSchedulerOrder(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan int)
+	out := make(chan event)
 	go s.dispatch(ctx, out)
 	var got []int
 	for range 6 {
-		i := <-out
+		e := <-out
+		i := int(e.host)
 		got = append(got, i)
 		if i == 3 {
 			s.push(s.now()+5*ms, 5) // a new earlier event wakes the dispatcher

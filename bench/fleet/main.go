@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,7 @@ func run() error {
 	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios); with -pg, on PostgreSQL")
 	hbOnly := flag.Duration("heartbeat-only", 0, "only play the hosts heartbeating at -rollout-interval for this long, no update: the simulator's own cost and the idle server's")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
+	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
 	flag.Parse()
 	for _, c := range strings.Split(conns, ",") {
@@ -88,6 +90,17 @@ func run() error {
 	}
 	if o.hosts < 1 {
 		return errors.New("-hosts: want at least 1")
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()

@@ -73,8 +73,8 @@ func (s *scheduler) push(at int64, host int) {
 	}
 }
 
-// dispatch sends each host to out when its event is due, until ctx ends.
-func (s *scheduler) dispatch(ctx context.Context, out chan<- int) {
+// dispatch sends each event to out when it is due, until ctx ends.
+func (s *scheduler) dispatch(ctx context.Context, out chan<- event) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
@@ -87,7 +87,7 @@ func (s *scheduler) dispatch(ctx context.Context, out chan<- int) {
 			e := heap.Pop(&s.h).(event)
 			s.mu.Unlock()
 			select {
-			case out <- int(e.host):
+			case out <- e:
 				continue
 			case <-ctx.Done():
 				return
@@ -205,7 +205,7 @@ type sim struct {
 	jobsMu sync.Mutex
 	jobs   map[int]*activeJob
 
-	beats, jobsTaken, limited, errs atomic.Int64
+	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
 	inFlight, maxInFlight           atomic.Int64
 	lat                             latencies
 
@@ -247,12 +247,12 @@ func (s *sim) internVersion(v string) uint8 {
 // run plays the hosts until ctx ends.
 func (s *sim) run(ctx context.Context) { s.runWith(ctx, (*worker).step) }
 
-// runWith hands each due host to step on one of simWorkers workers until
-// ctx ends; step schedules the host's next event. Requests under way
+// runWith hands each due event to step on one of simWorkers workers
+// until ctx ends; step schedules the host's next event. Requests under way
 // when ctx ends are finished, not cancelled (a cancelled heartbeat is an
 // error in the server's log).
-func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Context, i int)) {
-	due := make(chan int)
+func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Context, e event)) {
+	due := make(chan event)
 	reqCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range simWorkers {
@@ -260,8 +260,8 @@ func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Cont
 		go func() {
 			defer wg.Done()
 			w := &worker{s: s}
-			for i := range due {
-				step(w, reqCtx, i)
+			for e := range due {
+				step(w, reqCtx, e)
 			}
 		}()
 	}
@@ -279,8 +279,9 @@ type worker struct {
 	rep   jobReply
 }
 
-// step does host i's due event and schedules its next one.
-func (w *worker) step(ctx context.Context, i int) {
+// step does host e.host's due event and schedules its next one.
+func (w *worker) step(ctx context.Context, e event) {
+	i := int(e.host)
 	s, h := w.s, &w.s.hosts[i]
 	switch h.step {
 	case stepBeat:
@@ -319,8 +320,10 @@ func (w *worker) step(ctx context.Context, i int) {
 		s.sched.push(s.sched.now()+int64(s.install), i)
 	case stepDownload:
 		j := s.job(i)
+		// Counted when the host meant to start (as a host with its own
+		// timer would), not when a worker was free.
 		s.startsMu.Lock()
-		s.starts[time.Now().Unix()]++
+		s.starts[s.sched.start.Add(time.Duration(e.at)).Unix()]++
 		s.startsMu.Unlock()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 		req.Header.Set("Authorization", s.ids.bearer(i))
@@ -343,6 +346,7 @@ func (w *worker) step(ctx context.Context, i int) {
 		s.jobsMu.Lock()
 		delete(s.jobs, i)
 		s.jobsMu.Unlock()
+		s.jobsDone.Add(1)
 		h.step = stepBeat
 		s.sched.push(max(h.next, s.sched.now()), i)
 	}
@@ -408,5 +412,6 @@ func (s *sim) peakStarts() int {
 
 // String summarises the simulation's counters for stderr.
 func (s *sim) String() string {
-	return fmt.Sprintf("%d heartbeats, %d jobs, %d 429s, %d errors", s.beats.Load(), s.jobsTaken.Load(), s.limited.Load(), s.errs.Load())
+	return fmt.Sprintf("%d heartbeats, %d jobs taken, %d reported done, %d 429s, %d errors",
+		s.beats.Load(), s.jobsTaken.Load(), s.jobsDone.Load(), s.limited.Load(), s.errs.Load())
 }

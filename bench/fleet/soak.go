@@ -114,7 +114,8 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.runWith(sctx, func(w *worker, ctx context.Context, i int) {
+		s.runWith(sctx, func(w *worker, ctx context.Context, e event) {
+			i := int(e.host)
 			h := &s.hosts[i]
 			h.next += int64(s.interval)
 			defer func() { s.sched.push(max(h.next, s.sched.now()), i) }()
