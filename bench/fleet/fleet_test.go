@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"testing"
@@ -163,4 +164,41 @@ func TestLatencyQuantiles(t *testing.T) {
 			t.Errorf("quantile(%v) = %v, want %v within 3%%", tc.q, got, tc.want)
 		}
 	}
+}
+
+func TestSkimTop(t *testing.T) {
+	const doc = ` {"agents":[{"id":"a1","status":"x","n":{"status":"deep"}},{"id":"a2,}"}],"id":"upd1", "status" : "SUCCESS",` +
+		`"rollout":{"halted":"ERROR_BUDGET: 501 of 10000 \"hosts\" failed","wave":1},"name":"a \"quoted\" , name"}` + "\n"
+	for _, chunk := range []int{1, 7, 1 << 20} {
+		got, err := skimTop(&chunkReader{s: doc, n: chunk}, "id", "status", "rollout", "missing")
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, err)
+		}
+		want := map[string]string{"id": `"upd1"`, "status": `"SUCCESS"`, "rollout": `{"halted":"ERROR_BUDGET: 501 of 10000 \"hosts\" failed","wave":1}`}
+		if len(got) != len(want) {
+			t.Fatalf("chunks of %d: got keys %v", chunk, got)
+		}
+		for k, v := range want {
+			if string(got[k]) != v {
+				t.Errorf("chunks of %d: %s = %s, want %s", chunk, k, got[k], v)
+			}
+		}
+	}
+	if _, err := skimTop(&chunkReader{s: `{"id":"x","agents":[`, n: 4}, "id"); err == nil {
+		t.Error("a truncated object: no error")
+	}
+}
+
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.n)], r.s)
+	r.s = r.s[n:]
+	return n, nil
 }

@@ -478,10 +478,17 @@ var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, w
 func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenario) (rolloutResult, error) {
 	var res rolloutResult
 	client := &http.Client{}
-	// api calls the management API; a request gets 30 s, except creating
-	// the update, which may take longer on a big pool (bounded by -timeout
+	// api calls the management API and returns the answer's top-level id,
+	// status and rollout (skimmed: a big update lists every agent), or the
+	// start of an error's body. A request gets 30 s, except creating the
+	// update, which may take longer on a big pool (bounded by -timeout
 	// alone, so the run shows how long it took).
-	api := func(method, path, body string) (int, []byte, error) {
+	type answer struct {
+		code               int
+		id, status, errMsg string
+		rollout            []byte
+	}
+	api := func(method, path, body string) (answer, error) {
 		ctx := ctx
 		if !(method == "POST" && strings.HasSuffix(path, "/updates")) {
 			var cancel context.CancelFunc
@@ -493,18 +500,27 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return 0, nil, err
+			return answer{}, err
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, b, err
+		a := answer{code: resp.StatusCode}
+		if a.code/100 != 2 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+			a.errMsg = string(b)
+			return a, nil
+		}
+		top, err := skimTop(resp.Body, "id", "status", "rollout")
+		_ = json.Unmarshal(top["id"], &a.id)
+		_ = json.Unmarshal(top["status"], &a.status)
+		a.rollout = top["rollout"]
+		return a, err
 	}
 	settings := sc.settings
 	if settings == "" {
 		settings = fmt.Sprintf(`{"maxUnavailable":%d}`, f.ids.n)
 	}
-	if code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", settings); err != nil || code != 201 {
-		return res, fmt.Errorf("settings: %d %s %v", code, b, err)
+	if a, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", settings); err != nil || a.code != 201 {
+		return res, fmt.Errorf("settings: %d %s %v", a.code, a.errMsg, err)
 	}
 
 	s := newSim(srv.base, f.ids, o.interval, o.install, sc)
@@ -524,30 +540,27 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	cpu0, simCPU0 := srv.cpu(), selfCPU()
 	beats0 := s.beats.Load()
 	t0 := time.Now()
-	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
-	if err != nil || code != 201 {
-		return res, fmt.Errorf("create update (after %.1f s): %d %s %v", time.Since(t0).Seconds(), code, b, err)
+	u, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
+	if err != nil || u.code != 201 || u.id == "" {
+		return res, fmt.Errorf("create update (after %.1f s): %d %s %v", time.Since(t0).Seconds(), u.code, u.errMsg, err)
 	}
 	res.create = time.Since(t0)
-	var u okta.AgentPoolUpdate
-	_ = json.Unmarshal(b, &u)
 	for {
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("rollout did not finish before -timeout (%s; %.0f s after the update's creation)", s, time.Since(t0).Seconds())
 		case <-time.After(500 * time.Millisecond):
 		}
-		code, b, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID, "")
-		if err != nil || code != 200 {
+		cur, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.id, "")
+		if err != nil || cur.code != 200 {
 			continue
 		}
-		var cur okta.AgentPoolUpdate
-		if json.Unmarshal(b, &cur) == nil && cur.Status == sc.want {
-			res.halted = string(cur.Rollout)
+		if okta.AgentUpdateJobStatus(cur.status) == sc.want {
+			res.halted = string(cur.rollout)
 			break
 		}
-		if cur.Status == okta.JobFailed || cur.Status == okta.JobSuccess {
-			return res, fmt.Errorf("rollout ended %s, want %s: %s", cur.Status, sc.want, b[:min(len(b), 500)])
+		if st := okta.AgentUpdateJobStatus(cur.status); st == okta.JobFailed || st == okta.JobSuccess {
+			return res, fmt.Errorf("rollout ended %s, want %s (rollout %s)", st, sc.want, cur.rollout)
 		}
 	}
 	res.took = time.Since(t0)
