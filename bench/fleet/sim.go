@@ -206,8 +206,8 @@ type sim struct {
 	jobs   map[int]*activeJob
 
 	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
-	inFlight, maxInFlight           atomic.Int64
-	lat                             latencies
+	inFlight, maxInFlight                     atomic.Int64
+	lat                                       latencies
 
 	startsMu sync.Mutex
 	starts   map[int64]int // download starts per second
