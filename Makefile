@@ -13,7 +13,7 @@ NFPM_VERSION ?= v2.45.0
 DIST      ?= dist
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test test-windows lint vet staticcheck tidy-check cross packages demo demo-api bench soak clean
+.PHONY: all build test test-windows lint vet staticcheck tidy-check cross packages demo demo-api bench bench-rollout bench-heartbeat soak clean
 
 all: build
 
@@ -81,8 +81,26 @@ demo:
 demo-api: build
 	bash scripts/demo.sh
 
+# Every benchmark, a few minutes (the fleet at BENCH_HOSTS, default 10,000).
 bench:
 	bash scripts/bench.sh
+
+# Big fleet runs (bench/README.md): one rollout, or heartbeats only (the
+# simulator's own cost and the idle server's), at HOSTS hosts on a
+# ROLLOUT_INTERVAL interval. PG=DSN runs poolserver on PostgreSQL.
+#   make bench-rollout HOSTS=100000      make bench-heartbeat HOSTS=300000
+HOSTS            ?= 100000
+ROLLOUT_INTERVAL ?= 30s
+HEARTBEAT_FOR    ?= 3m
+BENCH_TIMEOUT    ?= 30m
+PG               ?=
+FLEET_FLAGS       = -hosts $(HOSTS) -rollout-interval $(ROLLOUT_INTERVAL) -timeout $(BENCH_TIMEOUT) $(if $(PG),-pg '$(PG)')
+
+bench-rollout:
+	$(GO) run ./bench/fleet $(FLEET_FLAGS) -rollout-only
+
+bench-heartbeat:
+	$(GO) run ./bench/fleet $(FLEET_FLAGS) -heartbeat-only $(HEARTBEAT_FOR)
 
 soak:
 	$(GO) run ./bench/fleet -soak 30m -hosts 1000

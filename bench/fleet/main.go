@@ -1,7 +1,7 @@
 // Command fleet is poolserver's load benchmark and fleet simulator. It
-// builds and starts a real poolserver (SQLite) as a child process on
-// 127.0.0.1, plays N hosts against it over loopback, and prints one
-// markdown table:
+// builds and starts a real poolserver (SQLite, or PostgreSQL with -pg) as
+// a child process on 127.0.0.1, plays N hosts against it over loopback,
+// and prints one markdown table:
 //
 //  1. heartbeats per second at 64 and 256 concurrent connections with
 //     p50/p99 latency, as a ratio of a bare net/http JSON echo server
@@ -10,11 +10,17 @@
 //  2. a rollout of one update across all simulated hosts in one pool:
 //     time from create to all Success with a simulated install, and the
 //     server's CPU and peak RSS meanwhile;
-//  3. server memory per 10,000 registered hosts.
+//  3. server memory per 10,000 registered hosts, and the simulator's own
+//     peak RSS per simulated host.
 //
-// Everything is bounded in time and count and talks only to 127.0.0.1.
+// The simulator is event-driven (see sim.go): a heap of host events and
+// 256 worker goroutines, a few bytes of state per host, so it plays
+// 300,000 hosts on a two-core machine. Everything is bounded in time and
+// count and talks only to 127.0.0.1.
 //
 //	go run ./bench/fleet [-hosts 10000] [-duration 8s] [-interval 5s] [-install 1s]
+//	go run ./bench/fleet -hosts 300000 -rollout-only -timeout 30m [-pg DSN]
+//	go run ./bench/fleet -hosts 300000 -heartbeat-only 2m
 package main
 
 import (
@@ -30,19 +36,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
-	"github.com/poolagent/poolagent/api/sailpoint"
-	"github.com/poolagent/poolagent/controlplane"
-	"github.com/poolagent/poolagent/controlplane/store"
-	"github.com/poolagent/poolagent/controlplane/store/postgres"
-	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 )
 
 func main() {
@@ -63,7 +62,7 @@ type options struct {
 	install  time.Duration
 	conns    []int
 	timeout  time.Duration
-	pg       string // a PostgreSQL DSN: also measure heartbeats on PostgreSQL
+	pg       string // a PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL
 }
 
 func run() error {
@@ -71,15 +70,17 @@ func run() error {
 	var conns string
 	flag.IntVar(&o.hosts, "hosts", 10000, "simulated hosts")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of each heartbeat load step")
-	flag.DurationVar(&o.interval, "interval", 5*time.Second, "heartbeat interval of the simulated hosts during the rollout")
+	flag.DurationVar(&o.interval, "interval", 5*time.Second, "heartbeat interval of the simulated hosts in the safety scenarios")
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")
 	flag.StringVar(&conns, "conns", "64,256", "concurrent connections of the heartbeat load steps")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
-	rolloutInterval := flag.Duration("rollout-interval", 30*time.Second, "heartbeat interval of the hosts in the timed rollout (the issue's 30 s)")
-	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios)")
+	rolloutInterval := flag.Duration("rollout-interval", 30*time.Second, "heartbeat interval of the hosts in the timed rollout and with -heartbeat-only (the issue's 30 s)")
+	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios); with -pg, on PostgreSQL")
 	loadOnly := flag.Bool("load-only", false, "measure only the heartbeat load steps (no rollout, no safety scenarios)")
+	hbOnly := flag.Duration("heartbeat-only", 0, "only play the hosts heartbeating at -rollout-interval for this long, no update: the simulator's own cost and the idle server's")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
-	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL")
+	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
+	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
 	flag.Parse()
 	for _, c := range strings.Split(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -87,6 +88,20 @@ func run() error {
 			return fmt.Errorf("-conns %q: want numbers", conns)
 		}
 		o.conns = append(o.conns, n)
+	}
+	if o.hosts < 1 {
+		return errors.New("-hosts: want at least 1")
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -109,6 +124,11 @@ func run() error {
 		defer cancel()
 		return soak(ctx, bin, work, o, *soakFor)
 	}
+	if *rolloutOnly || *hbOnly > 0 {
+		ro := o
+		ro.interval = *rolloutInterval
+		return runBig(ctx, bin, work, ro, *hbOnly)
+	}
 
 	// Baseline: a bare net/http JSON echo server, same load generator.
 	echoAddr := freeAddr()
@@ -121,14 +141,21 @@ func run() error {
 	if err := waitUp(ctx, "http://"+echoAddr+"/"); err != nil {
 		return err
 	}
-	echoHosts := []simHost{{id: "echo", secret: "x"}}
 
-	// poolserver with N registered hosts.
-	f, err := setup(ctx, work, o.hosts, "")
+	// N registered hosts, once: every scenario below runs on a copy.
+	base, err := setup(ctx, filepath.Join(work, "base"), o.hosts, "")
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(ctx, bin, f.dir, o, "")
+	fresh := func(name string) (*fixture, *server, error) {
+		f, err := base.clone(filepath.Join(work, name))
+		if err != nil {
+			return nil, nil, err
+		}
+		srv, err := startServer(ctx, bin, f.dir, o, "")
+		return f, srv, err
+	}
+	f, srv, err := fresh("main")
 	if err != nil {
 		return err
 	}
@@ -136,7 +163,7 @@ func run() error {
 	rssEmpty := srv.rss()
 	// One heartbeat from every host, gently: the per-host state (auth
 	// cache, fingerprints, keep-alive times) is now in memory.
-	oneRound(ctx, srv.base+"/beta/managed-clients/", f.hosts)
+	oneRound(ctx, srv.base, f.ids)
 	rssHosts := srv.rss()
 
 	var rows []loadRow
@@ -146,9 +173,9 @@ func run() error {
 	var cpus [][2]float64 // CPU seconds of the echo and of poolserver in each step
 	for _, c := range o.conns {
 		e0 := (&server{cmd: echo}).cpu()
-		b := load(ctx, "http://"+echoAddr+"/", echoHosts, c, o.duration)
+		b := load(ctx, "http://"+echoAddr+"/", true, f.ids, c, o.duration)
 		e1, s0 := (&server{cmd: echo}).cpu(), srv.cpu()
-		s := load(ctx, srv.base+"/beta/managed-clients/", f.hosts, c, o.duration)
+		s := load(ctx, srv.base, false, f.ids, c, o.duration)
 		cpus = append(cpus, [2]float64{e1 - e0, srv.cpu() - s0})
 		rows = append(rows, loadRow{c, s, b})
 	}
@@ -168,12 +195,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if *rolloutOnly {
-		fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
-			o.hosts, roll.took.Seconds(), ro.interval, o.install, (ro.interval + o.install).Seconds(), roll.took.Seconds()/(ro.interval+o.install).Seconds())
-		fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s | - | - | - |\n", roll.cpu, roll.took.Seconds())
-		return nil
-	}
 	hwm := srv.hwm()
 	stop(srv.cmd)
 
@@ -189,21 +210,18 @@ func run() error {
 			return err
 		}
 		defer stop(psrv.cmd)
-		oneRound(ctx, psrv.base+"/beta/managed-clients/", pf.hosts)
+		oneRound(ctx, psrv.base, pf.ids)
 		for i, c := range o.conns {
-			s := load(ctx, psrv.base+"/beta/managed-clients/", pf.hosts, c, o.duration)
+			s := load(ctx, psrv.base, false, pf.ids, c, o.duration)
 			pgRows = append(pgRows, loadRow{c, s, rows[i].base})
 		}
+		stop(psrv.cmd)
 	}
 
 	// Rollout safety on a fresh fleet each: a bad release against a 5%
 	// error budget, and download starts with and without splay.
-	fresh := func(name string, sc scenario) (rolloutResult, error) {
-		ff, err := setup(ctx, filepath.Join(work, name), o.hosts, "")
-		if err != nil {
-			return rolloutResult{}, err
-		}
-		fs, err := startServer(ctx, bin, ff.dir, o, "")
+	scenarioRun := func(name string, sc scenario) (rolloutResult, error) {
+		ff, fs, err := fresh(name)
 		if err != nil {
 			return rolloutResult{}, err
 		}
@@ -211,19 +229,20 @@ func run() error {
 		return rollout(ctx, fs, ff, o, sc)
 	}
 	const guardBound = 50
-	budget, err := fresh("budget", scenario{settings: fmt.Sprintf(`{"maxUnavailable":%d}`, guardBound),
+	budget, err := scenarioRun("budget", scenario{settings: fmt.Sprintf(`{"maxUnavailable":%d}`, guardBound),
 		update: `{"targetVersion":"1.1.0","rollout":{"errorBudget":{"percent":5}}}`, fail: true, want: okta.JobFailed})
 	if err != nil {
 		return fmt.Errorf("error budget scenario: %w", err)
 	}
-	noSplay, err := fresh("nosplay", scenario{update: `{"targetVersion":"1.1.0"}`, download: true, want: okta.JobSuccess})
+	noSplay, err := scenarioRun("nosplay", scenario{update: `{"targetVersion":"1.1.0"}`, download: true, want: okta.JobSuccess})
 	if err != nil {
 		return fmt.Errorf("no-splay scenario: %w", err)
 	}
-	splay, err := fresh("splay", scenario{update: `{"targetVersion":"1.1.0","rollout":{"splayMinutes":1}}`, download: true, want: okta.JobSuccess})
+	splay, err := scenarioRun("splay", scenario{update: `{"targetVersion":"1.1.0","rollout":{"splayMinutes":1}}`, download: true, want: okta.JobSuccess})
 	if err != nil {
 		return fmt.Errorf("splay scenario: %w", err)
 	}
+	simHWM := selfHWM()
 
 	fmt.Printf("| poolserver fleet benchmark, %d hosts, SQLite, 2 cores shared by server and load generator | measured | baseline (same run) | ratio | goal |\n", o.hosts)
 	fmt.Println("|---|---|---|---|---|")
@@ -235,23 +254,105 @@ func run() error {
 		fmt.Printf("| heartbeats/s at %d connections on PostgreSQL (p50 / p99) | %.0f/s (%.2f / %.2f ms) | the echo server above: %.0f/s | %.2f | - |\n",
 			r.conns, r.server.rate, r.server.p50*1e3, r.server.p99*1e3, r.base.rate, r.server.rate/r.base.rate)
 	}
-	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
-		o.hosts, roll.took.Seconds(), ro.interval, o.install, (ro.interval + o.install).Seconds(), roll.took.Seconds()/(ro.interval+o.install).Seconds())
-	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
-		roll.cpu, roll.took.Seconds(), 100*roll.cpu/roll.took.Seconds())
-	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", float64(hwm)/(1<<20))
+	rolloutRows(o.hosts, ro, roll)
+	fmt.Printf("| server peak RSS (VmHWM) after the rollout | %.1f MB | - | - | - |\n", mb(hwm))
 	fmt.Printf("| server memory per 10,000 registered hosts | %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n",
-		float64(rssHosts-rssEmpty)/(1<<20)*10000/float64(o.hosts), float64(rssEmpty)/(1<<20))
+		mb(rssHosts-rssEmpty)*10000/float64(o.hosts), mb(rssEmpty))
 	fmt.Printf("| bad release, error budget 5%%, maxUnavailable %d: hosts attempted before the halt | %d of %d (%.1f%%) | the budget: %d failures (5%%) | - | halts near 5%% |\n",
 		guardBound, budget.jobs, o.hosts, 100*float64(budget.jobs)/float64(o.hosts), o.hosts*5/100)
 	fmt.Printf("| availability guard: most hosts installing at once, over every simulated step | %d | maxUnavailable %d | - | never above |\n",
 		budget.maxInFlight, guardBound)
 	fmt.Printf("| peak artifact download starts in one second, splay 1 min | %d/s | no splay, same fleet: %d/s | %.2f | below the unsplayed peak |\n",
 		splay.peakStarts, noSplay.peakStarts, float64(splay.peakStarts)/float64(max(noSplay.peakStarts, 1)))
+	simRows(o.hosts, base.setupTook, roll.simRSS, simHWM)
 	fmt.Fprintf(os.Stderr, "error budget: %s\n", budget.halted)
 	fmt.Fprintf(os.Stderr, "rollout: %d heartbeats, %d jobs, %d 429s, %d errors\n", roll.beats, roll.jobs, roll.limited, roll.errs)
 	return nil
 }
+
+// runBig is -rollout-only and -heartbeat-only: one fleet at
+// o.interval, on SQLite or (with -pg) PostgreSQL, for big runs.
+func runBig(ctx context.Context, bin, work string, o options, hbOnly time.Duration) error {
+	backend := "SQLite"
+	if o.pg != "" {
+		backend = "PostgreSQL"
+	}
+	f, err := setup(ctx, work, o.hosts, o.pg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "fleet: registered %d hosts in %.1f s (simulator peak RSS so far %.1f MB)\n", o.hosts, f.setupTook.Seconds(), mb(selfHWM()))
+	srv, err := startServer(ctx, bin, f.dir, o, o.pg)
+	if err != nil {
+		return err
+	}
+	defer stop(srv.cmd)
+	rssEmpty := srv.rss()
+	var res rolloutResult
+	var runErr error
+	if hbOnly > 0 {
+		res, runErr = heartbeatOnly(ctx, srv, f, o, hbOnly)
+	} else {
+		if failed := oneRound(ctx, srv.base, f.ids); failed > 0 {
+			fmt.Fprintf(os.Stderr, "fleet: %d of the first heartbeats failed\n", failed)
+		}
+		res, runErr = rollout(ctx, srv, f, o, goodRollout)
+	}
+	rssHosts, hwm := srv.rss(), srv.hwm()
+	fmt.Printf("| fleet simulator, %d hosts at a %s interval, poolserver on %s, 2 cores shared by server and simulator | measured | baseline | ratio | goal |\n",
+		o.hosts, o.interval, backend)
+	fmt.Println("|---|---|---|---|---|")
+	switch {
+	case runErr != nil:
+		fmt.Printf("| %s | failed: %v | - | - | - |\n", map[bool]string{true: "heartbeats", false: "rollout"}[hbOnly > 0], runErr)
+	case hbOnly > 0:
+		want := float64(o.hosts) / o.interval.Seconds()
+		rate := float64(res.rolloutBeats) / res.took.Seconds()
+		fmt.Printf("| heartbeats/s, every host once per interval, over %.0f s (p50 / p99) | %.0f/s (%.2f / %.2f ms) | hosts / interval: %.0f/s | %.2f | 1.0 |\n",
+			res.took.Seconds(), rate, res.p50*1e3, res.p99*1e3, want, rate/want)
+		fmt.Printf("| idle server CPU per host per heartbeat interval | %.1f µs (%.0f%% of one core) | - | - | - |\n",
+			res.cpu/(res.took.Seconds()/o.interval.Seconds())/float64(o.hosts)*1e6, 100*res.cpu/res.took.Seconds())
+		fmt.Printf("| heartbeat errors / 429s | %d / %d of %d | - | - | 0 |\n", res.errs, res.limited, res.beats)
+		simCPURow(res)
+	default:
+		rolloutRows(o.hosts, o, res)
+	}
+	fmt.Printf("| server RSS with every host known / peak (VmHWM) | %.1f MB / %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n", mb(rssHosts), mb(hwm), mb(rssEmpty))
+	simRows(o.hosts, f.setupTook, res.simRSS, selfHWM())
+	if runErr == nil {
+		fmt.Fprintf(os.Stderr, "%d heartbeats, %d jobs, %d 429s, %d errors\n", res.beats, res.jobs, res.limited, res.errs)
+	}
+	return runErr
+}
+
+// rolloutRows prints the timed rollout's rows.
+func rolloutRows(hosts int, o options, r rolloutResult) {
+	goal := (o.interval + o.install).Seconds()
+	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
+		hosts, r.took.Seconds(), o.interval, o.install, goal, r.took.Seconds()/goal)
+	fmt.Printf("| the create request (POST .../updates) alone | %.2f s | - | - | - |\n", r.create.Seconds())
+	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
+		r.cpu, r.took.Seconds(), 100*r.cpu/r.took.Seconds())
+	fmt.Printf("| heartbeat latency over the whole run (p50 / p99) | %.2f / %.2f ms | - | - | - |\n", r.p50*1e3, r.p99*1e3)
+	simCPURow(r)
+}
+
+// simCPURow prints the simulator's CPU over the measured time.
+func simCPURow(r rolloutResult) {
+	fmt.Printf("| simulator CPU over the same time | %.2f s (%.0f%% of one core, %.0f µs per heartbeat) | - | - | - |\n",
+		r.simCPU, 100*r.simCPU/r.took.Seconds(), r.simCPU/float64(max(r.rolloutBeats, 1))*1e6)
+}
+
+// simRows prints the simulator's own figures.
+func simRows(hosts int, setupTook time.Duration, rss, hwm int64) {
+	fmt.Printf("| registering the %d hosts (the store's CreateClient, %d at once) | %.1f s (%.0f hosts/s) | - | - | - |\n",
+		hosts, setupWorkers, setupTook.Seconds(), float64(hosts)/setupTook.Seconds())
+	fmt.Printf("| simulator RSS with every host playing / peak (VmHWM) | %.1f MB / %.1f MB | - | - | - |\n", mb(rss), mb(hwm))
+	fmt.Printf("| simulator peak RSS per simulated host | %.2f KB | before the event-driven simulator: ~12 KB at 100,000 hosts | %.2f | - |\n",
+		float64(hwm)/1024/float64(hosts), float64(hwm)/float64(hosts)/12288)
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 type loadRow struct {
 	conns        int
@@ -269,83 +370,6 @@ func echoServer(addr string) {
 		_, _ = w.Write(reply)
 	})
 	_ = http.ListenAndServe(addr, h)
-}
-
-type simHost struct {
-	id, secret string
-}
-
-type fixture struct {
-	dir   string
-	pool  *store.Pool
-	token string
-	hosts []simHost
-}
-
-// setup registers a pool and N clients directly in a fresh data dir (and
-// the PostgreSQL database dsn, when set).
-func setup(ctx context.Context, work string, n int, dsn string) (*fixture, error) {
-	f := &fixture{dir: filepath.Join(work, "data")}
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
-		return nil, err
-	}
-	var st store.Store
-	var err error
-	if dsn != "" {
-		st, err = postgres.Open(ctx, dsn)
-	} else {
-		st, err = sqlite.Open(ctx, f.dir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	run := store.NewID("")[:6] // client ids unique per run (a PostgreSQL database outlives it)
-	now := time.Now()
-	f.pool = &store.Pool{ID: store.NewID("pol"), Name: "bench", Type: okta.AgentTypeAD, CreatedAt: now}
-	if err := st.CreatePool(ctx, f.pool); err != nil {
-		return nil, err
-	}
-	if f.token, _, err = controlplane.CreateToken(ctx, st, "bench", []store.Scope{store.ScopeManage}, 0, now); err != nil {
-		return nil, err
-	}
-	for i := range n {
-		secret, c, err := controlplane.CreateClient(ctx, st, f.pool.ID, fmt.Sprintf("host-%s-%05d", run, i), now)
-		if err != nil {
-			return nil, err
-		}
-		f.hosts = append(f.hosts, simHost{id: c.ID, secret: secret})
-	}
-	// A release to roll out (the server does not check signatures; hosts do).
-	art, sig := filepath.Join(work, "agent"), filepath.Join(work, "agent.minisig")
-	os.WriteFile(art, bytes.Repeat([]byte("A"), 4096), 0o644)
-	os.WriteFile(sig, []byte("untrusted comment: bench\nRWQ\ntrusted comment: bench\nx\n"), 0o644)
-	if _, err := controlplane.PublishRelease(ctx, st, f.dir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
-		Channel: okta.ChannelGA, File: art, SignatureFile: sig}, now); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err // a PostgreSQL database may already hold it from an earlier run
-	}
-	return f, nil
-}
-
-// body is a realistic heartbeat of about 1 KB.
-func body(h simHost, version string, jobs []sailpoint.JobReport) []byte {
-	typ := sailpoint.TypeVA
-	req := sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Type: &typ, Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
-		Body: sailpoint.ClientBody{
-			ID: sailpoint.Flex(h.id), Hostname: sailpoint.Flex(h.id + ".corp.example.com"), InternalIP: "10.20.30.40",
-			OSType: "ubuntu", OSVersion: "24.04", Hypervisor: "kvm", PlatformVersion: "2", VAVersion: "va-2026.11",
-			Product: "idn", OS: "linux", Arch: "amd64", UptimeSeconds: "864000", AgentVersion: "0.3.0",
-			LastSeen:   sailpoint.Flex(strconv.FormatInt(time.Now().UnixMilli(), 10)),
-			Stacktrace: sailpoint.Flex(strings.Repeat(" ", 300)),
-			Agents: []sailpoint.AgentReport{
-				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success"},
-				{Name: "fluent", Type: "fluent", Version: "50"},
-				{Name: "toolbox", Type: "toolbox", Version: "6"},
-			},
-			Jobs: jobs,
-		}}
-	b, _ := json.Marshal(req)
-	return b
 }
 
 type server struct {
@@ -387,9 +411,20 @@ self_update = false
 	return s, nil
 }
 
-// procStatus reads a field (in kB) of /proc/PID/status, in bytes.
+// procStatus reads a field (in kB) of the server's /proc/PID/status, in
+// bytes.
 func (s *server) procStatus(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	return procStatus(strconv.Itoa(s.cmd.Process.Pid), field)
+}
+
+// selfRSS and selfHWM are the simulator's own RSS and peak RSS.
+func selfRSS() int64 { return procStatus("self", "VmRSS") }
+func selfHWM() int64 { return procStatus("self", "VmHWM") }
+
+// procStatus reads a field (in kB) of /proc/<pid>/status, in bytes; 0
+// where there is no /proc.
+func procStatus(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
@@ -409,8 +444,15 @@ func (s *server) rss() int64 { return s.procStatus("VmRSS") }
 func (s *server) hwm() int64 { return s.procStatus("VmHWM") }
 
 // cpu returns the server's user+system CPU seconds so far.
-func (s *server) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *server) cpu() float64 { return procCPU(strconv.Itoa(s.cmd.Process.Pid)) }
+
+// selfCPU returns the simulator's own user+system CPU seconds so far.
+func selfCPU() float64 { return procCPU("self") }
+
+// procCPU returns a process's user+system CPU seconds so far; 0 where
+// there is no /proc.
+func procCPU(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -421,116 +463,22 @@ func (s *server) cpu() float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
-type loadResult struct {
-	rate     float64
-	p50, p99 float64
-	errs     int64
-}
-
-// load sends heartbeats (or echo requests) from conns goroutines for d.
-func load(ctx context.Context, url string, hosts []simHost, conns int, d time.Duration) loadResult {
-	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	bodies := make([][]byte, len(hosts))
-	for i, h := range hosts {
-		bodies[i] = body(h, "1.0.0", nil)
-	}
-	var next atomic.Int64
-	deadline := time.Now().Add(d)
-	var mu sync.Mutex
-	var lat []float64
-	var errs atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mine := make([]float64, 0, 4096)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				i := int(next.Add(1)-1) % len(hosts)
-				h := hosts[i]
-				target := url
-				if h.id != "echo" {
-					target = url + h.id + "/status"
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(bodies[i]))
-				req.Header.Set("Authorization", "Bearer "+h.secret)
-				req.Header.Set("Content-Type", "application/json")
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs.Add(1)
-					continue
-				}
-				mine = append(mine, time.Since(t0).Seconds())
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start).Seconds()
-	sort.Float64s(lat)
-	r := loadResult{rate: float64(len(lat)) / took, errs: errs.Load()}
-	if len(lat) > 0 {
-		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
-	if r.errs > 0 {
-		fmt.Fprintf(os.Stderr, "load %s at %d conns: %d errors\n", url, conns, r.errs)
-	}
-	return r
-}
-
-// oneRound sends one heartbeat per host over 8 connections.
-func oneRound(ctx context.Context, url string, hosts []simHost) {
-	tr := &http.Transport{MaxIdleConnsPerHost: 8}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(hosts) {
-					return
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+hosts[i].id+"/status", bytes.NewReader(body(hosts[i], "1.0.0", nil)))
-				req.Header.Set("Authorization", "Bearer "+hosts[i].secret)
-				if resp, err := client.Do(req); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 type rolloutResult struct {
-	took                       time.Duration
-	cpu                        float64
+	took, create               time.Duration // create to done; the create request alone
+	cpu, simCPU                float64       // server's and simulator's CPU seconds over took
 	beats, jobs, limited, errs int64
+	rolloutBeats               int64   // heartbeats over took
+	p50, p99                   float64 // heartbeat latency, seconds
 	maxInFlight                int64
-	peakStarts                 int // most download starts in one second
-	halted                     string
+	peakStarts                 int    // most download starts in one second
+	halted                     string // the update's rollout state at the end
+	simRSS                     int64  // the simulator's RSS with every host playing
 }
 
-// rollout plays every host heartbeating at its interval (spread evenly),
-// obeying its jobs: a job is started at once (RUNNING), installed for
-// o.install, then reported FINISHED with the new version.
-// scenario is one rollout the simulator plays.
+// scenario is one rollout the simulator plays: every host heartbeats at
+// its interval, a PENDING job is started at once (RUNNING), its artifact
+// optionally downloaded (not before startAfter), installed for o.install,
+// then reported FINISHED with the new version (or FAILED).
 type scenario struct {
 	settings string // the pool's settings body
 	update   string // the update body
@@ -541,176 +489,142 @@ type scenario struct {
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
 
+// rollout plays every host heartbeating at o.interval (spread evenly),
+// obeying its jobs per sc, and times one update from its creation to the
+// status sc.want.
 func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenario) (rolloutResult, error) {
 	var res rolloutResult
-	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	api := func(method, path, body string) (int, []byte, error) {
+	client := &http.Client{}
+	// api calls the management API and returns the answer's top-level id,
+	// status and rollout (skimmed: a big update lists every agent), or the
+	// start of an error's body. A request gets 30 s, except creating the
+	// update, which may take longer on a big pool (bounded by -timeout
+	// alone, so the run shows how long it took).
+	type answer struct {
+		code               int
+		id, status, errMsg string
+		rollout            []byte
+	}
+	api := func(method, path, body string) (answer, error) {
+		ctx := ctx
+		if !(method == "POST" && strings.HasSuffix(path, "/updates")) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+		}
 		req, _ := http.NewRequestWithContext(ctx, method, srv.base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "SSWS "+f.token)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return 0, nil, err
+			return answer{}, err
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, b, err
+		a := answer{code: resp.StatusCode}
+		if a.code/100 != 2 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+			a.errMsg = string(b)
+			return a, nil
+		}
+		top, err := skimTop(resp.Body, "id", "status", "rollout")
+		_ = json.Unmarshal(top["id"], &a.id)
+		_ = json.Unmarshal(top["status"], &a.status)
+		a.rollout = top["rollout"]
+		return a, err
 	}
 	settings := sc.settings
 	if settings == "" {
-		settings = fmt.Sprintf(`{"maxUnavailable":%d}`, len(f.hosts))
+		settings = fmt.Sprintf(`{"maxUnavailable":%d}`, f.ids.n)
 	}
-	if code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", settings); err != nil || code != 201 {
-		return res, fmt.Errorf("settings: %d %s %v", code, b, err)
-	}
-	var inFlight, maxInFlight atomic.Int64
-	var startsMu sync.Mutex
-	starts := map[int64]int{} // download starts per second
-	download := func(h simHost, j sailpoint.Job) {
-		a := j.ManagedProcessConfiguration["ad-agent"].Artifact
-		if a == nil {
-			return
-		}
-		if at, err := time.Parse(time.RFC3339, j.StartAfter); err == nil {
-			select {
-			case <-time.After(time.Until(at)):
-			case <-ctx.Done():
-				return
-			}
-		}
-		startsMu.Lock()
-		starts[time.Now().Unix()]++
-		startsMu.Unlock()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
-		req.Header.Set("Authorization", "Bearer "+h.secret)
-		if resp, err := client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+	if a, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", settings); err != nil || a.code != 201 {
+		return res, fmt.Errorf("settings: %d %s %v", a.code, a.errMsg, err)
 	}
 
-	sem := make(chan struct{}, 256) // bound the load generator's concurrency
-	beat := func(h simHost, version string, jobs []sailpoint.JobReport) (sailpoint.StatusReply, error) {
-		sem <- struct{}{}
-		defer func() { <-sem }()
-		var rep sailpoint.StatusReply
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.base+"/beta/managed-clients/"+h.id+"/status", bytes.NewReader(body(h, version, jobs)))
-		req.Header.Set("Authorization", "Bearer "+h.secret)
-		resp, err := client.Do(req)
-		if err != nil {
-			atomic.AddInt64(&res.errs, 1)
-			return rep, err
-		}
-		defer resp.Body.Close()
-		atomic.AddInt64(&res.beats, 1)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			atomic.AddInt64(&res.limited, 1)
-		}
-		if resp.StatusCode != 200 {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return rep, fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return rep, json.NewDecoder(resp.Body).Decode(&rep)
-	}
-
+	s := newSim(srv.base, f.ids, o.interval, o.install, sc)
 	hctx, stopHosts := context.WithCancel(ctx)
 	defer stopHosts()
-	var wg sync.WaitGroup
-	for i, h := range f.hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			version := "1.0.0"
-			// Spread the hosts evenly over one interval.
-			offset := time.Duration(int64(o.interval) * int64(i) / int64(len(f.hosts)))
-			t := time.NewTimer(offset)
-			defer t.Stop()
-			for {
-				select {
-				case <-hctx.Done():
-					return
-				case <-t.C:
-				}
-				rep, err := beat(h, version, nil)
-				t.Reset(o.interval)
-				if err != nil || len(rep.Body.Jobs) == 0 {
-					continue
-				}
-				j := rep.Body.Jobs[0]
-				if j.State != sailpoint.JobPending {
-					continue
-				}
-				atomic.AddInt64(&res.jobs, 1)
-				if n := inFlight.Add(1); n > maxInFlight.Load() {
-					maxInFlight.Store(n) // racy max, good enough for a bound check
-				}
-				target := j.ManagedProcessConfiguration["ad-agent"].Version
-				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}})
-				if sc.download {
-					download(h, j)
-				}
-				select {
-				case <-hctx.Done():
-					return
-				case <-time.After(o.install):
-				}
-				inFlight.Add(-1)
-				if sc.fail {
-					_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobFailed, Progress: 100,
-						UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: simulated bad release"}})
-					continue
-				}
-				version = target
-				_, _ = beat(h, version, []sailpoint.JobReport{{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100}})
-			}
-		}()
-	}
+	done := make(chan struct{})
+	go func() { s.run(hctx); close(done) }()
+	defer func() { stopHosts(); <-done }()
 	// Let every host check in once before the update exists.
-	time.Sleep(o.interval + time.Second)
-
-	cpu0 := srv.cpu()
-	t0 := time.Now()
-	code, b, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
-	if err != nil || code != 201 {
-		return res, fmt.Errorf("create update: %d %s %v", code, b, err)
+	select {
+	case <-time.After(o.interval + time.Second):
+	case <-ctx.Done():
+		return res, errors.New("the hosts' first heartbeats did not end before -timeout")
 	}
-	var u okta.AgentPoolUpdate
-	_ = json.Unmarshal(b, &u)
+	res.simRSS = selfRSS()
+
+	cpu0, simCPU0 := srv.cpu(), selfCPU()
+	beats0 := s.beats.Load()
+	t0 := time.Now()
+	u, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", sc.update)
+	if err != nil || u.code != 201 || u.id == "" {
+		return res, fmt.Errorf("create update (after %.1f s): %d %s %v", time.Since(t0).Seconds(), u.code, u.errMsg, err)
+	}
+	res.create = time.Since(t0)
 	for {
 		select {
 		case <-ctx.Done():
-			return res, errors.New("rollout did not finish before -timeout")
+			return res, fmt.Errorf("rollout did not finish before -timeout (%s; %.0f s after the update's creation)", s, time.Since(t0).Seconds())
 		case <-time.After(500 * time.Millisecond):
 		}
-		code, b, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID, "")
-		if err != nil || code != 200 {
+		cur, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.id, "")
+		if err != nil || cur.code != 200 {
 			continue
 		}
-		var cur okta.AgentPoolUpdate
-		if json.Unmarshal(b, &cur) == nil && cur.Status == sc.want {
-			res.halted = string(cur.Rollout)
+		if okta.AgentUpdateJobStatus(cur.status) == sc.want {
+			res.halted = string(cur.rollout)
 			break
 		}
-		if cur.Status == okta.JobFailed || cur.Status == okta.JobSuccess {
-			return res, fmt.Errorf("rollout ended %s, want %s: %s", cur.Status, sc.want, b[:min(len(b), 500)])
+		if st := okta.AgentUpdateJobStatus(cur.status); st == okta.JobFailed || st == okta.JobSuccess {
+			return res, fmt.Errorf("rollout ended %s, want %s (rollout %s)", st, sc.want, cur.rollout)
 		}
 	}
 	res.took = time.Since(t0)
-	res.cpu = srv.cpu() - cpu0
+	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
+	res.rolloutBeats = s.beats.Load() - beats0
 	if sc.fail {
 		// Jobs already handed out finish; nothing new must be.
 		time.Sleep(2*o.interval + o.install)
 	}
-	res.maxInFlight = maxInFlight.Load()
-	startsMu.Lock()
-	for _, n := range starts {
-		res.peakStarts = max(res.peakStarts, n)
+	res.maxInFlight = s.maxInFlight.Load()
+	res.peakStarts = s.peakStarts()
+	res.p50, res.p99 = s.lat.quantile(0.5), s.lat.quantile(0.99)
+	res.beats, res.jobs, res.limited, res.errs = s.beats.Load(), s.jobsTaken.Load(), s.limited.Load(), s.errs.Load()
+	return res, nil
+}
+
+// heartbeatOnly plays the hosts heartbeating at o.interval for d with no
+// update: the simulator's own cost, and the server's when idle.
+func heartbeatOnly(ctx context.Context, srv *server, f *fixture, o options, d time.Duration) (rolloutResult, error) {
+	var res rolloutResult
+	s := newSim(srv.base, f.ids, o.interval, o.install, goodRollout)
+	hctx, stopHosts := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.run(hctx); close(done) }()
+	// The first interval registers every host in the server's memory;
+	// measure after it.
+	warm := min(o.interval+time.Second, d/2)
+	select {
+	case <-time.After(warm):
+	case <-ctx.Done():
 	}
-	startsMu.Unlock()
+	cpu0, simCPU0, beats0, t0 := srv.cpu(), selfCPU(), s.beats.Load(), time.Now()
+	select {
+	case <-time.After(d - warm):
+	case <-ctx.Done():
+	}
+	res.took = time.Since(t0)
+	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
+	res.rolloutBeats = s.beats.Load() - beats0
+	res.simRSS = selfRSS()
 	stopHosts()
-	wg.Wait()
+	<-done
+	res.p50, res.p99 = s.lat.quantile(0.5), s.lat.quantile(0.99)
+	res.beats, res.limited, res.errs = s.beats.Load(), s.limited.Load(), s.errs.Load()
+	if ctx.Err() != nil {
+		return res, fmt.Errorf("heartbeats cut short by -timeout (%s)", s)
+	}
 	return res, nil
 }
 

@@ -102,54 +102,56 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 	}
 	sctx, stopAll := context.WithTimeout(ctx, d)
 	defer stopAll()
-	var beats, jobs, done, errs atomic.Int64
-	paused := make([]atomic.Int64, len(f.hosts)) // unix time until which a host is "killed"
+	var done atomic.Int64
+	// A host's state beside the simulator's: until when it is "killed"
+	// (seconds on the simulation's clock) and the job reports it sends
+	// with its next heartbeat (hosts with none have no entry).
+	paused := make([]atomic.Int32, f.ids.n)
+	var pendingMu sync.Mutex
+	pending := map[int][]sailpoint.JobReport{}
+	s := newSim(srv.base, f.ids, o.interval, o.install, goodRollout)
 	var wg sync.WaitGroup
-	for i, h := range f.hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			version := "1.0.0"
-			var pending []sailpoint.JobReport
-			t := time.NewTimer(time.Duration(int64(o.interval) * int64(i) / int64(len(f.hosts))))
-			defer t.Stop()
-			for {
-				select {
-				case <-sctx.Done():
-					return
-				case <-t.C:
-				}
-				t.Reset(o.interval)
-				if time.Now().Unix() < paused[i].Load() {
-					continue
-				}
-				b := body(h, version, pending)
-				req, _ := http.NewRequestWithContext(sctx, http.MethodPost, srv.base+"/beta/managed-clients/"+h.id+"/status", bytes.NewReader(b))
-				req.Header.Set("Authorization", "Bearer "+h.secret)
-				resp, err := client.Do(req)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				var rep sailpoint.StatusReply
-				_ = json.NewDecoder(resp.Body).Decode(&rep)
-				resp.Body.Close()
-				beats.Add(1)
-				pending = nil
-				for _, j := range rep.Body.Jobs {
-					switch j.State {
-					case sailpoint.JobPending:
-						jobs.Add(1)
-						version = j.ManagedProcessConfiguration["ad-agent"].Version
-						pending = append(pending, sailpoint.JobReport{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100})
-						done.Add(1)
-					case sailpoint.JobCancelled:
-						pending = append(pending, sailpoint.JobReport{UUID: j.UUID, State: sailpoint.JobCancelled})
-					}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runWith(sctx, func(w *worker, ctx context.Context, e event) {
+			i := int(e.host)
+			h := &s.hosts[i]
+			h.next += int64(s.interval)
+			defer func() { s.sched.push(max(h.next, s.sched.now()), i) }()
+			if int64(paused[i].Load()) > s.sched.now()/int64(time.Second) {
+				return
+			}
+			pendingMu.Lock()
+			reports := pending[i]
+			delete(pending, i)
+			pendingMu.Unlock()
+			var jobs []byte
+			if reports != nil {
+				jobs, _ = json.Marshal(reports)
+			}
+			if !w.beat(ctx, i, s.version(h.version), jobs) {
+				return
+			}
+			reports = nil
+			for _, j := range w.rep.Body.Jobs {
+				switch j.State {
+				case sailpoint.JobPending:
+					s.jobsTaken.Add(1)
+					h.version = s.internVersion(j.Config.Agent.Version)
+					reports = append(reports, sailpoint.JobReport{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100})
+					done.Add(1)
+				case sailpoint.JobCancelled:
+					reports = append(reports, sailpoint.JobReport{UUID: j.UUID, State: sailpoint.JobCancelled})
 				}
 			}
-		}()
-	}
+			if reports != nil {
+				pendingMu.Lock()
+				pending[i] = reports
+				pendingMu.Unlock()
+			}
+		})
+	}()
 	// Kills: every 10 s, 2% of the hosts go silent for 30 s.
 	wg.Add(1)
 	go func() {
@@ -162,8 +164,8 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 				return
 			case <-tk.C:
 			}
-			for range len(f.hosts) / 50 {
-				paused[rand.IntN(len(f.hosts))].Store(time.Now().Add(30 * time.Second).Unix())
+			for range f.ids.n / 50 {
+				paused[rand.IntN(f.ids.n)].Store(int32((s.sched.now() + int64(30*time.Second)) / int64(time.Second)))
 			}
 		}
 	}()
@@ -213,6 +215,6 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 	row("goroutines", start.goroutines, end.goroutines, 1, "")
 	row("threads", start.threads, end.threads, 1, "")
 	row("open file descriptors", start.fds, end.fds, 1, "")
-	fmt.Printf("\n%d heartbeats, %d jobs handed out and finished, %d errors, over %s measured\n", beats.Load(), done.Load(), errs.Load(), time.Since(t0).Round(time.Second))
+	fmt.Printf("\n%d heartbeats, %d jobs handed out and finished, %d errors, over %s measured\n", s.beats.Load(), done.Load(), s.errs.Load(), time.Since(t0).Round(time.Second))
 	return nil
 }

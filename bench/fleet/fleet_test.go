@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/poolagent/poolagent/api/sailpoint"
+)
+
+// The template must render exactly what json.Marshal gives for the same
+// heartbeat, with and without job reports.
+func TestBodyTemplateMatchesMarshal(t *testing.T) {
+	ids := newIdentities(100)
+	tmpl := newBodyTemplate()
+	now := time.Date(2026, 11, 2, 10, 30, 0, 123456789, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		host    int
+		version string
+		jobs    []sailpoint.JobReport
+	}{
+		{"no jobs", 0, "1.0.0", nil},
+		{"running", 42, "1.0.0", []sailpoint.JobReport{{UUID: "job-1", State: sailpoint.JobRunning, Progress: 10, Phase: "download"}}},
+		{"failed", 99999, "1.1.0", []sailpoint.JobReport{{UUID: "job-2", State: sailpoint.JobFailed, Progress: 100, UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: x"}}},
+		{"two", 123456, "2.0.0", []sailpoint.JobReport{{UUID: "a", State: sailpoint.JobFinished}, {UUID: "b", State: sailpoint.JobCancelled}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := json.Marshal(sampleBody(ids.id(tc.host), strconv.FormatInt(now.UnixMilli(), 10), tc.version, now.Format(time.RFC3339Nano), tc.jobs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var jobs []byte
+			if tc.jobs != nil {
+				jobs, _ = json.Marshal(tc.jobs)
+			}
+			got := tmpl.appendBody([]byte("keep"), ids, tc.host, tc.version, jobs, now)
+			if !bytes.HasPrefix(got, []byte("keep")) || !bytes.Equal(got[4:], want) {
+				t.Fatalf("template body:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestIdentities(t *testing.T) {
+	a, b := newIdentities(10), newIdentities(10)
+	for _, tc := range []struct {
+		i    int
+		want string
+	}{{0, "00000"}, {7, "00007"}, {42, "00042"}, {99999, "99999"}, {123456, "123456"}} {
+		if got := a.id(tc.i); got != a.prefix+tc.want {
+			t.Errorf("id(%d) = %q, want %q", tc.i, got, a.prefix+tc.want)
+		}
+	}
+	if a.prefix == b.prefix {
+		t.Errorf("two runs share the id prefix %q", a.prefix)
+	}
+	secret := regexp.MustCompile(`^pcs_[0-9A-Za-z]{40}$`)
+	seen := map[string]bool{}
+	for i := range 1000 {
+		s := string(a.appendSecret(nil, i))
+		if !secret.MatchString(s) {
+			t.Fatalf("secret %d = %q: not pcs_ and 40 base62 characters", i, s)
+		}
+		if seen[s] {
+			t.Fatalf("secret %d repeats", i)
+		}
+		seen[s] = true
+		if again := string(a.appendSecret(nil, i)); again != s {
+			t.Fatalf("secret %d not stable: %q then %q", i, s, again)
+		}
+		if other := string(b.appendSecret(nil, i)); other == s {
+			t.Fatalf("secret %d the same in two runs", i)
+		}
+	}
+	if got, want := a.bearer(3), "Bearer "+string(a.appendSecret(nil, 3)); got != want {
+		t.Errorf("bearer(3) = %q, want %q", got, want)
+	}
+}
+
+func TestMayHaveJobs(t *testing.T) {
+	for _, tc := range []struct {
+		reply string
+		want  bool
+	}{
+		{`{"body":{"id":"x"},"status":"normal"}`, false},
+		{`{"body":{"jobs":[]},"status":"normal"}`, false},
+		{`{"body":{"jobs":null}}`, false},
+		{`{"body":{"jobs":[{"uuid":"u","state":"PENDING"}]}}`, true},
+	} {
+		if got := mayHaveJobs([]byte(tc.reply)); got != tc.want {
+			t.Errorf("mayHaveJobs(%s) = %v, want %v", tc.reply, got, tc.want)
+		}
+	}
+}
+
+// The reply struct reads what the simulator needs from a real reply.
+func TestJobReplyDecodes(t *testing.T) {
+	full := sailpoint.StatusReply{Body: sailpoint.ReplyBody{Jobs: []sailpoint.Job{{UUID: "u1", State: sailpoint.JobPending, StartAfter: "2026-11-02T10:30:00Z",
+		ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{"ad-agent": {Version: "1.1.0", Artifact: &sailpoint.Artifact{URL: "http://x/a"}}}}}}}
+	b, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mayHaveJobs(b) {
+		t.Fatalf("mayHaveJobs false for %s", b)
+	}
+	var r jobReply
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	j := r.Body.Jobs[0]
+	if j.UUID != "u1" || j.State != sailpoint.JobPending || j.StartAfter != "2026-11-02T10:30:00Z" || j.Config.Agent.Version != "1.1.0" ||
+		j.Config.Agent.Artifact == nil || j.Config.Agent.Artifact.URL != "http://x/a" {
+		t.Fatalf("decoded %+v from %s", j, b)
+	}
+}
+
+// The dispatcher hands hosts out in time order, each at or after its time.
+func TestSchedulerOrder(t *testing.T) {
+	s := newScheduler(8)
+	s.start = time.Now()
+	ms := int64(time.Millisecond)
+	for i, at := range []int64{30 * ms, 10 * ms, 20 * ms, 0, 10 * ms} {
+		s.push(at, i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan event)
+	go s.dispatch(ctx, out)
+	var got []int
+	for range 6 {
+		e := <-out
+		i := int(e.host)
+		got = append(got, i)
+		if i == 3 {
+			s.push(s.now()+5*ms, 5) // a new earlier event wakes the dispatcher
+		}
+	}
+	// Host 3 at 0, host 5 pushed at 5 ms, hosts 1 and 4 at 10 ms (either
+	// order), host 2 at 20 ms, host 0 at 30 ms.
+	if g := fmt.Sprint(got); g != "[3 5 1 4 2 0]" && g != "[3 5 4 1 2 0]" {
+		t.Errorf("dispatch order %v", got)
+	}
+	if late := s.now(); late < 30*ms {
+		t.Errorf("host 0 (at 30 ms) dispatched at %v", time.Duration(late))
+	}
+}
+
+func TestLatencyQuantiles(t *testing.T) {
+	var l latencies
+	for i := 1; i <= 100; i++ {
+		l.add(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct{ q, want float64 }{{0.5, 0.050}, {0.99, 0.099}} {
+		got := l.quantile(tc.q)
+		if got < tc.want || got > tc.want*1.03 {
+			t.Errorf("quantile(%v) = %v, want %v within 3%%", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestSkimTop(t *testing.T) {
+	const doc = ` {"agents":[{"id":"a1","status":"x","n":{"status":"deep"}},{"id":"a2,}"}],"id":"upd1", "status" : "SUCCESS",` +
+		`"rollout":{"halted":"ERROR_BUDGET: 501 of 10000 \"hosts\" failed","wave":1},"name":"a \"quoted\" , name"}` + "\n"
+	for _, chunk := range []int{1, 7, 1 << 20} {
+		got, err := skimTop(&chunkReader{s: doc, n: chunk}, "id", "status", "rollout", "missing")
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, err)
+		}
+		want := map[string]string{"id": `"upd1"`, "status": `"SUCCESS"`, "rollout": `{"halted":"ERROR_BUDGET: 501 of 10000 \"hosts\" failed","wave":1}`}
+		if len(got) != len(want) {
+			t.Fatalf("chunks of %d: got keys %v", chunk, got)
+		}
+		for k, v := range want {
+			if string(got[k]) != v {
+				t.Errorf("chunks of %d: %s = %s, want %s", chunk, k, got[k], v)
+			}
+		}
+	}
+	if _, err := skimTop(&chunkReader{s: `{"id":"x","agents":[`, n: 4}, "id"); err == nil {
+		t.Error("a truncated object: no error")
+	}
+}
+
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.n)], r.s)
+	r.s = r.s[n:]
+	return n, nil
+}

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poolagent/poolagent/api/sailpoint"
+)
+
+// The simulator plays every host without a goroutine of its own: each
+// host has one pending event (its next heartbeat, download or end of
+// install) in a time-ordered heap; a dispatcher hands due hosts to a
+// bounded pool of workers, which send the host's requests over one
+// shared http.Transport and schedule its next event. A host's state is
+// the few bytes of hostState; ids and secrets are derived (identities).
+
+// simWorkers bounds the simulator's concurrent requests (and
+// connections): the load generator's concurrency of 256.
+const simWorkers = 256
+
+type event struct {
+	at   int64 // nanoseconds since the simulation's start
+	host uint32
+}
+
+type eventHeap []event
+
+func (h eventHeap) Len() int           { return len(h) }
+func (h eventHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h eventHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)        { *h = append(*h, x.(event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// scheduler is the time-ordered queue of host events.
+type scheduler struct {
+	start time.Time
+	mu    sync.Mutex
+	h     eventHeap
+	wake  chan struct{}
+}
+
+func newScheduler(n int) *scheduler {
+	return &scheduler{start: time.Now(), h: make(eventHeap, 0, n), wake: make(chan struct{}, 1)}
+}
+
+// now is the simulation's clock: nanoseconds since its start.
+func (s *scheduler) now() int64 { return int64(time.Since(s.start)) }
+
+func (s *scheduler) push(at int64, host int) {
+	s.mu.Lock()
+	heap.Push(&s.h, event{at: at, host: uint32(host)})
+	first := s.h[0].host == uint32(host) && s.h[0].at == at
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dispatch sends each event to out when it is due, until ctx ends.
+func (s *scheduler) dispatch(ctx context.Context, out chan<- event) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		wait := time.Hour
+		if len(s.h) > 0 {
+			wait = time.Duration(s.h[0].at - s.now())
+		}
+		if wait <= 0 {
+			e := heap.Pop(&s.h).(event)
+			s.mu.Unlock()
+			select {
+			case out <- e:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		s.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake: // an earlier event (Reset drops a stale expiry: Go 1.23 timers)
+		case <-t.C:
+		}
+	}
+}
+
+// Steps of a host: what its pending event does.
+const (
+	stepBeat     uint8 = iota // a regular heartbeat
+	stepDownload              // start downloading its job's artifact
+	stepInstall               // the install is over: report the job
+)
+
+// hostState is all the simulator keeps per host.
+type hostState struct {
+	next    int64 // next regular heartbeat, on the simulation's clock
+	step    uint8
+	version uint8 // index in the simulation's versions
+}
+
+// activeJob is a job a host is working on (only hosts in flight have one).
+type activeJob struct {
+	uuid       string
+	target     uint8 // index in versions
+	url        string
+	startAfter time.Time
+}
+
+// jobReply is the part of a heartbeat reply the simulator reads.
+type jobReply struct {
+	Body struct {
+		Jobs []struct {
+			UUID       string             `json:"uuid"`
+			State      sailpoint.JobState `json:"state"`
+			StartAfter string             `json:"startAfter"`
+			Config     struct {
+				Agent struct {
+					Version  string `json:"version"`
+					Artifact *struct {
+						URL string `json:"url"`
+					} `json:"artifact"`
+				} `json:"ad-agent"`
+			} `json:"managedProcessConfiguration"`
+		} `json:"jobs"`
+	} `json:"body"`
+}
+
+// mayHaveJobs tells whether a reply needs decoding: encoding/json writes
+// an empty or absent job list as `"jobs":[]` or `"jobs":null`.
+func mayHaveJobs(b []byte) bool {
+	i := bytes.Index(b, []byte(`"jobs":`))
+	if i < 0 {
+		return false
+	}
+	rest := b[i+len(`"jobs":`):]
+	return !bytes.HasPrefix(rest, []byte("[]")) && !bytes.HasPrefix(rest, []byte("null"))
+}
+
+// latencies is a log-scale histogram of request latencies (about 1%
+// resolution from 10 µs to 100 s), safe for concurrent use.
+type latencies struct{ b [1000]atomic.Int64 }
+
+const latScale = 1000 / math.Ln10 / 7 // 1000 buckets over 7 decades
+
+func (l *latencies) add(d time.Duration) {
+	us := max(float64(d)/1e4, 1) // units of 10 µs
+	l.b[min(int(math.Log(us)*latScale), len(l.b)-1)].Add(1)
+}
+
+// quantile returns the q-quantile (upper edge of its bucket) in seconds.
+func (l *latencies) quantile(q float64) float64 {
+	var total int64
+	for i := range l.b {
+		total += l.b[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	want := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for i := range l.b {
+		if seen += l.b[i].Load(); seen >= want {
+			return math.Exp(float64(i+1)/latScale) * 1e-5
+		}
+	}
+	return math.Inf(1)
+}
+
+// sim plays a fleet: every host heartbeats at interval, spread evenly
+// over one interval, and obeys its jobs per sc.
+type sim struct {
+	base     string // server URL
+	ids      *identities
+	tmpl     *bodyTemplate
+	client   *http.Client
+	interval time.Duration
+	install  time.Duration
+	sc       scenario
+	sched    *scheduler
+	hosts    []hostState
+
+	versionsMu sync.Mutex
+	versions   []string
+
+	jobsMu sync.Mutex
+	jobs   map[int]*activeJob
+
+	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
+	inFlight, maxInFlight                     atomic.Int64
+	lat                                       latencies
+
+	startsMu sync.Mutex
+	starts   map[int64]int // download starts per second
+}
+
+func newSim(base string, ids *identities, interval, install time.Duration, sc scenario) *sim {
+	tr := &http.Transport{MaxIdleConns: simWorkers, MaxIdleConnsPerHost: simWorkers, MaxConnsPerHost: simWorkers, IdleConnTimeout: time.Minute}
+	s := &sim{base: base, ids: ids, tmpl: newBodyTemplate(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		interval: interval, install: install, sc: sc, sched: newScheduler(ids.n), hosts: make([]hostState, ids.n),
+		versions: []string{"1.0.0"}, jobs: map[int]*activeJob{}, starts: map[int64]int{}}
+	for i := range s.hosts {
+		// Spread the hosts evenly over one interval.
+		s.hosts[i].next = int64(interval) * int64(i) / int64(ids.n)
+		s.sched.push(s.hosts[i].next, i)
+	}
+	return s
+}
+
+func (s *sim) version(v uint8) string {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
+	return s.versions[v]
+}
+
+func (s *sim) internVersion(v string) uint8 {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
+	for i, have := range s.versions {
+		if have == v {
+			return uint8(i)
+		}
+	}
+	s.versions = append(s.versions, v)
+	return uint8(len(s.versions) - 1)
+}
+
+// run plays the hosts until ctx ends.
+func (s *sim) run(ctx context.Context) { s.runWith(ctx, (*worker).step) }
+
+// runWith hands each due event to step on one of simWorkers workers
+// until ctx ends; step schedules the host's next event. Requests under way
+// when ctx ends are finished, not cancelled (a cancelled heartbeat is an
+// error in the server's log).
+func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Context, e event)) {
+	due := make(chan event)
+	reqCtx := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for range simWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{s: s}
+			for e := range due {
+				step(w, reqCtx, e)
+			}
+		}()
+	}
+	s.sched.dispatch(ctx, due)
+	close(due)
+	wg.Wait()
+	s.client.Transport.(*http.Transport).CloseIdleConnections()
+}
+
+// worker holds one worker goroutine's reusable buffers.
+type worker struct {
+	s     *sim
+	body  []byte
+	reply bytes.Buffer
+	rep   jobReply
+}
+
+// step does host e.host's due event and schedules its next one.
+func (w *worker) step(ctx context.Context, e event) {
+	i := int(e.host)
+	s, h := w.s, &w.s.hosts[i]
+	switch h.step {
+	case stepBeat:
+		at := h.next
+		ok := w.beat(ctx, i, s.version(h.version), nil)
+		now := s.sched.now()
+		if h.next = at + int64(s.interval); h.next < now {
+			h.next = now + int64(s.interval) // fallen a whole interval behind
+		}
+		if !ok || len(w.rep.Body.Jobs) == 0 || w.rep.Body.Jobs[0].State != sailpoint.JobPending {
+			s.sched.push(h.next, i)
+			return
+		}
+		rj := w.rep.Body.Jobs[0]
+		j := &activeJob{uuid: rj.UUID, target: s.internVersion(rj.Config.Agent.Version)}
+		if a := rj.Config.Agent.Artifact; a != nil {
+			j.url = a.URL
+		}
+		if t, err := time.Parse(time.RFC3339, rj.StartAfter); err == nil {
+			j.startAfter = t
+		}
+		s.jobsMu.Lock()
+		s.jobs[i] = j
+		s.jobsMu.Unlock()
+		s.jobsTaken.Add(1)
+		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
+			s.maxInFlight.Store(n) // racy max, good enough for a bound check
+		}
+		w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
+		if s.sc.download && j.url != "" {
+			h.step = stepDownload
+			s.sched.push(max(s.sched.now(), int64(j.startAfter.Sub(s.sched.start))), i)
+			return
+		}
+		h.step = stepInstall
+		s.sched.push(s.sched.now()+int64(s.install), i)
+	case stepDownload:
+		j := s.job(i)
+		// Counted when the host meant to start (as a host with its own
+		// timer would), not when a worker was free.
+		s.startsMu.Lock()
+		s.starts[s.sched.start.Add(time.Duration(e.at)).Unix()]++
+		s.startsMu.Unlock()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
+		req.Header.Set("Authorization", s.ids.bearer(i))
+		if resp, err := s.client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		h.step = stepInstall
+		s.sched.push(s.sched.now()+int64(s.install), i)
+	case stepInstall:
+		j := s.job(i)
+		s.inFlight.Add(-1)
+		if s.sc.fail {
+			w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFailed, Progress: 100,
+				UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: simulated bad release"}))
+		} else {
+			h.version = j.target
+			w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
+		}
+		s.jobsMu.Lock()
+		delete(s.jobs, i)
+		s.jobsMu.Unlock()
+		s.jobsDone.Add(1)
+		h.step = stepBeat
+		s.sched.push(max(h.next, s.sched.now()), i)
+	}
+}
+
+func (s *sim) job(i int) *activeJob {
+	s.jobsMu.Lock()
+	defer s.jobsMu.Unlock()
+	return s.jobs[i]
+}
+
+func (w *worker) jobsJSON(r sailpoint.JobReport) []byte {
+	b, _ := json.Marshal([]sailpoint.JobReport{r})
+	return b
+}
+
+// beat sends host i's heartbeat and decodes the reply's jobs into w.rep;
+// false when it failed.
+func (w *worker) beat(ctx context.Context, i int, version string, jobs []byte) bool {
+	s := w.s
+	w.rep.Body.Jobs = w.rep.Body.Jobs[:0]
+	now := time.Now()
+	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, version, jobs, now)
+	url := heartbeatURL(make([]byte, 0, len(s.base)+64), s.base, s.ids, i)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, string(url), bytes.NewReader(w.body))
+	req.Header.Set("Authorization", s.ids.bearer(i))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.errs.Add(1)
+		return false
+	}
+	defer resp.Body.Close()
+	w.reply.Reset()
+	_, err = w.reply.ReadFrom(resp.Body)
+	s.lat.add(time.Since(now))
+	s.beats.Add(1)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		s.limited.Add(1)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return false
+	}
+	if mayHaveJobs(w.reply.Bytes()) {
+		if err := json.Unmarshal(w.reply.Bytes(), &w.rep); err != nil {
+			s.errs.Add(1)
+			return false
+		}
+	}
+	return true
+}
+
+// peakStarts is the most download starts in one second.
+func (s *sim) peakStarts() int {
+	s.startsMu.Lock()
+	defer s.startsMu.Unlock()
+	n := 0
+	for _, c := range s.starts {
+		n = max(n, c)
+	}
+	return n
+}
+
+// String summarises the simulation's counters for stderr.
+func (s *sim) String() string {
+	return fmt.Sprintf("%d heartbeats, %d jobs taken, %d reported done, %d 429s, %d errors",
+		s.beats.Load(), s.jobsTaken.Load(), s.jobsDone.Load(), s.limited.Load(), s.errs.Load())
+}
