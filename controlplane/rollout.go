@@ -44,7 +44,10 @@ func (s *Server) operational(a *store.Agent, now time.Time) okta.OperationalStat
 
 // rolloutView is the update's `rollout` extension in the API: the policy
 // and the engine's progress.
-func rolloutView(u *store.Update) json.RawMessage {
+func rolloutView(u *store.Update) json.RawMessage { return rolloutViewN(u, len(u.Agents)) }
+
+// rolloutViewN is rolloutView of an update of n agents.
+func rolloutViewN(u *store.Update, n int) json.RawMessage {
 	doc := rollout.ReadDoc(u)
 	if doc.Policy == nil && doc.State == (rollout.State{}) {
 		return nil
@@ -56,7 +59,7 @@ func rolloutView(u *store.Update) json.RawMessage {
 		AwaitingPromotion bool   `json:"awaitingPromotion,omitempty"`
 		Halted            string `json:"halted,omitempty"`
 	}
-	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(len(u.Agents), doc.Policy),
+	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
 		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted})
 	return b
 }

@@ -693,3 +693,33 @@ func TestAllAgentsUpdateReadsBackComplete(t *testing.T) {
 		t.Errorf("after a tick = %s", got)
 	}
 }
+
+// TestBigUpdateSummaryFromTheEngine: polling a big active update with
+// agents=none answers from its header and the engine's counts, equal to
+// the counts of the full read.
+func TestBigUpdateSummaryFromTheEngine(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	const n = 2100 // above the reply size read whole
+	hosts := make([]*host, n)
+	for i := range hosts {
+		hosts[i] = f.host(fmt.Sprintf("h%04d", i), "1.0.0")
+	}
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", f.manage, `{"maxUnavailable":100}`)
+	var u okta.AgentPoolUpdate
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage, `{"name":"big","targetVersion":"1.1.0"}`).decode(t, &u)
+	f.tick()
+	var full, summary okta.AgentPoolUpdate
+	f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID, f.read, "").decode(t, &full)
+	r := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID+"?agents=none", f.read, "")
+	r.decode(t, &summary)
+	if len(full.Agents) != n || summary.Agents != nil || strings.Contains(string(r.body), `"agents"`) {
+		t.Fatalf("full read has %d agents; summary body %.200s", len(full.Agents), r.body)
+	}
+	if summary.Status != full.Status || fmt.Sprint(summary.AgentCounts) != fmt.Sprint(full.AgentCounts) {
+		t.Errorf("summary %s %v, full read %s %v", summary.Status, summary.AgentCounts, full.Status, full.AgentCounts)
+	}
+	if full.AgentCounts[okta.InstanceScheduled] != n {
+		t.Errorf("counts = %v, want %d Scheduled", full.AgentCounts, n)
+	}
+}

@@ -372,6 +372,11 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if q.none {
+		if done, err := s.getUpdateSummary(w, r, p); done || err != nil {
+			return err
+		}
+	}
 	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
 	if err != nil {
 		return updateErr(r, err)
@@ -595,4 +600,32 @@ func (s *Server) writeUpdate(w http.ResponseWriter, r *http.Request, status int,
 	if ur.err != nil {
 		s.log.Debug("write update reply", zap.String("path", r.URL.Path), zap.Error(ur.err))
 	}
+}
+
+// getUpdateSummary answers GET of one big active update with agents=none
+// from its header and the rollout engine's counts (as of its last tick),
+// without reading the update's rows: a dashboard or script polling a
+// 300,000-agent rollout costs one row a poll. It reports false for an
+// update the engine does not hold or of at most bufferedAgents agents
+// (read whole: counts exact to the last write).
+func (s *Server) getUpdateSummary(w http.ResponseWriter, r *http.Request, p *store.Pool) (bool, error) {
+	head, err := s.store.GetUpdateHeader(r.Context(), p.ID, r.PathValue("updateId"))
+	if err != nil {
+		return true, updateErr(r, err)
+	}
+	sum, ok := s.engine.Summary(head.ID)
+	if !ok || sum.Total <= bufferedAgents {
+		return false, nil
+	}
+	cat, _ := s.catalog(r.Context())
+	v := s.updateHead(r, head, cat)
+	counts := agentCounts(head)
+	for st, n := range sum.Counts {
+		counts[st] = n
+	}
+	v.AgentCounts = counts
+	v.Rollout = rolloutViewN(head, sum.Total)
+	w.Header().Add("Vary", "User-Agent")
+	writeJSON(w, http.StatusOK, headJSON{AgentPoolUpdate: v})
+	return true, nil
 }

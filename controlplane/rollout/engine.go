@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -95,6 +96,7 @@ type Engine struct {
 	// + version), so the same version is not offered again; in memory: a
 	// restarted server offers it once more.
 	selfFailed sync.Map
+	summaries  atomic.Pointer[map[string]Summary]
 
 	mu      sync.Mutex // held by a tick; guards everything below
 	loaded  bool

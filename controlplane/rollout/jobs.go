@@ -144,11 +144,40 @@ func (e *Engine) refreshInfo(us *updState, now time.Time) {
 	}
 }
 
-// publish rebuilds the published jobs of the clients something touched.
+// Summary is an active update's agents counted by updateStatus, as of
+// the engine's last tick.
+type Summary struct {
+	Counts map[okta.AgentUpdateInstanceStatus]int
+	Total  int
+}
+
+// Summary returns an active update's counts without reading its rows; ok
+// is false for an update the engine does not hold (finished, or not seen
+// yet). It takes no engine lock.
+func (e *Engine) Summary(updateID string) (Summary, bool) {
+	m := e.summaries.Load()
+	if m == nil {
+		return Summary{}, false
+	}
+	s, ok := (*m)[updateID]
+	return s, ok
+}
+
+// publish rebuilds the published jobs of the clients something touched
+// and the updates' summaries.
 func (e *Engine) publish(now time.Time) {
+	sums := make(map[string]Summary, len(e.updates))
 	for _, us := range e.updates {
 		e.refreshInfo(us, now)
+		c := make(map[okta.AgentUpdateInstanceStatus]int, len(us.byStatus))
+		for st, n := range us.byStatus {
+			if n != 0 {
+				c[st] = n
+			}
+		}
+		sums[us.u.ID] = Summary{Counts: c, Total: len(us.u.Agents)}
 	}
+	e.summaries.Store(&sums)
 	for cs := range e.dirty {
 		delete(e.dirty, cs)
 		if e.clients[cs.c.ID] != cs {

@@ -61,6 +61,8 @@ type updState struct {
 	wavesOK  bool
 	// Counts kept as rows change.
 	failed, done, live, waiting int
+	// byStatus counts the rows by updateStatus.
+	byStatus map[okta.AgentUpdateInstanceStatus]int
 	// touched: a row changed since the last plan (wave promotion looks).
 	touched bool
 	// Rows and header the engine changed, to write.
@@ -257,7 +259,8 @@ func (e *Engine) addUpdate(u *store.Update) {
 	if ps == nil {
 		return // its pool appears in the next tick's listing
 	}
-	us := &updState{u: u, pool: ps, idx: make(map[string]int, len(u.Agents)), dirty: map[int]struct{}{}, replan: true}
+	us := &updState{u: u, pool: ps, idx: make(map[string]int, len(u.Agents)), dirty: map[int]struct{}{}, replan: true,
+		byStatus: map[okta.AgentUpdateInstanceStatus]int{}}
 	us.doc = ReadDoc(u)
 	rows := u.Agents
 	u.Agents = make([]store.UpdateAgent, 0, len(rows))
@@ -318,6 +321,7 @@ func (e *Engine) rowChanged(us *updState, i int, old store.UpdateAgent) {
 	cur := &us.u.Agents[i]
 	us.touched = true
 	count := func(ua *store.UpdateAgent, d int) {
+		us.byStatus[ua.Status] += d
 		switch ua.Status {
 		case okta.InstanceFailed:
 			us.failed += d

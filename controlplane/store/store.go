@@ -322,6 +322,9 @@ type Store interface {
 
 	CreateUpdate(ctx context.Context, u *Update) error
 	GetUpdate(ctx context.Context, poolID, id string) (*Update, error)
+	// GetUpdateHeader returns an update without its agents (Agents nil):
+	// the status of a 300,000-agent update without reading its rows.
+	GetUpdateHeader(ctx context.Context, poolID, id string) (*Update, error)
 	// ListUpdates returns a pool's updates in creation order; scheduled
 	// selects only scheduled (true) or only ad-hoc (false) updates.
 	ListUpdates(ctx context.Context, poolID string, scheduled *bool) ([]*Update, error)

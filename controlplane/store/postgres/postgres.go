@@ -597,6 +597,18 @@ func getUpdate(ctx context.Context, q querier, poolID, id, lock string) (*store.
 	return u, loadUpdateAgents(ctx, q, u)
 }
 
+// GetUpdateHeader returns one update of a pool without its agents.
+func (db *DB) GetUpdateHeader(ctx context.Context, poolID, id string) (*store.Update, error) {
+	u, err := scanUpdate(db.pool.QueryRow(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = $1 AND id = $2`, poolID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get update %s: %w", id, err)
+	}
+	return u, nil
+}
+
 // GetUpdate returns one update of a pool with its agents.
 func (db *DB) GetUpdate(ctx context.Context, poolID, id string) (*store.Update, error) {
 	// One snapshot for the update and its agents.

@@ -522,6 +522,18 @@ func getUpdate(ctx context.Context, q queryer, poolID, id string) (*store.Update
 	return u, loadUpdateAgents(ctx, q, u)
 }
 
+// GetUpdateHeader returns one update of a pool without its agents.
+func (db *DB) GetUpdateHeader(ctx context.Context, poolID, id string) (*store.Update, error) {
+	u, err := scanUpdate(db.r.QueryRowContext(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = ? AND id = ?`, poolID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get update %s: %w", id, err)
+	}
+	return u, nil
+}
+
 // GetUpdate returns one update of a pool with its agents.
 func (db *DB) GetUpdate(ctx context.Context, poolID, id string) (*store.Update, error) {
 	return getUpdate(ctx, db.r, poolID, id)

@@ -83,6 +83,12 @@ func testHeartbeats(t *testing.T, s store.Store) {
 	if _, err := s.JobOwner(ctx, "job-none"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("JobOwner(unknown) = %v", err)
 	}
+	if h, err := s.GetUpdateHeader(ctx, p.ID, u.ID); err != nil || h.ID != u.ID || h.Agents != nil || h.Status != okta.JobInProgress || h.Rev == 0 {
+		t.Errorf("GetUpdateHeader = %+v, %v", h, err)
+	}
+	if _, err := s.GetUpdateHeader(ctx, p.ID, "updNone"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetUpdateHeader(unknown) = %v", err)
+	}
 	gu, _ := s.GetUpdate(ctx, p.ID, u.ID)
 	if gu.Agents[0].Status != okta.InstanceInProgress || gu.Agents[0].Progress != 40 || gu.Agents[0].Phase != "download" || gu.Agents[0].JobSeq != 7 {
 		t.Errorf("update agent after job report = %+v", gu.Agents[0])
