@@ -25,6 +25,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -382,7 +383,7 @@ func startServer(ctx context.Context, bin, dir string, o options, dsn string) (*
 	cfg := fmt.Sprintf(`listen = %q
 data_dir = %q
 db = %q
-log_level = "warn"
+log_level = %q
 log_format = "json"
 debug_listen = %q
 [rate_limit]
@@ -393,7 +394,7 @@ rate_limit = 1000000
 [rollout]
 tick = "500ms"
 self_update = false
-`, addr, dir, dsn, os.Getenv("FLEET_PPROF"), o.interval)
+`, addr, dir, dsn, cmp.Or(os.Getenv("FLEET_LOG_LEVEL"), "warn"), os.Getenv("FLEET_PPROF"), o.interval)
 	path := filepath.Join(dir, "..", "poolserver.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -86,6 +86,13 @@ func isActive(s okta.AgentUpdateJobStatus) bool {
 	return false
 }
 
+// tickStats is what one tick did, for its log line.
+type tickStats struct {
+	feed, dispatched, written, published int
+	// Where the time went.
+	read, plan, write, publish time.Duration
+}
+
 // Engine is the rollout engine. Build it with New, run it with Run.
 type Engine struct {
 	d     Deps
@@ -113,6 +120,7 @@ type Engine struct {
 	// last read: the feed leaves them out (memory already holds them).
 	own     []int64
 	seqNext int64 // reserved job sequence numbers [seqNext, seqEnd)
+	stats   tickStats
 	// seenPolled is when other replicas' last-seen times were last read.
 	seenPolled time.Time
 	seqEnd     int64
@@ -218,6 +226,16 @@ func (e *Engine) Tick(ctx context.Context) error { return e.tick(ctx, true) }
 func (e *Engine) tick(ctx context.Context, lead bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	start := time.Now()
+	e.stats = tickStats{}
+	defer func() {
+		// A tick's cost follows what changed: say so when it was big.
+		if took := time.Since(start); took > 250*time.Millisecond {
+			e.d.Log.Info("rollout tick", zap.Duration("took", took), zap.Bool("lead", lead), zap.Int("feedRows", e.stats.feed),
+				zap.Int("dispatched", e.stats.dispatched), zap.Int("rowsWritten", e.stats.written), zap.Int("clientsPublished", e.stats.published),
+				zap.Duration("read", e.stats.read), zap.Duration("plan", e.stats.plan), zap.Duration("write", e.stats.write), zap.Duration("publish", e.stats.publish))
+		}
+	}()
 	if lead != e.lead {
 		e.loaded = false // a new leader rebuilds once
 		e.lead = lead
@@ -249,6 +267,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		e.d.Log.Warn("read which hosts other replicas heard from", zap.Error(err))
 	}
 	e.liveness(now)
+	e.stats.read = time.Since(start)
 	if lead {
 		if err := e.enforceMinimum(ctx, now); err != nil {
 			return err
@@ -259,7 +278,9 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			return err
 		}
 	}
+	t := time.Now()
 	e.publish(now)
+	e.stats.publish = time.Since(t)
 	return nil
 }
 
@@ -369,6 +390,7 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("read the change feed: %w", err)
 	}
 	e.own = e.own[:0]
+	e.stats.feed = len(ch.Clients) + len(ch.Agents) + len(ch.Updates) + len(ch.UpdateAgents)
 	for _, c := range ch.Clients {
 		e.upsertClient(c, now)
 	}

@@ -365,3 +365,37 @@ func TestAllAgentsUpdateWithoutRows(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchWritesInCheckInOrder: a large dispatch is written in batches
+// ordered by when the hosts were last heard from, so the hosts that check
+// in soonest have their jobs committed (and published) first.
+func TestDispatchWritesInCheckInOrder(t *testing.T) {
+	const n = 300
+	f := newFleet(t, n, store.Settings{})
+	e := f.engine() // WriteBatch 100: three batches
+	base := f.clock()
+	f.advance(time.Minute)
+	for i, h := range f.hosts {
+		// Host 0 was heard last, host n-1 first.
+		e.Heard(h, base.Add(time.Duration(n-i)*100*time.Millisecond))
+	}
+	f.tick(e, true)
+	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
+		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
+	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(e, true)
+	got, err := f.st.GetUpdate(f.ctx, f.pool.ID, u.ID)
+	if err != nil || len(got.Agents) != n {
+		t.Fatalf("rows = %d, %v", len(got.Agents), err)
+	}
+	byAgent := map[string]int64{}
+	for _, ua := range got.Agents {
+		byAgent[ua.AgentID] = ua.Rev
+	}
+	first, last := byAgent[f.agent[f.hosts[n-1]]], byAgent[f.agent[f.hosts[0]]]
+	if first >= last || byAgent[f.agent[f.hosts[n/2]]] <= first || byAgent[f.agent[f.hosts[n/2]]] >= last {
+		t.Errorf("revisions: host heard first %d, middle %d, last %d; want rising in check-in order", first, byAgent[f.agent[f.hosts[n/2]]], last)
+	}
+}

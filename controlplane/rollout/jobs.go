@@ -178,43 +178,49 @@ func (e *Engine) publish(now time.Time) {
 		sums[us.u.ID] = Summary{Counts: c, Total: len(us.u.Agents)}
 	}
 	e.summaries.Store(&sums)
+	e.stats.published += len(e.dirty)
 	for cs := range e.dirty {
 		delete(e.dirty, cs)
-		if e.clients[cs.c.ID] != cs {
+		e.publishClient(cs)
+	}
+}
+
+// publishClient rebuilds one client's published jobs.
+func (e *Engine) publishClient(cs *clientState) {
+	if e.clients[cs.c.ID] != cs {
+		return
+	}
+	var cj clientJobs
+	for _, as := range cs.agents {
+		if as.pool == nil {
 			continue
 		}
-		var cj clientJobs
-		for _, as := range cs.agents {
-			if as.pool == nil {
+		for _, us := range as.pool.updates {
+			i, ok := us.idx[as.a.ID]
+			if !ok {
 				continue
 			}
-			for _, us := range as.pool.updates {
-				i, ok := us.idx[as.a.ID]
-				if !ok {
-					continue
-				}
-				ua := &us.u.Agents[i]
-				if !live(ua) {
-					continue
-				}
-				// A paused or halted update lets running jobs finish and
-				// hands out nothing new.
-				if us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled {
-					continue
-				}
-				cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
-					agentID: ua.AgentID, agentName: as.a.AgentName, typ: string(as.a.Type), fromVersion: ua.FromVersion,
-					rel: e.cat.Get(string(as.a.Type), us.info.target, cs.c.OS, cs.c.Arch)})
+			ua := &us.u.Agents[i]
+			if !live(ua) {
+				continue
 			}
+			// A paused or halted update lets running jobs finish and
+			// hands out nothing new.
+			if us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled {
+				continue
+			}
+			cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
+				agentID: ua.AgentID, agentName: as.a.AgentName, typ: string(as.a.Type), fromVersion: ua.FromVersion,
+				rel: e.cat.Get(string(as.a.Type), us.info.target, cs.c.OS, cs.c.Arch)})
 		}
-		if e.d.Config.SelfUpdate {
-			cj.self = e.selfOffer(cs)
-		}
-		if len(cj.jobs) == 0 && cj.self == nil {
-			e.table.set(cs.c.ID, nil)
-		} else {
-			e.table.set(cs.c.ID, &cj)
-		}
+	}
+	if e.d.Config.SelfUpdate {
+		cj.self = e.selfOffer(cs)
+	}
+	if len(cj.jobs) == 0 && cj.self == nil {
+		e.table.set(cs.c.ID, nil)
+	} else {
+		e.table.set(cs.c.ID, &cj)
 	}
 }
 

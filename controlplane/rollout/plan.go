@@ -35,6 +35,7 @@ func setAgent(ua *store.UpdateAgent, st okta.AgentUpdateInstanceStatus, msg stri
 // planAll applies the rollout rules to every active update and writes
 // what changed.
 func (e *Engine) planAll(ctx context.Context, now time.Time) error {
+	start := time.Now()
 	dispatched := 0
 	for _, ps := range e.pools {
 		for _, us := range ps.updates {
@@ -45,10 +46,15 @@ func (e *Engine) planAll(ctx context.Context, now time.Time) error {
 			dispatched += n
 		}
 	}
+	e.stats.dispatched = dispatched
 	if dispatched > 0 && e.d.Dispatched != nil {
 		e.d.Dispatched(dispatched)
 	}
-	return e.write(ctx)
+	e.stats.plan = time.Since(start)
+	start = time.Now()
+	err := e.write(ctx, now)
+	e.stats.write = time.Since(start)
+	return err
 }
 
 // reserveSeqs makes sure n job sequence numbers are reserved.
@@ -319,86 +325,124 @@ func (e *Engine) dispatch(us *updState, i int, target string, now time.Time) boo
 // write stores the rows and headers the plan changed, in batches; a row
 // that changed meanwhile is skipped by the store, and its update is read
 // again so memory holds what the store does.
-func (e *Engine) write(ctx context.Context) error {
+//
+// The rows go in the order their hosts are expected to check in (the one
+// heard from longest ago first), and each batch's clients get their jobs
+// as soon as the batch is committed: a host learns of its job at its next
+// heartbeat, so a dispatch to 300,000 hosts that takes seconds to write
+// still reaches every host within one heartbeat interval.
+func (e *Engine) write(ctx context.Context, now time.Time) error {
 	type ref struct {
-		us *updState
-		i  int
+		us  *updState
+		i   int
+		cs  *clientState
+		key int64 // when the host was last heard from
 	}
-	var w store.RolloutWrite
 	var refs []ref
 	var hdrs []*updState
+	var done []*updState
+	for _, ps := range e.pools {
+		for _, us := range ps.updates {
+			if us.hdrDirty {
+				hdrs = append(hdrs, us)
+				us.hdrDirty = false
+			}
+			for i := range us.dirty {
+				r := ref{us: us, i: i}
+				if as := e.agents[us.u.Agents[i].AgentID]; as != nil && as.client != nil {
+					r.cs, r.key = as.client, as.client.seen.UnixNano()
+				}
+				refs = append(refs, r)
+			}
+			clear(us.dirty)
+			if !isActive(us.u.Status) {
+				done = append(done, us)
+			}
+		}
+	}
+	if len(refs) == 0 && len(hdrs) == 0 {
+		return nil
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		var ca, cb string
+		if a.cs != nil {
+			ca = a.cs.c.ID
+		}
+		if b.cs != nil {
+			cb = b.cs.c.ID
+		}
+		return cmp.Or(cmp.Compare(ca, cb), cmp.Compare(a.us.u.Seq, b.us.u.Seq), cmp.Compare(a.i, b.i))
+	})
+	// A client is published after the batch holding its last row.
+	batch := e.d.Config.WriteBatch
+	lastBatch := map[*clientState]int{}
+	for k, r := range refs {
+		if r.cs != nil {
+			lastBatch[r.cs] = k / batch
+		}
+	}
+	for _, us := range e.updates {
+		e.refreshInfo(us, now)
+	}
 	stale := map[*updState]bool{}
-	flush := func() error {
-		if len(w.Agents) == 0 && len(w.Updates) == 0 {
-			return nil
+	for start := 0; start < len(refs) || (start == 0 && len(hdrs) > 0); start += batch {
+		end := min(start+batch, len(refs))
+		var w store.RolloutWrite
+		for _, r := range refs[start:end] {
+			w.Agents = append(w.Agents, store.UpdateAgentRow{UpdateID: r.us.u.ID, UpdateAgent: r.us.u.Agents[r.i]})
+		}
+		last := end == len(refs)
+		if last {
+			// Headers with the last rows: an update's status never runs
+			// ahead of its agents'.
+			for _, us := range hdrs {
+				h := *us.u
+				h.Agents = nil
+				w.Updates = append(w.Updates, &h)
+			}
 		}
 		if _, err := e.d.Store.WriteRollout(ctx, &w); err != nil {
 			return fmt.Errorf("write rollout decisions: %w", err)
 		}
-		// Every written row carries the batch's one revision.
+		e.stats.written += len(w.Agents)
+		// Every row written carries the batch's one revision.
 		for _, a := range w.Agents {
 			if a.Rev != 0 {
 				e.own = append(e.own, a.Rev)
 				break
 			}
 		}
-		for _, u := range w.Updates {
-			if len(e.own) == 0 || e.own[len(e.own)-1] != u.Rev {
-				e.own = append(e.own, u.Rev)
-			}
-			break
-		}
-		for k, r := range refs {
+		for k, r := range refs[start:end] {
 			if w.Agents[k].Rev == r.us.u.Agents[r.i].Rev {
 				stale[r.us] = true
 				continue
 			}
 			r.us.u.Agents[r.i].Rev = w.Agents[k].Rev
 		}
-		for k, us := range hdrs {
-			if w.Updates[k].Rev == us.u.Rev {
-				stale[us] = true
-				continue
-			}
-			us.u.Rev = w.Updates[k].Rev
-		}
-		w, refs, hdrs = store.RolloutWrite{}, refs[:0], hdrs[:0]
-		return nil
-	}
-	var done []*updState
-	for _, ps := range e.pools {
-		for _, us := range ps.updates {
-			if us.hdrDirty {
-				h := *us.u
-				h.Agents = nil
-				w.Updates = append(w.Updates, &h)
-				hdrs = append(hdrs, us)
-				us.hdrDirty = false
-			}
-			if len(us.dirty) > 0 {
-				idx := make([]int, 0, len(us.dirty))
-				for i := range us.dirty {
-					idx = append(idx, i)
+		if last {
+			for k, us := range hdrs {
+				if w.Updates[k].Rev == us.u.Rev {
+					stale[us] = true
+					continue
 				}
-				slices.Sort(idx)
-				clear(us.dirty)
-				for _, i := range idx {
-					w.Agents = append(w.Agents, store.UpdateAgentRow{UpdateID: us.u.ID, UpdateAgent: us.u.Agents[i]})
-					refs = append(refs, ref{us, i})
-					if len(w.Agents) >= e.d.Config.WriteBatch {
-						if err := flush(); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			if !isActive(us.u.Status) {
-				done = append(done, us)
+				us.u.Rev = w.Updates[k].Rev
+				e.own = append(e.own, us.u.Rev)
 			}
 		}
-	}
-	if err := flush(); err != nil {
-		return err
+		for _, r := range refs[start:end] {
+			if r.cs != nil && lastBatch[r.cs] == start/batch && !stale[r.us] {
+				if _, ok := e.dirty[r.cs]; ok {
+					e.publishClient(r.cs)
+					delete(e.dirty, r.cs)
+				}
+			}
+		}
+		if last {
+			break
+		}
 	}
 	for us := range stale {
 		e.d.Log.Debug("update changed while the engine wrote it; reading it again", zap.String("update", us.u.ID))
