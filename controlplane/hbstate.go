@@ -69,29 +69,53 @@ func (c *clientCache) put(key [32]byte, cc cachedClient) {
 	sh.mu.Unlock()
 }
 
-// hbState remembers each client's last heartbeat fingerprint, so a
-// heartbeat that changes nothing but the time is not written at once.
+// hbPrint is a heartbeat's fingerprints: the host's facts, its agents,
+// its job reports.
+type hbPrint [3]uint64
+
+// What changed since a host's last heartbeat (hbState.changed).
+const (
+	changedFacts = 1 << iota
+	changedAgents
+	changedJobs
+)
+
+// hbState remembers each client's last heartbeat fingerprints, so a
+// heartbeat that changes nothing but the time is not written at once, and
+// one that changes only a job report writes only that.
 type hbState struct {
 	shards [hbShards]fpShard
 }
 
 type fpShard struct {
 	mu sync.Mutex
-	m  map[string]uint64
+	m  map[string]hbPrint
 }
 
-func (h *hbState) changed(clientID string, fp uint64) bool {
+// changed records a heartbeat's fingerprints and reports what differs
+// from the host's last one (everything for a host not seen yet).
+func (h *hbState) changed(clientID string, fp hbPrint) int {
 	sh := &h.shards[shardOf(clientID)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.m[clientID]; ok && old == fp {
-		return false
+	old, ok := sh.m[clientID]
+	if ok && old == fp {
+		return 0
 	}
 	if sh.m == nil || len(sh.m) >= maxHostsPerShard {
-		sh.m = map[string]uint64{}
+		sh.m = map[string]hbPrint{}
 	}
 	sh.m[clientID] = fp
-	return true
+	if !ok {
+		return changedFacts | changedAgents | changedJobs
+	}
+	out := 0
+	for i, bit := range []int{changedFacts, changedAgents, changedJobs} {
+		if old[i] != fp[i] {
+			out |= bit
+		}
+	}
+	return out
 }
 
 func (h *hbState) forget(clientID string) {

@@ -201,8 +201,16 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hb, fingerprint, facts := s.heartbeatWrite(r.Context(), c, &req, now)
-	if s.hbState.changed(c.ID, fingerprint) {
-		hb.Facts = facts()
+	if changed := s.hbState.changed(c.ID, fingerprint); changed != 0 {
+		if changed&changedFacts != 0 {
+			hb.Facts = facts()
+		}
+		if changed&changedAgents == 0 {
+			hb.Agents = nil
+		}
+		if changed&changedJobs == 0 {
+			hb.Jobs = nil
+		}
 		if err := s.writer.write(r.Context(), hb); err != nil {
 			s.hbState.forget(c.ID)
 			s.log.Error("write heartbeat", zap.String("client", c.ID), zap.Error(err))
@@ -297,7 +305,7 @@ func validateHeartbeat(req *sailpoint.StatusRequest) []string {
 // of everything in it but the time, to tell a change from a keep-alive.
 // The facts' JSON comes from the returned function, called only for a
 // heartbeat that changed something.
-func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, uint64, func() string) {
+func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailpoint.StatusRequest, now time.Time) (store.Heartbeat, hbPrint, func() string) {
 	b := &req.Body
 	facts := hostFacts{
 		Hostname: string(b.Hostname), InternalIP: string(b.InternalIP), OSType: string(b.OSType), OSVersion: string(b.OSVersion),
@@ -350,21 +358,34 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		}
 		hb.Jobs = append(hb.Jobs, jr)
 	}
-	// The fingerprint hashes the fields themselves: an unchanged
-	// heartbeat (the steady state) marshals nothing.
+	// The fingerprints hash the fields themselves: an unchanged
+	// heartbeat (the steady state) marshals nothing. Facts, agents and
+	// jobs are told apart, so a job report does not rewrite the host's
+	// facts (a few KiB) nor its agents.
+	var fp hbPrint
 	h := fnv.New64a()
 	field := func(v string) { h.Write([]byte(v)); h.Write([]byte{0}) }
 	for _, v := range []string{facts.Hostname, facts.InternalIP, facts.OSType, facts.OSVersion, facts.Hypervisor, facts.PlatformVersion,
 		facts.VAVersion, facts.Product, typ, string(req.Status), string(b.OS), string(b.Arch), string(b.AgentVersion)} {
 		field(v)
 	}
-	for _, a := range b.Agents {
+	for _, a := range b.Agents { // the facts keep every agent's report
 		field(a.Name)
 		field(a.Type)
 		field(a.Version)
 		field(a.UpdateStatus)
 		field(a.UpdateMessage)
 	}
+	fp[0] = h.Sum64()
+	h.Reset()
+	field(string(req.Status)) // the agents' operationalStatus
+	for _, a := range hb.Agents {
+		field(a.AgentName)
+		field(a.Name)
+		field(a.Version)
+	}
+	fp[1] = h.Sum64()
+	h.Reset()
 	for _, j := range hb.Jobs {
 		field(j.JobID)
 		field(string(j.Status))
@@ -372,7 +393,8 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		field(j.Phase)
 		field(j.Message)
 	}
-	return hb, h.Sum64(), func() string { fj, _ := json.Marshal(facts); return string(fj) }
+	fp[2] = h.Sum64()
+	return hb, fp, func() string { fj, _ := json.Marshal(facts); return string(fj) }
 }
 
 // tail keeps the last n bytes of s.

@@ -723,3 +723,41 @@ func TestBigUpdateSummaryFromTheEngine(t *testing.T) {
 		t.Errorf("counts = %v, want %d Scheduled", full.AgentCounts, n)
 	}
 }
+
+// TestJobReportWritesOnlyTheJob: a heartbeat whose only change is a job
+// report writes the job's row, not the host's facts nor its agents.
+func TestJobReportWritesOnlyTheJob(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	h := f.host("dc1", "1.0.0")
+	f.host("dc2", "1.0.0")
+	var u okta.AgentPoolUpdate
+	f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage, `{"name":"u","targetVersion":"1.1.0"}`).decode(t, &u)
+	f.tick()
+	rep := f.beat(h)
+	if len(rep.Body.Jobs) != 1 {
+		t.Fatalf("jobs = %+v", rep.Body.Jobs)
+	}
+	ctx := context.Background()
+	before, err := f.st.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.jobs = map[string]sailpoint.JobReport{rep.Body.Jobs[0].UUID: {UUID: rep.Body.Jobs[0].UUID, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}}
+	f.beat(h)
+	ch, err := f.st.ChangesSince(ctx, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch.Clients) != 0 || len(ch.Agents) != 0 || len(ch.UpdateAgents) != 1 || ch.UpdateAgents[0].Status != okta.InstanceInProgress {
+		t.Errorf("a job report wrote clients %d, agents %d, rows %+v; want the job's row only", len(ch.Clients), len(ch.Agents), ch.UpdateAgents)
+	}
+	// The finished job changes the agent's version: the agent is written.
+	h.version = "1.1.0"
+	h.jobs = map[string]sailpoint.JobReport{rep.Body.Jobs[0].UUID: {UUID: rep.Body.Jobs[0].UUID, State: sailpoint.JobFinished, Progress: 100}}
+	before, _ = f.st.Revision(ctx)
+	f.beat(h)
+	if ch, _ = f.st.ChangesSince(ctx, before); len(ch.Agents) != 1 || ch.Agents[0].Version != "1.1.0" || len(ch.UpdateAgents) != 1 {
+		t.Errorf("finished job: agents %+v, rows %d", ch.Agents, len(ch.UpdateAgents))
+	}
+}
