@@ -74,8 +74,9 @@ type HeartbeatConfig struct {
 	// RateLimit is how many heartbeats one client may send per minute.
 	RateLimit int `toml:"rate_limit"`
 	// FlushInterval is how often the last-seen times of heartbeats that
-	// changed nothing else are written (coalesced), and the resolution of
-	// a host's written time: at most one write per host per interval.
+	// changed nothing else are written (coalesced). A host's time is
+	// written at most once per FlushInterval or heartbeat Interval,
+	// whichever is longer.
 	FlushInterval Duration `toml:"flush_interval"`
 }
 

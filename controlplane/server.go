@@ -84,7 +84,10 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.seen.init(cfg.Heartbeat.FlushInterval.Duration)
+	// A host's keep-alive time is written at most once per heartbeat
+	// interval: at 300,000 hosts writing every keep-alive would be 10,000
+	// rows a second for a time judged against inactive_after intervals.
+	s.seen.init(max(cfg.Heartbeat.FlushInterval.Duration, cfg.Heartbeat.Interval.Duration))
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
 	s.metrics = newMetrics(s)

@@ -267,6 +267,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		e.d.Log.Warn("read which hosts other replicas heard from", zap.Error(err))
 	}
 	e.liveness(now)
+	e.publishSummaries() // before a long plan: pollers see new updates now
 	e.stats.read = time.Since(start)
 	if lead {
 		if err := e.enforceMinimum(ctx, now); err != nil {

@@ -163,12 +163,10 @@ func (e *Engine) Summary(updateID string) (Summary, bool) {
 	return s, ok
 }
 
-// publish rebuilds the published jobs of the clients something touched
-// and the updates' summaries.
-func (e *Engine) publish(now time.Time) {
+// publishSummaries publishes every active update's counts.
+func (e *Engine) publishSummaries() {
 	sums := make(map[string]Summary, len(e.updates))
 	for _, us := range e.updates {
-		e.refreshInfo(us, now)
 		c := make(map[okta.AgentUpdateInstanceStatus]int, len(us.byStatus))
 		for st, n := range us.byStatus {
 			if n != 0 {
@@ -178,6 +176,15 @@ func (e *Engine) publish(now time.Time) {
 		sums[us.u.ID] = Summary{Counts: c, Total: len(us.u.Agents)}
 	}
 	e.summaries.Store(&sums)
+}
+
+// publish rebuilds the published jobs of the clients something touched
+// and the updates' summaries.
+func (e *Engine) publish(now time.Time) {
+	for _, us := range e.updates {
+		e.refreshInfo(us, now)
+	}
+	e.publishSummaries()
 	e.stats.published += len(e.dirty)
 	for cs := range e.dirty {
 		delete(e.dirty, cs)
