@@ -547,12 +547,32 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	done := make(chan struct{})
 	go func() { s.run(hctx); close(done) }()
 	defer func() { stopHosts(); <-done }()
-	// Let every host check in once before the update exists.
+	// Let every host check in once before the update exists, and the
+	// fleet settle into its slots: a host's first heartbeat (authenticate
+	// from the store, write its facts and agent) costs several times a
+	// later one, so at 300,000 hosts the first round takes longer than one
+	// interval.
+	warm := time.Now()
 	select {
 	case <-time.After(o.interval + time.Second):
 	case <-ctx.Done():
 		return res, errors.New("the hosts' first heartbeats did not end before -timeout")
 	}
+	if s.beats.Load() < int64(f.ids.n) {
+		for s.beats.Load() < int64(f.ids.n) {
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return res, errors.New("the hosts' first heartbeats did not end before -timeout")
+			}
+		}
+		select { // one more round at the fleet's own pace
+		case <-time.After(o.interval):
+		case <-ctx.Done():
+			return res, errors.New("the hosts' first heartbeats did not end before -timeout")
+		}
+	}
+	fmt.Fprintf(os.Stderr, "fleet: every host checked in; warm-up took %.1f s\n", time.Since(warm).Seconds())
 	res.simRSS = selfRSS()
 
 	cpu0, simCPU0 := srv.cpu(), selfCPU()

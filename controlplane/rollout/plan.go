@@ -95,7 +95,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		us.replan = true
 	}
 	doc := us.doc
-	docBefore := WriteDocString(u, doc)
+	docBefore := docString(u, doc)
 	waves, lastWave := us.wavesOf()
 	if u.Status == okta.JobInProgress && doc.State.Wave < lastWave && (us.touched || us.replan || doc.State.WaveDoneAt != nil) {
 		e.promote(us, &doc, waves, now) // before dispatch: a promoted wave starts in this tick
@@ -213,7 +213,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		}
 	}
 	us.doc = doc
-	if WriteDocString(u, doc) != docBefore {
+	if docString(u, doc) != docBefore {
 		WriteDoc(u, doc)
 		us.hdrDirty = true
 	}
@@ -228,8 +228,8 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	return dispatched, nil
 }
 
-// WriteDocString is the rollout document d would be stored as.
-func WriteDocString(u *store.Update, d Doc) string {
+// docString is the rollout document d would be stored as.
+func docString(u *store.Update, d Doc) string {
 	c := *u
 	WriteDoc(&c, d)
 	return c.Rollout
