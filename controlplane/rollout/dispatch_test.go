@@ -30,11 +30,7 @@ func BenchmarkDispatchTick(b *testing.B) {
 			e.Heard(h, f.clock())
 		}
 		f.tick(e, true)
-		u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
-			TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
-		if err := f.st.CreateUpdate(f.ctx, u); err != nil {
-			b.Fatal(err)
-		}
+		u := f.createUpdate(false)
 		b.StartTimer()
 		f.tick(e, true)
 		b.StopTimer()

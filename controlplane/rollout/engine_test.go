@@ -172,12 +172,16 @@ func (f *fleet) tick(e *Engine, lead bool) {
 	}
 }
 
-func (f *fleet) createUpdate() *store.Update {
+// createUpdate stores an "all agents" update of 1.1.0 with a row for
+// every host (rows false: without rows, as the API creates it).
+func (f *fleet) createUpdate(rows ...bool) *store.Update {
 	f.t.Helper()
 	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
 		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
-	for _, h := range f.hosts {
-		u.Agents = append(u.Agents, store.UpdateAgent{AgentID: f.agent[h], Status: okta.InstanceScheduled, ModifiedAt: f.clock()})
+	if len(rows) == 0 || rows[0] {
+		for _, h := range f.hosts {
+			u.Agents = append(u.Agents, store.UpdateAgent{AgentID: f.agent[h], Status: okta.InstanceScheduled, ModifiedAt: f.clock()})
+		}
 	}
 	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
 		f.t.Fatal(err)
@@ -336,11 +340,7 @@ func TestAllAgentsUpdateWithoutRows(t *testing.T) {
 		e.Heard(h, f.clock())
 	}
 	f.tick(e, true)
-	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
-		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
-	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := f.createUpdate(false)
 	f.tick(e, true)
 	got, err := f.st.GetUpdate(f.ctx, f.pool.ID, u.ID)
 	if err != nil {
@@ -380,11 +380,7 @@ func TestDispatchWritesInCheckInOrder(t *testing.T) {
 		e.Heard(h, base.Add(time.Duration(n-i)*100*time.Millisecond))
 	}
 	f.tick(e, true)
-	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
-		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
-	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
-		t.Fatal(err)
-	}
+	u := f.createUpdate(false)
 	f.tick(e, true)
 	got, err := f.st.GetUpdate(f.ctx, f.pool.ID, u.ID)
 	if err != nil || len(got.Agents) != n {
