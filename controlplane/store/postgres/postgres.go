@@ -586,7 +586,9 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 
 // getUpdate loads an update with its agents; lock is "" or a locking
 // clause (FOR UPDATE, FOR NO KEY UPDATE).
-func getUpdate(ctx context.Context, q querier, poolID, id, lock string) (*store.Update, error) {
+// getUpdateHeader reads an update without its agents; lock is a locking
+// clause ("FOR UPDATE") or "".
+func getUpdateHeader(ctx context.Context, q querier, poolID, id, lock string) (*store.Update, error) {
 	u, err := scanUpdate(q.QueryRow(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = $1 AND id = $2 `+lock, poolID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
@@ -594,19 +596,20 @@ func getUpdate(ctx context.Context, q querier, poolID, id, lock string) (*store.
 	if err != nil {
 		return nil, fmt.Errorf("get update %s: %w", id, err)
 	}
+	return u, nil
+}
+
+func getUpdate(ctx context.Context, q querier, poolID, id, lock string) (*store.Update, error) {
+	u, err := getUpdateHeader(ctx, q, poolID, id, lock)
+	if err != nil {
+		return nil, err
+	}
 	return u, loadUpdateAgents(ctx, q, u)
 }
 
 // GetUpdateHeader returns one update of a pool without its agents.
 func (db *DB) GetUpdateHeader(ctx context.Context, poolID, id string) (*store.Update, error) {
-	u, err := scanUpdate(db.pool.QueryRow(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = $1 AND id = $2`, poolID, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get update %s: %w", id, err)
-	}
-	return u, nil
+	return getUpdateHeader(ctx, db.pool, poolID, id, "")
 }
 
 // GetUpdate returns one update of a pool with its agents.

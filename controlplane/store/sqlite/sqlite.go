@@ -511,7 +511,7 @@ func (db *DB) CreateUpdate(ctx context.Context, u *store.Update) error {
 	})
 }
 
-func getUpdate(ctx context.Context, q queryer, poolID, id string) (*store.Update, error) {
+func getUpdateHeader(ctx context.Context, q queryer, poolID, id string) (*store.Update, error) {
 	u, err := scanUpdate(q.QueryRowContext(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = ? AND id = ?`, poolID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
@@ -519,19 +519,20 @@ func getUpdate(ctx context.Context, q queryer, poolID, id string) (*store.Update
 	if err != nil {
 		return nil, fmt.Errorf("get update %s: %w", id, err)
 	}
+	return u, nil
+}
+
+func getUpdate(ctx context.Context, q queryer, poolID, id string) (*store.Update, error) {
+	u, err := getUpdateHeader(ctx, q, poolID, id)
+	if err != nil {
+		return nil, err
+	}
 	return u, loadUpdateAgents(ctx, q, u)
 }
 
 // GetUpdateHeader returns one update of a pool without its agents.
 func (db *DB) GetUpdateHeader(ctx context.Context, poolID, id string) (*store.Update, error) {
-	u, err := scanUpdate(db.r.QueryRowContext(ctx, `SELECT `+updateCols+` FROM updates WHERE pool_id = ? AND id = ?`, poolID, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("update %s: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get update %s: %w", id, err)
-	}
-	return u, nil
+	return getUpdateHeader(ctx, db.r, poolID, id)
 }
 
 // GetUpdate returns one update of a pool with its agents.
