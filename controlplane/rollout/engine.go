@@ -121,6 +121,9 @@ type Engine struct {
 	own     []int64
 	seqNext int64 // reserved job sequence numbers [seqNext, seqEnd)
 	stats   tickStats
+	// ticks counts ticks; infoTick is the tick the updates' job info was
+	// last computed in.
+	ticks, infoTick int
 	// seenPolled is when other replicas' last-seen times were last read.
 	seenPolled time.Time
 	seqEnd     int64
@@ -227,6 +230,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := time.Now()
+	e.ticks++
 	e.stats = tickStats{}
 	defer func() {
 		// A tick's cost follows what changed: say so when it was big.

@@ -119,6 +119,18 @@ func (t *jobTable) clear() {
 	}
 }
 
+// refreshInfos brings every update's job info up to now, once a tick
+// (the writes need it before publishing; an update read again since has
+// none yet).
+func (e *Engine) refreshInfos(now time.Time) {
+	for _, us := range e.updates {
+		if e.infoTick != e.ticks || us.info == nil {
+			e.refreshInfo(us, now)
+		}
+	}
+	e.infoTick = e.ticks
+}
+
 // refreshInfo computes what an update's jobs share; a change republishes
 // the jobs of its agents in flight.
 func (e *Engine) refreshInfo(us *updState, now time.Time) {
@@ -181,9 +193,7 @@ func (e *Engine) publishSummaries() {
 // publish rebuilds the published jobs of the clients something touched
 // and the updates' summaries.
 func (e *Engine) publish(now time.Time) {
-	for _, us := range e.updates {
-		e.refreshInfo(us, now)
-	}
+	e.refreshInfos(now)
 	e.publishSummaries()
 	e.stats.published += len(e.dirty)
 	for cs := range e.dirty {

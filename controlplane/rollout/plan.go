@@ -384,9 +384,7 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 			lastBatch[r.cs] = k / batch
 		}
 	}
-	for _, us := range e.updates {
-		e.refreshInfo(us, now)
-	}
+	e.refreshInfos(now)
 	stale := map[*updState]bool{}
 	for start := 0; start < len(refs) || (start == 0 && len(hdrs) > 0); start += batch {
 		end := min(start+batch, len(refs))
