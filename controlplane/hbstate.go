@@ -30,7 +30,11 @@ func shardOf(id string) int {
 }
 
 // clientCache keeps authenticated clients by secret hash, so a heartbeat
-// does not read the store to authenticate.
+// does not read the store to authenticate. It holds only what never
+// changes once a client is enrolled (its id, pool and secret hash: there
+// is no client deletion nor secret rotation), so an entry never goes
+// stale and needs no expiry; a miss (a client enrolled on another
+// replica, a shard reset to bound memory) reads the store once.
 type clientCache struct {
 	shards [hbShards]clientShard
 }
@@ -41,11 +45,8 @@ type clientShard struct {
 }
 
 type cachedClient struct {
-	c       *store.Client
-	fetched time.Time
+	c *store.Client
 }
-
-const clientCacheTTL = time.Minute
 
 func (c *clientCache) shard(key [32]byte) *clientShard {
 	return &c.shards[(uint32(key[0])|uint32(key[1])<<8)%hbShards]

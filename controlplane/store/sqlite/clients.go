@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -211,14 +212,25 @@ func (db *DB) TouchClients(ctx context.Context, seen map[string]time.Time) error
 	if len(seen) == 0 {
 		return nil
 	}
+	// One statement per table over a JSON object {id: ms}: a keep-alive
+	// flush of thousands of hosts is two statements, not two per host
+	// (each parsed and stepped on its own: 40-100 µs a row here).
+	times := make(map[string]int64, len(seen))
+	for id, t := range seen {
+		times[id] = ms(t)
+	}
+	doc, err := json.Marshal(times)
+	if err != nil {
+		return fmt.Errorf("encode last-seen times: %w", err)
+	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		for id, t := range seen {
-			if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`, ms(t), id); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_connection = max(last_connection, ?) WHERE client_id = ?`, ms(t), id); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, `UPDATE clients SET last_seen = max(clients.last_seen, j.value)
+			FROM json_each(?1) AS j WHERE clients.id = j.key`, string(doc)); err != nil {
+			return fmt.Errorf("touch clients: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_connection = max(agents.last_connection, j.value)
+			FROM json_each(?1) AS j WHERE agents.client_id = j.key`, string(doc)); err != nil {
+			return fmt.Errorf("touch agents: %w", err)
 		}
 		return nil
 	})
