@@ -139,6 +139,9 @@ func (s *Server) writeSeen(ctx context.Context, m map[string]time.Time) {
 	}
 	if err := s.store.TouchClients(ctx, m); err != nil {
 		s.seen.untake(m)
+		if ctx.Err() != nil {
+			return // shutting down: Close writes them
+		}
 		s.log.Error("write last-seen times", zap.Int("clients", len(m)), zap.Error(err))
 	}
 }
