@@ -14,10 +14,17 @@ import (
 // hbShards is the number of shards of each per-host table.
 const hbShards = 32
 
-// maxHostsPerShard bounds each shard of a per-host table (200,000 hosts in
-// all, like hostNotes): past it the shard starts over, refilled by the
-// next heartbeats.
-const maxHostsPerShard = 200000 / hbShards
+// maxHosts bounds each per-host table. Entries are made only for
+// authenticated clients, so the registered fleet already bounds them; the
+// cap guards memory beyond what one node is sized for, well above the
+// 300,000 hosts it is measured with. (At 200,000 a 300,000-host fleet
+// emptied the tables over and over, and every heartbeat after that was
+// taken for a change and written in full.)
+const maxHosts = 2_000_000
+
+// maxHostsPerShard bounds each shard of a per-host table: past it the
+// shard starts over, refilled by the next heartbeats.
+const maxHostsPerShard = maxHosts / hbShards
 
 // shardOf spreads client ids over the shards (FNV-1a).
 func shardOf(id string) int {

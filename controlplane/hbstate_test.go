@@ -1,8 +1,12 @@
 package controlplane
 
 import (
+	"crypto/sha256"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 func TestSeenCoalescer(t *testing.T) {
@@ -87,5 +91,31 @@ func TestSeenCoalescer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPerHostTablesHoldTheTargetFleet: at 300,000 hosts (the size the
+// server is measured with) an unchanged heartbeat is still recognised as
+// one, and a known client still authenticates from memory: no table
+// starts over below the fleet's size.
+func TestPerHostTablesHoldTheTargetFleet(t *testing.T) {
+	const hosts = 300_000
+	var (
+		h  hbState
+		cc clientCache
+	)
+	ids := make([]string, hosts)
+	for i := range ids {
+		ids[i] = "host-" + strconv.Itoa(i)
+		h.changed(ids[i], hbPrint{uint64(i)})
+		cc.put(sha256.Sum256([]byte(ids[i])), cachedClient{c: &store.Client{ID: ids[i]}})
+	}
+	for i, id := range ids {
+		if c := h.changed(id, hbPrint{uint64(i)}); c != 0 {
+			t.Fatalf("host %d of %d: an unchanged heartbeat counted as a change (%b): a table started over", i, hosts, c)
+		}
+		if _, ok := cc.get(sha256.Sum256([]byte(id))); !ok {
+			t.Fatalf("host %d of %d: the client cache lost a known client", i, hosts)
+		}
 	}
 }

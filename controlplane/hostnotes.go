@@ -83,9 +83,9 @@ type hostNotes struct {
 	mismatched map[string]struct{}
 }
 
-// maxHostNotes bounds hostNotes (like the client cache): past it the
-// notes start over, refilled by the next heartbeats.
-const maxHostNotes = 200000
+// maxHostNotes bounds hostNotes (like the per-host tables, maxHosts):
+// past it the notes start over, refilled by the next heartbeats.
+const maxHostNotes = maxHosts
 
 func newHostNotes() hostNotes {
 	return hostNotes{m: map[string]*hostNote{}, mismatched: map[string]struct{}{}}
