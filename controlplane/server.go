@@ -163,6 +163,19 @@ func (s *Server) notify(poolID string) {
 	s.engine.Kick()
 }
 
+// baseURL is the absolute URL prefix for links: the configured
+// external_url, else the scheme and host the request came in on.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.cfg.ExternalURL != "" {
+		return strings.TrimSuffix(s.cfg.ExternalURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
