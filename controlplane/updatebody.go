@@ -203,8 +203,8 @@ func parseSchedule(raw json.RawMessage) (*store.Schedule, []string, *oktaError) 
 	delay := 0
 	if sb.Delay != nil {
 		delay = *sb.Delay
-		if delay < 0 || delay > 365 {
-			causes = append(causes, fmt.Sprintf("schedule.delay: must be from 0 to 365 days, got %d", delay))
+		if err := schedule.ValidateDelay(delay); err != nil {
+			causes = append(causes, "schedule.delay: "+err.Error())
 		}
 	}
 	duration := DefaultWindowMinutes
