@@ -262,15 +262,7 @@ func scanPool(s pgx.Row) (*store.Pool, error) {
 
 // CreatePool inserts a pool and sets its Seq.
 func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
-	if p.Settings.ReleaseChannel == "" {
-		p.Settings.ReleaseChannel = okta.ChannelGA
-	}
-	if p.Settings.MaxUnavailable < 1 {
-		p.Settings.MaxUnavailable = 1
-	}
-	if p.Settings.MinOperational == 0 {
-		p.Settings.MinOperational = store.DefaultMinOperational
-	}
+	p.SetDefaults()
 	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
 		min_operational, require_all_connected, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
