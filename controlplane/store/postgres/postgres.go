@@ -412,19 +412,10 @@ func scanUpdate(s pgx.Row) (*store.Update, error) {
 	return &u, nil
 }
 
-// collect scans every row with scan; no rows is a nil slice, as with the
-// SQLite backend.
+// collect scans every row with scan (pgx.AppendRows, which closes rows);
+// no rows is a nil slice, as with the SQLite backend.
 func collect[T any](rows pgx.Rows, scan func(pgx.Row) (*T, error)) ([]*T, error) {
-	defer rows.Close()
-	var out []*T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return pgx.AppendRows([]*T(nil), rows, func(r pgx.CollectableRow) (*T, error) { return scan(r) })
 }
 
 func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error {
