@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -72,20 +71,14 @@ func CreateToken(ctx context.Context, st store.Store, name string, scopes []stor
 	return secret, t, nil
 }
 
-// tokenCache keeps recently authenticated tokens so the hot path does not
-// hit the store on every request. Entries live for tokenCacheTTL; unknown
-// tokens are never cached, so a token created by the CLI works at once.
-type tokenCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]cachedToken
-}
-
-type cachedToken struct {
-	tok     *store.Token
-	fetched time.Time
-}
-
-const tokenCacheTTL = 30 * time.Second
+// The token cache (Server.tokens) keeps recently authenticated tokens so
+// the hot path does not hit the store on every request. Entries live for
+// tokenCacheTTL; unknown tokens are never cached, so a token created by
+// the CLI works at once.
+const (
+	tokenCacheTTL = 30 * time.Second
+	maxTokens     = 10000
+)
 
 // bearer extracts the credential from "SSWS <t>" or "Bearer <t>". The
 // space may be missing ("SSWS<t>", "Bearer<t>"): the Python SDK (okta 3.x)
@@ -110,13 +103,10 @@ func (s *Server) authenticate(r *http.Request) (*store.Token, *oktaError) {
 	invalid := newOktaError(http.StatusUnauthorized, okta.CodeInvalidToken, "Invalid token provided")
 	hash := HashSecret(cred)
 	key := [32]byte(hash)
-	now := s.clock.Now()
-
-	s.tokens.mu.Lock()
-	c, hit := s.tokens.m[key]
-	s.tokens.mu.Unlock()
-	if !hit || now.Sub(c.fetched) > tokenCacheTTL {
-		tok, err := s.store.TokenByHash(r.Context(), hash)
+	tok, hit := s.tokens.get(key)
+	if !hit {
+		var err error
+		tok, err = s.store.TokenByHash(r.Context(), hash)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, invalid
 		}
@@ -124,21 +114,15 @@ func (s *Server) authenticate(r *http.Request) (*store.Token, *oktaError) {
 			s.log.Error("look up token", zap.Error(err))
 			return nil, newOktaError(http.StatusInternalServerError, okta.CodeInternal, "Internal Server Error")
 		}
-		c = cachedToken{tok: tok, fetched: now}
-		s.tokens.mu.Lock()
-		if len(s.tokens.m) > 10000 {
-			clear(s.tokens.m)
-		}
-		s.tokens.m[key] = c
-		s.tokens.mu.Unlock()
+		s.tokens.put(key, tok)
 	}
-	if subtle.ConstantTimeCompare(c.tok.Hash, hash) != 1 {
+	if subtle.ConstantTimeCompare(tok.Hash, hash) != 1 {
 		return nil, invalid
 	}
-	if !c.tok.ExpiresAt.IsZero() && !now.Before(c.tok.ExpiresAt) {
+	if !tok.ExpiresAt.IsZero() && !s.clock.Now().Before(tok.ExpiresAt) {
 		return nil, invalid
 	}
-	return c.tok, nil
+	return tok, nil
 }
 
 // setRateHeaders writes Okta's rate limit headers.

@@ -3,8 +3,6 @@ package controlplane
 import (
 	"sync"
 	"time"
-
-	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 // The heartbeat path's per-host state lives in shards, each with its own
@@ -36,46 +34,12 @@ func shardOf(id string) int {
 	return int(h % hbShards)
 }
 
-// clientCache keeps authenticated clients by secret hash, so a heartbeat
-// does not read the store to authenticate. It holds only what never
-// changes once a client is enrolled (its id, pool and secret hash: there
-// is no client deletion nor secret rotation), so an entry never goes
-// stale and needs no expiry; a miss (a client enrolled on another
-// replica, a shard reset to bound memory) reads the store once.
-type clientCache struct {
-	shards [hbShards]clientShard
-}
-
-type clientShard struct {
-	mu sync.Mutex
-	m  map[[32]byte]cachedClient
-}
-
-type cachedClient struct {
-	c *store.Client
-}
-
-func (c *clientCache) shard(key [32]byte) *clientShard {
-	return &c.shards[(uint32(key[0])|uint32(key[1])<<8)%hbShards]
-}
-
-func (c *clientCache) get(key [32]byte) (cachedClient, bool) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	cc, ok := sh.m[key]
-	sh.mu.Unlock()
-	return cc, ok
-}
-
-func (c *clientCache) put(key [32]byte, cc cachedClient) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	if sh.m == nil || len(sh.m) >= maxHostsPerShard {
-		sh.m = map[[32]byte]cachedClient{}
-	}
-	sh.m[key] = cc
-	sh.mu.Unlock()
-}
+// The client cache (Server.clients) keeps authenticated clients by secret
+// hash, so a heartbeat does not read the store to authenticate. It holds
+// only what never changes once a client is enrolled (its id, pool and
+// secret hash: there is no client deletion nor secret rotation), so an
+// entry never goes stale and needs no expiry; a miss (a client enrolled
+// on another replica, a shard reset to bound memory) reads the store once.
 
 // hbPrint is a heartbeat's fingerprints: the host's facts, its agents,
 // its job reports.

@@ -20,46 +20,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// SailPoint's error replies.
-
-func writeSPError(w http.ResponseWriter, status int, detail, text string, causes ...string) {
-	msg := func(s string) sailpoint.Message {
-		return sailpoint.Message{Locale: "en-US", LocaleOrigin: "DEFAULT", Text: s}
-	}
-	e := sailpoint.Error{DetailCode: detail, TrackingID: newTrackingID(), Messages: []sailpoint.Message{msg(text)}, Causes: []sailpoint.Message{}}
-	for _, c := range causes {
-		e.Causes = append(e.Causes, msg(c))
-	}
-	writeJSON(w, status, e)
-}
-
-func spBadRequest(w http.ResponseWriter, causes ...string) {
-	writeSPError(w, http.StatusBadRequest, "400.1 Bad Request Content",
-		"The request was syntactically correct but its content is semantically invalid.", causes...)
-}
-
-func spUnauthorized(w http.ResponseWriter, why string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="poolserver"`)
-	writeJSON(w, http.StatusUnauthorized, sailpoint.AuthError{Error: why})
-}
-
-func spForbidden(w http.ResponseWriter, why string) {
-	writeSPError(w, http.StatusForbidden, "403 Forbidden", "The server understood the request but refuses to authorize it.", why)
-}
-
-func spNotFound(w http.ResponseWriter, why string) {
-	writeSPError(w, http.StatusNotFound, "404 Not found", "The server did not find a current representation for the target resource.", why)
-}
-
-func spInternal(w http.ResponseWriter) {
-	writeSPError(w, http.StatusInternalServerError, "500.0 Internal Fault", "An internal fault occurred.")
-}
-
-func newTrackingID() string {
-	id := newErrorID()
-	return id[3:]
-}
-
 // authError is a failed client authentication (a 401), as opposed to a
 // store failure (a 500).
 type authError string
@@ -84,13 +44,13 @@ func (s *Server) authClient(r *http.Request) (*store.Client, error) {
 			return nil, fmt.Errorf("look up client: %w", err)
 		}
 		// Only the identity: the rest changes with every report.
-		cc = cachedClient{c: &store.Client{Seq: c.Seq, ID: c.ID, PoolID: c.PoolID, SecretHash: c.SecretHash}}
+		cc = &store.Client{Seq: c.Seq, ID: c.ID, PoolID: c.PoolID, SecretHash: c.SecretHash}
 		s.clients.put(key, cc)
 	}
-	if subtle.ConstantTimeCompare(cc.c.SecretHash, hash) != 1 {
+	if subtle.ConstantTimeCompare(cc.SecretHash, hash) != 1 {
 		return nil, authError("the client secret is not valid")
 	}
-	return cc.c, nil
+	return cc, nil
 }
 
 // clientStatusToOperational maps a client's reported status to the

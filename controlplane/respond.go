@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/api/sailpoint"
 )
 
 // writeJSON writes v as a JSON reply with the given status.
@@ -72,4 +73,44 @@ func newErrorID() string {
 		out = append(out, errorIDAlphabet[int(c)%len(errorIDAlphabet)])
 	}
 	return string(out)
+}
+
+// SailPoint's error replies.
+
+func writeSPError(w http.ResponseWriter, status int, detail, text string, causes ...string) {
+	msg := func(s string) sailpoint.Message {
+		return sailpoint.Message{Locale: "en-US", LocaleOrigin: "DEFAULT", Text: s}
+	}
+	e := sailpoint.Error{DetailCode: detail, TrackingID: newTrackingID(), Messages: []sailpoint.Message{msg(text)}, Causes: []sailpoint.Message{}}
+	for _, c := range causes {
+		e.Causes = append(e.Causes, msg(c))
+	}
+	writeJSON(w, status, e)
+}
+
+func spBadRequest(w http.ResponseWriter, causes ...string) {
+	writeSPError(w, http.StatusBadRequest, "400.1 Bad Request Content",
+		"The request was syntactically correct but its content is semantically invalid.", causes...)
+}
+
+func spUnauthorized(w http.ResponseWriter, why string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="poolserver"`)
+	writeJSON(w, http.StatusUnauthorized, sailpoint.AuthError{Error: why})
+}
+
+func spForbidden(w http.ResponseWriter, why string) {
+	writeSPError(w, http.StatusForbidden, "403 Forbidden", "The server understood the request but refuses to authorize it.", why)
+}
+
+func spNotFound(w http.ResponseWriter, why string) {
+	writeSPError(w, http.StatusNotFound, "404 Not found", "The server did not find a current representation for the target resource.", why)
+}
+
+func spInternal(w http.ResponseWriter) {
+	writeSPError(w, http.StatusInternalServerError, "500.0 Internal Fault", "An internal fault occurred.")
+}
+
+func newTrackingID() string {
+	id := newErrorID()
+	return id[3:]
 }

@@ -77,13 +77,9 @@ type diagnosticsView struct {
 // (extension): the last 64 KiB of the failed version's output and its
 // health check's result.
 func (s *Server) handleDiagnostics(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
-	p, err := s.getPool(r)
+	_, u, err := s.getPoolUpdate(r)
 	if err != nil {
 		return err
-	}
-	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
-	if err != nil {
-		return updateErr(r, err)
 	}
 	agentID := r.PathValue("agentId")
 	var ua *store.UpdateAgent

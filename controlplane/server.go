@@ -45,14 +45,14 @@ type Server struct {
 	log     *zap.Logger
 	clock   Clock
 	limiter *rateLimiter
-	tokens  tokenCache
+	tokens  ttlCache[*store.Token]
 	handler http.Handler
 	tls     *tls.Config // nil: plain HTTP
 	metrics *metrics
 
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
-	clients     clientCache
+	clients     ttlCache[*store.Client] // identities, without expiry: hbstate.go
 	hbState     hbState
 	seen        seenCoalescer
 	writer      *hbWriter
@@ -78,12 +78,14 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock, tokens: tokenCache{m: map[[32]byte]cachedToken{}},
+	s := &Server{cfg: cfg, store: st, log: log, clock: SystemClock,
 		poolTypes: map[string]okta.AgentType{},
 		notes:     newHostNotes()}
 	for _, o := range opts {
 		o(s)
 	}
+	s.tokens.init(tokenCacheTTL, maxTokens, s.clock.Now)
+	s.clients.init(0, maxHostsPerShard*hbShards, nil)
 	// A host's keep-alive time is written at most once per heartbeat
 	// interval: at 300,000 hosts writing every keep-alive would be 10,000
 	// rows a second for a time judged against inactive_after intervals.
@@ -164,6 +166,19 @@ func (s *Server) inactiveAfter() time.Duration {
 
 func (s *Server) notify(poolID string) {
 	s.engine.Kick()
+}
+
+// baseURL is the absolute URL prefix for links: the configured
+// external_url, else the scheme and host the request came in on.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.cfg.ExternalURL != "" {
+		return strings.TrimSuffix(s.cfg.ExternalURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // Handler returns the server's HTTP handler.

@@ -377,9 +377,9 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	u, err := s.store.GetUpdate(r.Context(), p.ID, r.PathValue("updateId"))
+	u, err := s.getPathUpdate(r, p)
 	if err != nil {
-		return updateErr(r, err)
+		return err
 	}
 	var agents map[string]*store.Agent
 	if needsAgents(u) {

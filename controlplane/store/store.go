@@ -296,6 +296,22 @@ type Leader interface {
 // fewer than 2 of the pool's agents are OPERATIONAL.
 const DefaultMinOperational = 2
 
+// SetDefaults fills in the settings a new pool was created without: the GA
+// release channel, MaxUnavailable 1 (also for a value below 1) and
+// DefaultMinOperational. Every backend's CreatePool calls it, so pools
+// read back alike whichever store holds them.
+func (p *Pool) SetDefaults() {
+	if p.Settings.ReleaseChannel == "" {
+		p.Settings.ReleaseChannel = okta.ChannelGA
+	}
+	if p.Settings.MaxUnavailable < 1 {
+		p.Settings.MaxUnavailable = 1
+	}
+	if p.Settings.MinOperational == 0 {
+		p.Settings.MinOperational = DefaultMinOperational
+	}
+}
+
 // ErrUsed is returned for an enrollment token that was already used.
 var ErrUsed = errors.New("already used")
 

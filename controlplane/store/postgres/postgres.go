@@ -262,15 +262,7 @@ func scanPool(s pgx.Row) (*store.Pool, error) {
 
 // CreatePool inserts a pool and sets its Seq.
 func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
-	if p.Settings.ReleaseChannel == "" {
-		p.Settings.ReleaseChannel = okta.ChannelGA
-	}
-	if p.Settings.MaxUnavailable < 1 {
-		p.Settings.MaxUnavailable = 1
-	}
-	if p.Settings.MinOperational == 0 {
-		p.Settings.MinOperational = store.DefaultMinOperational
-	}
+	p.SetDefaults()
 	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
 		min_operational, require_all_connected, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
@@ -420,19 +412,10 @@ func scanUpdate(s pgx.Row) (*store.Update, error) {
 	return &u, nil
 }
 
-// collect scans every row with scan; no rows is a nil slice, as with the
-// SQLite backend.
+// collect scans every row with scan (pgx.AppendRows, which closes rows);
+// no rows is a nil slice, as with the SQLite backend.
 func collect[T any](rows pgx.Rows, scan func(pgx.Row) (*T, error)) ([]*T, error) {
-	defer rows.Close()
-	var out []*T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return pgx.AppendRows([]*T(nil), rows, func(r pgx.CollectableRow) (*T, error) { return scan(r) })
 }
 
 func loadUpdateAgents(ctx context.Context, q querier, us ...*store.Update) error {

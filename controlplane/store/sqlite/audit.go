@@ -36,17 +36,14 @@ func (db *DB) ListAudit(ctx context.Context, q store.AuditQuery) ([]*store.Audit
 	if err != nil {
 		return nil, fmt.Errorf("list audit log: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.AuditEntry
-	for rows.Next() {
+	return collect(rows, func(s scanner) (*store.AuditEntry, error) {
 		var e store.AuditEntry
 		var at int64
-		if err := rows.Scan(&e.Seq, &e.ID, &at, &e.ActorKind, &e.ActorID, &e.ActorName, &e.Action, &e.PoolID, &e.UpdateID, &e.Target,
+		if err := s.Scan(&e.Seq, &e.ID, &at, &e.ActorKind, &e.ActorID, &e.ActorName, &e.Action, &e.PoolID, &e.UpdateID, &e.Target,
 			&e.StatusBefore, &e.StatusAfter, &e.Detail); err != nil {
 			return nil, fmt.Errorf("list audit log: %w", err)
 		}
 		e.Time = fromMS(at)
-		out = append(out, &e)
-	}
-	return out, rows.Err()
+		return &e, nil
+	})
 }

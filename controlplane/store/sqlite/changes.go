@@ -77,52 +77,46 @@ func (db *DB) ChangesSince(ctx context.Context, since int64, skip ...int64) (*st
 		window += ` AND rev NOT IN (` + placeholders(len(args)-2) + `)`
 	}
 	window += ` ORDER BY rev`
-	each := func(what, query string, scan func(*sql.Rows) error) error {
+	each := func(what, query string, scan func(scanner) error) error {
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("changes since %d: %s: %w", since, what, err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return fmt.Errorf("changes since %d: %s: %w", since, what, err)
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if err := eachRow(rows, scan); err != nil {
 			return fmt.Errorf("changes since %d: %s: %w", since, what, err)
 		}
 		return nil
 	}
 	err = errors.Join(
-		each("updates", `SELECT `+updateCols+` FROM updates`+window, func(r *sql.Rows) error {
+		each("updates", `SELECT `+updateCols+` FROM updates`+window, func(r scanner) error {
 			u, err := scanUpdate(r)
 			if err == nil {
 				ch.Updates = append(ch.Updates, u)
 			}
 			return err
 		}),
-		each("update agents", `SELECT `+updateAgentCols+` FROM update_agents`+window, func(r *sql.Rows) error {
+		each("update agents", `SELECT `+updateAgentCols+` FROM update_agents`+window, func(r scanner) error {
 			ua, err := scanUpdateAgent(r)
 			if err == nil {
 				ch.UpdateAgents = append(ch.UpdateAgents, ua)
 			}
 			return err
 		}),
-		each("agents", `SELECT `+agentCols+` FROM agents`+window, func(r *sql.Rows) error {
+		each("agents", `SELECT `+agentCols+` FROM agents`+window, func(r scanner) error {
 			a, err := scanAgent(r)
 			if err == nil {
 				ch.Agents = append(ch.Agents, a)
 			}
 			return err
 		}),
-		each("clients", `SELECT `+clientFeedCols+` FROM clients`+window, func(r *sql.Rows) error {
+		each("clients", `SELECT `+clientFeedCols+` FROM clients`+window, func(r scanner) error {
 			c, err := scanClient(r)
 			if err == nil {
 				ch.Clients = append(ch.Clients, c)
 			}
 			return err
 		}),
-		each("deleted updates", `SELECT id FROM deleted_updates`+window, func(r *sql.Rows) error {
+		each("deleted updates", `SELECT id FROM deleted_updates`+window, func(r scanner) error {
 			var id string
 			err := r.Scan(&id)
 			if err == nil {
@@ -130,7 +124,7 @@ func (db *DB) ChangesSince(ctx context.Context, since int64, skip ...int64) (*st
 			}
 			return err
 		}),
-		each("removed update agents", `SELECT update_id, agent_id, rev FROM removed_update_agents`+window, func(r *sql.Rows) error {
+		each("removed update agents", `SELECT update_id, agent_id, rev FROM removed_update_agents`+window, func(r scanner) error {
 			var ua store.UpdateAgentRow
 			err := r.Scan(&ua.UpdateID, &ua.AgentID, &ua.Rev)
 			if err == nil {

@@ -86,16 +86,7 @@ func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Clie
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Client
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, scanClient)
 }
 
 // ApplyHeartbeats writes a batch of heartbeats in one transaction. Its
@@ -317,16 +308,7 @@ func (db *DB) ListReleases(ctx context.Context, name string) ([]*store.Release, 
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Release
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, scanRelease)
 }
 
 // GetRelease returns one artifact of the catalog.
@@ -353,17 +335,8 @@ func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdat
 	if err != nil {
 		return nil, fmt.Errorf("list active updates: %w", err)
 	}
-	var out []*store.Update
-	for rows.Next() {
-		u, err := scanUpdate(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanUpdate)
+	if err != nil {
 		return nil, err
 	}
 	return out, loadUpdateAgents(ctx, db.r, out...)

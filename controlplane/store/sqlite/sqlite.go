@@ -172,7 +172,36 @@ func isUnique(err error) bool {
 	return errors.As(err, &se) && (se.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+// scanner is a row to scan: *sql.Row or *sql.Rows.
 type scanner interface{ Scan(...any) error }
+
+// eachRow calls fn on every row of rows, then closes rows (before the
+// caller's next query, so a reader connection is not held meanwhile). It
+// stops at fn's first error.
+func eachRow(rows *sql.Rows, fn func(scanner) error) error {
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// collect scans every row of rows with scan (see eachRow); no rows is a
+// nil slice.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	var out []T
+	err := eachRow(rows, func(s scanner) error {
+		v, err := scan(s)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
 
 // Pools.
 
@@ -191,15 +220,7 @@ func scanPool(s scanner) (*store.Pool, error) {
 
 // CreatePool inserts a pool and sets its Seq.
 func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
-	if p.Settings.ReleaseChannel == "" {
-		p.Settings.ReleaseChannel = okta.ChannelGA
-	}
-	if p.Settings.MaxUnavailable < 1 {
-		p.Settings.MaxUnavailable = 1
-	}
-	if p.Settings.MinOperational == 0 {
-		p.Settings.MinOperational = store.DefaultMinOperational
-	}
+	p.SetDefaults()
 	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
 		min_operational, require_all_connected, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
@@ -229,16 +250,7 @@ func (db *DB) ListPools(ctx context.Context, q store.PoolQuery) ([]*store.Pool, 
 	if err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Pool
-	for rows.Next() {
-		p, err := scanPool(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, scanPool)
 }
 
 // ModifyPool applies fn to a pool inside one transaction.
@@ -322,16 +334,7 @@ func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Agent
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return collect(rows, scanAgent)
 }
 
 func placeholders(n int) string {
@@ -390,15 +393,14 @@ func loadUpdateAgents(ctx context.Context, q queryer, us ...*store.Update) error
 	if err != nil {
 		return fmt.Errorf("load update agents: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanUpdateAgent(rows)
+	return eachRow(rows, func(s scanner) error {
+		r, err := scanUpdateAgent(s)
 		if err != nil {
 			return err
 		}
 		byID[r.UpdateID].Agents = append(byID[r.UpdateID].Agents, r.UpdateAgent)
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
 const updateAgentCols = `update_id, agent_id, position, status, message, modified_at, job_id, job_seq, dispatched_at, progress, phase, from_version, rev`
@@ -560,17 +562,8 @@ func (db *DB) ListUpdates(ctx context.Context, poolID string, scheduled *bool) (
 	if err != nil {
 		return nil, fmt.Errorf("list updates: %w", err)
 	}
-	var out []*store.Update
-	for rows.Next() {
-		u, err := scanUpdate(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanUpdate)
+	if err != nil {
 		return nil, err
 	}
 	return out, loadUpdateAgents(ctx, db.r, out...)
