@@ -102,13 +102,14 @@ func TestPerHostTablesHoldTheTargetFleet(t *testing.T) {
 	const hosts = 300_000
 	var (
 		h  hbState
-		cc clientCache
+		cc ttlCache[*store.Client]
 	)
+	cc.init(0, maxHosts, nil)
 	ids := make([]string, hosts)
 	for i := range ids {
 		ids[i] = "host-" + strconv.Itoa(i)
 		h.changed(ids[i], hbPrint{uint64(i)})
-		cc.put(sha256.Sum256([]byte(ids[i])), cachedClient{c: &store.Client{ID: ids[i]}})
+		cc.put(sha256.Sum256([]byte(ids[i])), &store.Client{ID: ids[i]})
 	}
 	for i, id := range ids {
 		if c := h.changed(id, hbPrint{uint64(i)}); c != 0 {

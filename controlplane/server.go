@@ -85,7 +85,7 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 		o(s)
 	}
 	s.tokens.init(tokenCacheTTL, maxTokens, s.clock.Now)
-	s.clients.init(0, maxHostsPerShard*hbShards, nil)
+	s.clients.init(0, maxHosts, nil)
 	// A host's keep-alive time is written at most once per heartbeat
 	// interval: at 300,000 hosts writing every keep-alive would be 10,000
 	// rows a second for a time judged against inactive_after intervals.
