@@ -579,12 +579,20 @@ func appendMarshal(b []byte, v any) []byte {
 	return append(b, out...)
 }
 
-// writeUpdate sends one update, every agent included, streamed like a GET
-// (the replies of create, modify and the lifecycle actions: an update of
-// 300,000 agents is never held as one value).
-func (s *Server) writeUpdate(w http.ResponseWriter, r *http.Request, status int, u *store.Update, agents map[string]*store.Agent) {
-	sel, err := selectAgents(u, agentsQuery{})
-	if err != nil { // cannot happen: no query selects everything
+// replyQuery reads the query of a request that writes an update (create,
+// modify, a lifecycle action): only agents=none applies to its reply.
+// Read before anything is written, so a bad parameter changes nothing.
+func replyQuery(r *http.Request) (agentsQuery, error) {
+	return parseAgentsQuery(r.URL.Query(), false)
+}
+
+// writeUpdate sends one update, streamed like a GET (the replies of
+// create, modify and the lifecycle actions: an update of 300,000 agents is
+// never held as one value): every agent, or with agents=none (q) the
+// update's fields and agentCounts alone.
+func (s *Server) writeUpdate(w http.ResponseWriter, r *http.Request, status int, u *store.Update, agents map[string]*store.Agent, q agentsQuery) {
+	sel, err := selectAgents(u, q)
+	if err != nil { // cannot happen: neither query selects by cursor
 		writeJSON(w, status, forClient(w, r, s.updateView(r, u, agents)))
 		return
 	}

@@ -320,3 +320,64 @@ func TestBigUpdateWeakETag(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteRepliesWithoutAgents: create, modify and a lifecycle action
+// take agents=none for a reply of the update's fields and agentCounts (a
+// script creating an update of 300,000 agents need not read them all
+// back); a bad parameter is refused before anything is written.
+func TestWriteRepliesWithoutAgents(t *testing.T) {
+	e := newEnv(t)
+	p, agents := e.pool(okta.AgentTypeAD, "ad", "dc1.example.com", "dc2.example.com", "dc3.example.com")
+	base := "/api/v1/agentPools/" + p.ID + "/updates"
+	counts := func(r reply) map[string]int {
+		t.Helper()
+		var v struct {
+			Agents      *json.RawMessage `json:"agents"`
+			AgentCounts map[string]int   `json:"agentCounts"`
+			ID          string           `json:"id"`
+		}
+		r.decode(t, &v)
+		if v.Agents != nil {
+			t.Errorf("agents=none: the reply has an agents array: %s", r.body)
+		}
+		return v.AgentCounts
+	}
+
+	for _, bad := range []string{"agents=some", "agents=none&limit=1", "agentStatus=Failed"} {
+		r := e.do("POST", base+"?"+bad, e.manage, `{"name":"u","targetVersion":"1.1.0"}`)
+		if r.status != http.StatusBadRequest || r.okta(t).ErrorCode != "E0000001" {
+			t.Errorf("create ?%s: %d %s, want 400 E0000001", bad, r.status, r.body)
+		}
+	}
+	if list, _ := e.st.ListUpdates(context.Background(), p.ID, nil); len(list) != 0 {
+		t.Fatalf("a refused create wrote %d updates", len(list))
+	}
+
+	r := e.do("POST", base+"?agents=none", e.manage, `{"name":"u","targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *","duration":120,"timezone":"UTC"}}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create ?agents=none: %d %s", r.status, r.body)
+	}
+	if c := counts(r); c["Scheduled"] != len(agents) {
+		t.Errorf("create ?agents=none: agentCounts = %v, want %d Scheduled", c, len(agents))
+	}
+	var created struct{ ID string }
+	r.decode(t, &created)
+	full := e.do("GET", base+"/"+created.ID, e.read, "")
+	if ids, ok := agentIDsOf(t, full.body); !ok || len(ids) != len(agents) {
+		t.Errorf("GET after create ?agents=none lists %v, want the %d agents", ids, len(agents))
+	}
+
+	r = e.do("POST", base+"/"+created.ID+"?agents=none", e.manage, `{"name":"renamed"}`)
+	if r.status != http.StatusCreated || counts(r)["Scheduled"] != len(agents) {
+		t.Errorf("modify ?agents=none: %d %s", r.status, r.body)
+	}
+	r = e.do("POST", base+"/"+created.ID+"/deactivate?agents=none", e.manage, "")
+	if r.status != http.StatusCreated || counts(r)["Scheduled"] != len(agents) {
+		t.Errorf("deactivate ?agents=none: %d %s", r.status, r.body)
+	}
+	// Without the parameter the replies are what they always were.
+	r = e.do("POST", base+"/"+created.ID+"/activate", e.manage, "")
+	if ids, ok := agentIDsOf(t, r.body); r.status != http.StatusCreated || !ok || len(ids) != len(agents) {
+		t.Errorf("activate: %d %s", r.status, r.body)
+	}
+}

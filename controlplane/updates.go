@@ -127,6 +127,10 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if err != nil {
 		return err
 	}
+	q, err := replyQuery(r)
+	if err != nil {
+		return err
+	}
 	b, err := parseUpdateBody(r, p)
 	if err != nil {
 		return err
@@ -173,7 +177,7 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
 		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	s.writeUpdate(w, r, http.StatusCreated, u, agents)
+	s.writeUpdate(w, r, http.StatusCreated, u, agents, q)
 	return nil
 }
 
@@ -241,6 +245,10 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	if err != nil {
 		return err
 	}
+	q, err := replyQuery(r)
+	if err != nil {
+		return err
+	}
 	b, err := parseUpdateBody(r, p)
 	if err != nil {
 		return err
@@ -281,7 +289,7 @@ func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateModify, PoolID: p.ID, UpdateID: u.ID, StatusBefore: string(from),
 		StatusAfter: string(u.Status), Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
-	s.writeUpdate(w, r, http.StatusCreated, u, agents)
+	s.writeUpdate(w, r, http.StatusCreated, u, agents, q)
 	return nil
 }
 
@@ -339,6 +347,10 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
+		q, err := replyQuery(r)
+		if err != nil {
+			return err
+		}
 		agents, list, err := s.poolAgents(r, p.ID)
 		if err != nil {
 			return err
@@ -357,7 +369,7 @@ func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Requ
 		s.audit(r.Context(), tok, store.AuditEntry{Action: "update." + string(a), PoolID: p.ID, UpdateID: u.ID,
 			StatusBefore: string(from), StatusAfter: string(u.Status)})
 		s.notify(p.ID)
-		s.writeUpdate(w, r, http.StatusCreated, u, agents)
+		s.writeUpdate(w, r, http.StatusCreated, u, agents, q)
 		return nil
 	}
 }
