@@ -400,8 +400,7 @@ func (d *Daemon) applyRecovered(results []updater.Result) {
 			}
 		case updater.OutcomeCancelled:
 			if j != nil && !j.Terminal() {
-				j.Swapped = false
-				j.Phase = ""
+				d.moveLocked(j, stepUnswapped, 0, "")
 			}
 		}
 	}
@@ -421,7 +420,7 @@ func (d *Daemon) applySelfState(self updater.SelfState) {
 		d.log.Info("running a new poolagent binary; it is confirmed after the first good heartbeat",
 			zap.String("version", version.String()), zap.Time("confirm_by", self.ConfirmBy))
 		if j != nil {
-			j.State, j.UpdateStatus, j.Phase, j.Progress = "RUNNING", "PendingCompletion", "confirm", 90
+			d.moveLocked(j, stepConfirm, 0, "")
 		}
 	case self.RolledBack:
 		d.log.Warn("the last self-update was rolled back", zap.String("reason", self.Reason))

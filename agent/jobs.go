@@ -25,16 +25,6 @@ import (
 	"github.com/poolagent/poolagent/updater"
 )
 
-// Okta update statuses reported per agent and job.
-const (
-	statusScheduled         = "Scheduled"
-	statusInProgress        = "InProgress"
-	statusPendingCompletion = "PendingCompletion"
-	statusSuccess           = "Success"
-	statusFailed            = "Failed"
-	statusCancelled         = "Cancelled"
-)
-
 // ErrJobRefused: a job named something the config does not allow.
 var ErrJobRefused = errors.New("job refused")
 
@@ -223,11 +213,11 @@ func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serv
 		return false
 	}
 	d.st.Sequences[key] = sj.Sequence
-	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now(),
-		State: sailpoint.JobPending, UpdateStatus: statusScheduled}
+	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now()}
 	for name, mp := range sj.ManagedProcessConfiguration {
 		rec.Name, rec.Type, rec.Version = name, mp.Type, mp.Version
 	}
+	d.moveLocked(rec, stepReceived, 0, "")
 	d.st.Jobs = append(d.st.Jobs, rec)
 	d.windows[sj.UUID] = parseWindow(sj.Maintenance, recv)
 	if err := d.checkJob(sj); err != nil {
@@ -236,7 +226,6 @@ func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serv
 		return true
 	}
 	log.Info("job received", zap.String("agent", rec.Name), zap.String("version", rec.Version), zap.Int64("sequence", sj.Sequence))
-	d.setAgentStatusLocked(rec)
 	d.startJobLocked(ctx, rec)
 	return true
 }
@@ -402,9 +391,8 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	job := updaterJob(j)
 	progress := func(p updater.Progress) {
 		d.mu.Lock()
-		j.Phase = string(p.Phase)
 		// Download and verify are the first half of the job.
-		j.Progress = max(j.Progress, p.Percent/2)
+		d.moveLocked(j, stepDownload, p.Percent/2, "")
 		d.mu.Unlock()
 	}
 	// stopped ends the goroutine after jctx ended: a server's cancel is
@@ -469,11 +457,11 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	early := d.cfg.Maintenance.DownloadEarly
 	d.mu.Unlock()
 	if early && !d.mayInstall(j) {
-		d.setPhase(j, "download", false)
+		d.setStep(j, stepDownload)
 		if !fetch() {
 			return
 		}
-		d.setPhase(j, "waiting", false)
+		d.setStep(j, stepWaiting)
 	}
 	// Wait for the window (and the operator under the manual policy).
 	for {
@@ -499,7 +487,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		}
 		tm.Stop()
 	}
-	d.setPhase(j, "download", true)
+	d.setStep(j, stepInstall)
 	if fetched == nil && !fetch() {
 		return
 	}
@@ -517,7 +505,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		}
 		return
 	}
-	j.Phase, j.Progress, j.Swapped = "swap", max(j.Progress, 50), true
+	d.moveLocked(j, stepSwap, 0, "")
 	d.saveLocked()
 	d.mu.Unlock()
 	d.kick()
@@ -540,8 +528,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 		}
 		d.mu.Lock()
 		j.FromVersion, j.FromSHA256 = version.String(), fromSHA
-		j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "restart", 80
-		d.setAgentStatusLocked(j)
+		d.moveLocked(j, stepRestart, 0, "")
 		d.restart = true
 		d.saveLocked()
 		d.mu.Unlock()
@@ -552,8 +539,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 	if hs, ok := t.Service.(*hookedService); ok {
 		hs.setHook(func() {
 			d.mu.Lock()
-			j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "health", 75
-			d.setAgentStatusLocked(j)
+			d.moveLocked(j, stepHealth, 0, "")
 			d.saveLocked()
 			d.mu.Unlock()
 			d.kick()
@@ -594,7 +580,7 @@ func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun
 // runJobAgainLater puts a job back to waiting after its window closed
 // right before the swap.
 func (d *Daemon) runJobAgainLater(jctx, daemonCtx context.Context, j *state.Job, r *jobRun) {
-	d.setPhase(j, "waiting", false)
+	d.setStep(j, stepWaiting)
 	d.runJob(jctx, daemonCtx, j, r)
 }
 
@@ -612,15 +598,12 @@ func (d *Daemon) mayInstallLocked(j *state.Job) bool {
 	return d.windows[j.UUID].open(time.Now(), d.cfg.Maintenance.MinRemaining.Duration)
 }
 
-// setPhase records a phase; running marks the job RUNNING/InProgress
-// (inside the window) rather than PENDING/Scheduled (early download).
-func (d *Daemon) setPhase(j *state.Job, phase string, running bool) {
+// setStep makes j take step s outside the daemon's lock; a change of its
+// state is saved and reported at once.
+func (d *Daemon) setStep(j *state.Job, s jobStep) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	j.Phase = phase
-	if running && j.State == sailpoint.JobPending {
-		j.State, j.UpdateStatus, j.Started = sailpoint.JobRunning, statusInProgress, time.Now()
-		d.setAgentStatusLocked(j)
+	if d.moveLocked(j, s, 0, "") {
 		d.saveLocked()
 		defer d.kick()
 	}
@@ -629,20 +612,16 @@ func (d *Daemon) setPhase(j *state.Job, phase string, running bool) {
 // finishLocked ends a job: FINISHED/Success when err is nil, else
 // FAILED/Failed with the reason.
 func (d *Daemon) finishLocked(j *state.Job, err error) {
-	j.Finished, j.Progress, j.Phase = time.Now(), 100, ""
 	if err == nil {
-		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFinished, statusSuccess, ""
+		d.moveLocked(j, stepFinished, 0, "")
 	} else {
-		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFailed, statusFailed, failureMessage(err)
+		d.moveLocked(j, stepFailed, 0, failureMessage(err))
 	}
-	d.setAgentStatusLocked(j)
 }
 
 // cancelLocked ends a job the server cancelled before its swap.
 func (d *Daemon) cancelLocked(j *state.Job) {
-	j.Finished, j.Phase = time.Now(), ""
-	j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobCancelled, statusCancelled, "CANCELLED_BY_SERVER: the server cancelled the job before the swap; nothing was changed"
-	d.setAgentStatusLocked(j)
+	d.moveLocked(j, stepCancelled, 0, "")
 	d.log.Info("job cancelled", zap.String("job", j.UUID))
 }
 

@@ -144,7 +144,7 @@ func (d *Daemon) waitSplay(jctx context.Context, j *state.Job, log *zap.Logger) 
 		wait := at.Sub(d.serverNowLocked(time.Now()))
 		wake := d.wake
 		if wait > 0 && !announced {
-			j.Phase = "splay"
+			d.moveLocked(j, stepSplay, 0, "")
 			d.saveLocked()
 		}
 		d.mu.Unlock()
