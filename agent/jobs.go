@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -21,40 +20,8 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/internal/version"
-	"github.com/poolagent/poolagent/platform/disk"
 	"github.com/poolagent/poolagent/updater"
 )
-
-// ErrJobRefused: a job named something the config does not allow.
-var ErrJobRefused = errors.New("job refused")
-
-// failureMessage is the updateMessage of a failed job: a stable code (a
-// precheck's, or the updater's upper-cased: HEALTH_CHECK, SIGNATURE, ...),
-// a colon, and the reason for a person. docs/agent.md lists the codes.
-func failureMessage(err error) string {
-	var pe *precheckError
-	if errors.As(err, &pe) {
-		return pe.code + ": " + pe.msg
-	}
-	code := "INTERNAL"
-	switch {
-	case errors.Is(err, ErrJobRefused):
-		code = "JOB_REFUSED"
-	case errors.Is(err, updater.ErrSelfRolledBack):
-		code = "SELF_ROLLED_BACK"
-	case errors.Is(err, updater.ErrRollback):
-		code = "ROLLBACK_FAILED"
-	default:
-		code = strings.ToUpper(strings.ReplaceAll(updater.Code(err), "-", "_"))
-		switch {
-		case (code == "INTERNAL" || code == "DOWNLOAD") && disk.IsFull(err):
-			code = "DISK_FULL"
-		case code == "INTERNAL" && errors.Is(err, errRolledBack):
-			code = "ROLLBACK"
-		}
-	}
-	return code + ": " + err.Error()
-}
 
 // handleReply applies a heartbeat reply: the interval, the server's clock,
 // new jobs (checked), refreshed windows and cancellations.
