@@ -56,7 +56,7 @@ type Daemon struct {
 	exe    string
 
 	// svcs are the managed agents' service controls by name.
-	svcs map[string]*hookedService
+	svcs map[string]*outputService
 	// locks serialise jobs per target.
 	locks map[string]*sync.Mutex
 
@@ -126,7 +126,7 @@ func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
 		cfg: cfg, log: log, creds: creds, server: su, exe: exe,
 		client:   &http.Client{Transport: tr, Timeout: 60 * time.Second},
 		facts:    hostinfo.NewCollector(hostinfo.CollectorOptions{}),
-		svcs:     map[string]*hookedService{},
+		svcs:     map[string]*outputService{},
 		locks:    map[string]*sync.Mutex{},
 		windows:  map[string]window{},
 		runs:     map[string]*jobRun{},
@@ -171,11 +171,11 @@ func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
 			// Its output is kept for the diagnostics of a failed update.
 			ring := process.NewRing(outputRingSize)
 			p.Stdout, p.Stderr = ring, ring
-			d.svcs[a.Name] = &hookedService{Service: p, ring: ring}
+			d.svcs[a.Name] = &outputService{Service: p, ring: ring}
 			continue
 		}
 		if svc != nil {
-			d.svcs[a.Name] = &hookedService{Service: svc}
+			d.svcs[a.Name] = &outputService{Service: svc}
 		}
 	}
 	d.locks[config.SelfName] = &sync.Mutex{}

@@ -40,6 +40,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
-// outputRingSize is how much of a supervised agent's output is kept.
-const outputRingSize = sailpoint.MaxDiagnosticsOutput

@@ -211,17 +211,27 @@ func (x *jobExec) install() {
 	actx := context.WithoutCancel(x.daemonCtx)
 	x.lock.Lock()
 	defer x.lock.Unlock()
-	if hs, ok := t.Service.(*hookedService); ok {
-		hs.setHook(func() {
-			d.mu.Lock()
-			d.moveLocked(j, stepHealth, 0, "")
-			d.saveLocked()
-			d.mu.Unlock()
-			d.kick()
-		})
-		defer hs.setHook(nil)
+	out, _ := t.Service.(*outputService)
+	if out != nil {
+		out.arm(true)
+		defer out.arm(false)
 	}
-	res, err := d.upd.Apply(actx, x.fetched, t)
+	onPhase := func(p updater.Phase) {
+		if t.Service == nil || (p != updater.PhaseHealth && p != updater.PhaseRollingBack) {
+			return // without a service nothing starts: no health phase
+		}
+		if p == updater.PhaseHealth && out != nil {
+			out.newVersionStarts()
+		}
+		// A rollback restarts the restored version: the job shows the
+		// health phase until it ends.
+		d.mu.Lock()
+		d.moveLocked(j, stepHealth, 0, "")
+		d.saveLocked()
+		d.mu.Unlock()
+		d.kick()
+	}
+	res, err := d.upd.Apply(actx, x.fetched, t, onPhase)
 	if err == nil && res.Outcome != updater.OutcomeCommitted {
 		err = fmt.Errorf("install %s %s: %s", j.Name, j.Version, res.Outcome)
 	}

@@ -65,14 +65,15 @@ func (u *Updater) Run(ctx context.Context, job Job, t Target, progress ProgressF
 	if err != nil {
 		return Result{JobID: job.ID, Name: t.Name, Outcome: OutcomeCancelled, Version: t.Version, Err: err}, err
 	}
-	return u.Apply(ctx, f, t)
+	return u.Apply(ctx, f, t, nil)
 }
 
 // Apply installs a fetched artifact on t: stop, swap, start, health check,
-// then commit or roll back. On a rollback the returned error wraps the
+// then commit or roll back. onPhase (nil: none) hears of each phase as it
+// begins. On a rollback the returned error wraps the
 // reason (ErrHealthCheck, ErrService, ...) and the previous version runs
 // again; if the rollback itself fails the error also wraps ErrRollback.
-func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target) (Result, error) {
+func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target, onPhase PhaseFunc) (Result, error) {
 	a := f.Job.Artifact
 	op := "install " + t.Name + " " + a.Version
 	res := Result{JobID: f.Job.ID, Name: t.Name, Outcome: OutcomeCancelled, Version: t.Version}
@@ -105,6 +106,7 @@ func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target) (Result, erro
 	e := &entry{
 		JobID: f.Job.ID, Name: t.Name, Target: t.Path, Staged: staged, Prev: prev,
 		From: t.Version, To: a.Version, OldSHA256: oldSum, NewSHA256: f.SHA256,
+		onPhase: onPhase,
 	}
 	log := u.log.With(zap.String("job", e.JobID), zap.String("target", t.Name), zap.String("from", e.From), zap.String("to", e.To))
 
@@ -240,11 +242,15 @@ func (u *Updater) rollback(ctx context.Context, e *entry, t Target, why error) (
 	return res, res.Err
 }
 
-// advance records phase p durably, then runs the test hook.
+// advance records phase p durably, then tells Apply's caller and runs the
+// test hook.
 func (u *Updater) advance(e *entry, p Phase) error {
 	e.Phase = p
 	if err := u.jnl.put(e); err != nil {
 		return err
+	}
+	if e.onPhase != nil {
+		e.onPhase(p)
 	}
 	hook(p)
 	return nil
