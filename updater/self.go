@@ -116,7 +116,7 @@ func (u *Updater) selfSwap(src, exe, prev string, sum []byte) error {
 	if selfRenameAside {
 		if err := selfupdate.CommitBinary(opts); err != nil {
 			if rerr := selfupdate.RollbackError(err); rerr != nil {
-				return fmt.Errorf("replace binary: %w; restoring it also failed: %v: %w", err, rerr, ErrRollback)
+				return fmt.Errorf("replace binary: %w; restoring it also failed: %w: %w", err, rerr, ErrRollback)
 			}
 			return fmt.Errorf("replace binary: %w", err)
 		}
