@@ -59,15 +59,6 @@ func hook(p Phase) {
 	}
 }
 
-// Run fetches, verifies and installs job on t.
-func (u *Updater) Run(ctx context.Context, job Job, t Target, progress ProgressFunc) (Result, error) {
-	f, err := u.Fetch(ctx, job, t, progress)
-	if err != nil {
-		return Result{JobID: job.ID, Name: t.Name, Outcome: OutcomeCancelled, Version: t.Version, Err: err}, err
-	}
-	return u.Apply(ctx, f, t, nil)
-}
-
 // Apply installs a fetched artifact on t: stop, swap, start, health check,
 // then commit or roll back. onPhase (nil: none) hears of each phase as it
 // begins. On a rollback the returned error wraps the

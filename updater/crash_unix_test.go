@@ -68,7 +68,7 @@ func crashChild(raw string) int {
 	if spec.KillAfter > 0 {
 		time.AfterFunc(spec.KillAfter, die)
 	}
-	_, err = u.Run(ctx, spec.Job, Target{Name: "AD", Path: spec.Path, Version: "1.0.0", Service: svc, Health: crashHealth()}, nil)
+	_, err = fetchAndApply(ctx, u, spec.Job, Target{Name: "AD", Path: spec.Path, Version: "1.0.0", Service: svc, Health: crashHealth()}, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -194,7 +194,7 @@ func TestCrashMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			target.Version = versionOf(t, path)
-			res, err := u.Run(t.Context(), job, target, nil)
+			res, err := fetchAndApply(t.Context(), u, job, target, nil)
 			if c.newBin == "agent-1.1.0.sh" {
 				if err != nil || res.Outcome != OutcomeCommitted {
 					t.Fatalf("next run: %+v, %v", res, err)
