@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"net/http"
+	"net/url"
 	"runtime"
 	"testing"
 
@@ -19,7 +21,10 @@ func diskFullWant() string {
 	return "DISK_FULL: "
 }
 
-func testDaemon(t *testing.T) *Daemon {
+// testDaemon is a daemon made by New with an updater on a temporary state
+// dir and an empty state, not running; with changes its collaborators
+// before New takes them.
+func testDaemon(t *testing.T, with ...func(*Deps)) *Daemon {
 	t.Helper()
 	pub, _, err := updater.GenerateKey()
 	if err != nil {
@@ -31,6 +36,14 @@ func testDaemon(t *testing.T) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Daemon{cfg: cfg, upd: upd, log: zap.NewNop(), st: &state.State{Agents: map[string]*state.Agent{}},
-		windows: map[string]window{}, runs: map[string]*jobRun{}, wake: make(chan struct{}), beatNow: make(chan struct{}, 1)}
+	deps := Deps{Server: &url.URL{Scheme: "https", Host: "poolserver.test"}, Transport: http.DefaultTransport, Updater: upd}
+	for _, f := range with {
+		f(&deps)
+	}
+	d, err := New(cfg, zap.NewNop(), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.st = &state.State{Agents: map[string]*state.Agent{}}
+	return d
 }

@@ -41,7 +41,8 @@ func TestOutputServiceKeepsTheFailedVersionsOutput(t *testing.T) {
 	if got != "new version: panic: nil map\n" {
 		t.Errorf("failed output %q; want only the new version's", got)
 	}
-	d := &Daemon{svcs: map[string]*outputService{"ad-agent": h}}
+	d := testDaemon(t)
+	d.svcs["ad-agent"] = h
 	diag := d.diagnostics(ctx, "ad-agent", updater.Result{Health: "GET http://127.0.0.1:1/healthz: HTTP 503"},
 		errors.New("install: health check failed"))
 	if diag == nil || diag.Output != got || diag.Health != "GET http://127.0.0.1:1/healthz: HTTP 503" {

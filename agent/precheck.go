@@ -7,7 +7,6 @@ import (
 	"github.com/poolagent/poolagent/agent/state"
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/internal/version"
-	"github.com/poolagent/poolagent/platform/disk"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -36,11 +35,6 @@ const minFreeMargin = 16 << 20
 func freeBytesNeeded(size int64) int64 {
 	return 2*size + max(size/10, minFreeMargin)
 }
-
-// freeSpace is the disk.Free the prechecks use; tests replace it.
-var freeSpace = diskFree
-
-var diskFree = disk.Free
 
 // precheck checks a job's Precheck before anything is downloaded: the
 // poolagent version, the installed version the update starts from, and
@@ -81,7 +75,7 @@ func (d *Daemon) precheck(j *state.Job, t updater.Target) error {
 		dirs = append(dirs, filepath.Dir(t.Path))
 	}
 	for i, dir := range dirs {
-		free, err := freeSpace(dir)
+		free, err := d.freeSpace(dir)
 		if err != nil {
 			return &precheckError{codePrecheckDisk, fmt.Sprintf("cannot tell the free space in %s: %v", dir, err)}
 		}

@@ -41,18 +41,20 @@ func TestPrecheck(t *testing.T) {
 			map[bool]string{true: "", false: codePrecheckAgent}[dev], "the job needs 999.0.0 or newer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := testDaemon(t)
-			freeSpace = func(dir string) (uint64, error) {
-				switch dir {
-				case d.cfg.StateDir:
-					return tc.free["state"], nil
-				case binDir:
-					return tc.free["bin"], nil
+			var stateDir string
+			d := testDaemon(t, func(deps *Deps) {
+				deps.FreeSpace = func(dir string) (uint64, error) {
+					switch dir {
+					case stateDir:
+						return tc.free["state"], nil
+					case binDir:
+						return tc.free["bin"], nil
+					}
+					t.Fatalf("free space asked for %s", dir)
+					return 0, nil
 				}
-				t.Fatalf("free space asked for %s", dir)
-				return 0, nil
-			}
-			t.Cleanup(func() { freeSpace = diskFree })
+			})
+			stateDir = d.cfg.StateDir
 			j := &state.Job{UUID: "j1", Name: "ad-agent", Version: "1.1.0", Spec: *goodJob()}
 			a := *j.Spec.ManagedProcessConfiguration["ad-agent"].Artifact
 			a.Size = size

@@ -176,11 +176,15 @@ func newSelfHost(t *testing.T, srv *selfServer, pub string, oldBinary []byte) *s
 func (h *selfHost) start(ctx context.Context) (*Daemon, <-chan error) {
 	h.t.Helper()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
-	d, err := New(h.cfg, log)
+	deps, err := NewDeps(h.cfg, log)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d.exe = h.exe
+	deps.Exe = h.exe
+	d, err := New(h.cfg, log, deps)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	return d, done
