@@ -49,16 +49,6 @@ type Result struct {
 // cancelled: restoring the previous version must not be skipped.
 const rollbackTimeout = 2 * time.Minute
 
-// phaseHook, if set, runs at each phase boundary. Tests use it to kill the
-// process there.
-var phaseHook func(Phase)
-
-func hook(p Phase) {
-	if phaseHook != nil {
-		phaseHook(p)
-	}
-}
-
 // Apply installs a fetched artifact on t: stop, swap, start, health check,
 // then commit or roll back. onPhase (nil: none) hears of each phase as it
 // begins. On a rollback the returned error wraps the
@@ -123,7 +113,7 @@ func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target, onPhase Phase
 	if err := u.advance(e, PhaseSwapping); err != nil {
 		return u.abort(ctx, e, t, err, true)
 	}
-	if err := swap(t.Path, staged, prev); err != nil {
+	if err := swap(t.Path, staged, prev, u.hook); err != nil {
 		return u.rollback(ctx, e, t, fmt.Errorf("swap: %w", err))
 	}
 	if err := u.advance(e, PhaseSwapped); err != nil {
@@ -243,21 +233,24 @@ func (u *Updater) advance(e *entry, p Phase) error {
 	if e.onPhase != nil {
 		e.onPhase(p)
 	}
-	hook(p)
+	u.hook(p)
 	return nil
 }
 
 // swap replaces target with staged, keeping the old binary as prev. The
 // hard link means the rename frees no blocks (fast, and nothing to lose if
-// the power fails), and prev is the rollback copy.
-func swap(target, staged, prev string) error {
+// the power fails), and prev is the rollback copy. hook (nil: none) runs
+// between the link and the rename.
+func swap(target, staged, prev string, hook func(Phase)) error {
 	if err := os.Remove(prev); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	if err := os.Link(target, prev); err != nil {
 		return fmt.Errorf("keep previous binary: %w", err)
 	}
-	hook(phaseLinked)
+	if hook != nil {
+		hook(phaseLinked)
+	}
 	if err := os.Rename(staged, target); err != nil {
 		_ = os.Remove(prev)
 		return err

@@ -47,17 +47,17 @@ func crashChild(raw string) int {
 		return 2
 	}
 	die := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	if spec.KillAt != "" {
-		phaseHook = func(p Phase) {
-			if p == spec.KillAt {
-				die()
-			}
-		}
-	}
 	u, err := New(Config{StateDir: spec.StateDir, TrustedKeys: []string{spec.PubKey}, AllowInsecureHTTP: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if spec.KillAt != "" {
+		u.phaseHook = func(p Phase) {
+			if p == spec.KillAt {
+				die()
+			}
+		}
 	}
 	ctx := context.Background()
 	svc := process.NewSupervised(spec.Path) // dies with us (parent-death signal)

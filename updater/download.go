@@ -77,7 +77,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 	}
 
 	part := base + ".part"
-	hook(PhaseDownload)
+	u.hook(PhaseDownload)
 	for fresh := false; ; fresh = true {
 		if fresh {
 			removeDownload(part)
@@ -89,7 +89,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 			}
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		hook(PhaseVerify)
+		u.hook(PhaseVerify)
 		if err := u.check(d, a, sig); err != nil {
 			removeDownload(part)
 			if resumed && !fresh && (errors.Is(err, ErrHash) || errors.Is(err, ErrSize)) {

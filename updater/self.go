@@ -122,7 +122,7 @@ func (u *Updater) selfSwap(src, exe, prev string, sum []byte) error {
 		}
 		return syncDir(filepath.Dir(exe))
 	}
-	return swap(exe, selfNewPath(exe), prev)
+	return swap(exe, selfNewPath(exe), prev, u.hook)
 }
 
 // RecoverSelf runs at start, before the daemon does anything else. When
