@@ -28,7 +28,7 @@ import (
 	"github.com/poolagent/poolagent/agent/localapi"
 	"github.com/poolagent/poolagent/agent/state"
 	"github.com/poolagent/poolagent/internal/version"
-	"github.com/poolagent/poolagent/platform/fsacl"
+	"github.com/poolagent/poolagent/platform/disk"
 	"github.com/poolagent/poolagent/platform/hostinfo"
 	"github.com/poolagent/poolagent/platform/process"
 	"github.com/poolagent/poolagent/updater"
@@ -54,9 +54,11 @@ type Daemon struct {
 	upd    *updater.Updater
 	facts  *hostinfo.Collector
 	exe    string
+	// freeSpace tells the free bytes of a directory's file system.
+	freeSpace func(dir string) (uint64, error)
 
 	// svcs are the managed agents' service controls by name.
-	svcs map[string]*hookedService
+	svcs map[string]*outputService
 	// locks serialise jobs per target.
 	locks map[string]*sync.Mutex
 
@@ -93,89 +95,36 @@ type jobRun struct {
 	byServer bool
 }
 
-// New prepares a daemon from cfg: reads the credentials, opens the updater
-// and sets up service control for the managed agents. It starts nothing.
-func New(cfg config.Config, log *zap.Logger) (*Daemon, error) {
-	creds, err := state.ReadCredentials(cfg.Credentials())
-	if err != nil {
-		return nil, err
-	}
-	srv := cfg.ServerURL
-	if srv == "" {
-		srv = creds.ServerURL
-	}
-	if srv == "" {
-		return nil, errors.New("no server: set server_url in the config or enroll with --server")
-	}
-	su, err := url.Parse(strings.TrimSuffix(srv, "/"))
-	if err != nil {
-		return nil, fmt.Errorf("server_url: %w", err)
-	}
-	if su.Scheme == "http" && !cfg.Artifacts.AllowInsecureHTTP {
-		return nil, fmt.Errorf("server_url %s: plain http refused: use https or set artifacts.allow_insecure_http", srv)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
-	tr, err := newTransport(cfg)
-	if err != nil {
-		return nil, err
+// New prepares a daemon from cfg and its collaborators (NewDeps builds
+// poolagent's own). It starts nothing.
+func New(cfg config.Config, log *zap.Logger, deps Deps) (*Daemon, error) {
+	if deps.Server == nil || deps.Transport == nil || deps.Updater == nil {
+		return nil, errors.New("agent.New: the server URL, transport and updater are required")
 	}
 	d := &Daemon{
-		cfg: cfg, log: log, creds: creds, server: su, exe: exe,
-		client:   &http.Client{Transport: tr, Timeout: 60 * time.Second},
-		facts:    hostinfo.NewCollector(hostinfo.CollectorOptions{}),
-		svcs:     map[string]*hookedService{},
-		locks:    map[string]*sync.Mutex{},
-		windows:  map[string]window{},
-		runs:     map[string]*jobRun{},
-		wake:     make(chan struct{}),
-		beatNow:  make(chan struct{}, 1),
-		interval: cfg.HeartbeatInterval.Duration,
-		started:  time.Now(),
+		cfg: cfg, log: log, creds: deps.Creds, server: deps.Server, exe: deps.Exe, upd: deps.Updater,
+		client:    &http.Client{Transport: deps.Transport, Timeout: 60 * time.Second},
+		facts:     deps.Facts,
+		freeSpace: deps.FreeSpace,
+		svcs:      map[string]*outputService{},
+		locks:     map[string]*sync.Mutex{},
+		windows:   map[string]window{},
+		runs:      map[string]*jobRun{},
+		wake:      make(chan struct{}),
+		beatNow:   make(chan struct{}, 1),
+		interval:  cfg.HeartbeatInterval.Duration,
+		started:   time.Now(),
 	}
-	// The state dir holds the secret, the local API token and the
-	// downloads: SYSTEM and Administrators only on Windows (0700 on Unix).
-	if err := fsacl.MkdirPrivate(cfg.StateDir); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
+	if d.facts == nil {
+		d.facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
 	}
-	d.upd, err = updater.New(updater.Config{
-		StateDir:           cfg.StateDir,
-		TrustedKeys:        cfg.Artifacts.TrustedKeys,
-		RevokedKeyIDs:      cfg.Artifacts.RevokedKeyIDs,
-		AllowInsecureHTTP:  cfg.Artifacts.AllowInsecureHTTP,
-		StallTimeout:       cfg.Artifacts.StallTimeout.Duration,
-		RateLimit:          cfg.Artifacts.DownloadRateLimit,
-		SelfConfirmTimeout: cfg.SelfUpdate.ConfirmTimeout.Duration,
-		// Downloads share the heartbeat's connections; the bearer
-		// secret goes to the server's origin only.
-		Transport: &bearerTransport{base: tr, origin: origin(su), secret: creds.Secret},
-		Logger:    log.Named("updater"),
-	})
-	if err != nil {
-		return nil, err
+	if d.freeSpace == nil {
+		d.freeSpace = disk.Free
 	}
 	for _, a := range cfg.Agents {
 		d.locks[a.Name] = &sync.Mutex{}
-		var svc updater.Service
-		switch {
-		case a.Service != "":
-			svc = process.NewSystemService(a.Service)
-		case len(a.Command) > 0:
-			p := process.NewSupervised(a.Command[0], a.Command[1:]...)
-			if len(a.Env) > 0 {
-				p.Env = append(os.Environ(), a.Env...)
-			}
-			p.Logger = log.Named(a.Name)
-			// Its output is kept for the diagnostics of a failed update.
-			ring := process.NewRing(outputRingSize)
-			p.Stdout, p.Stderr = ring, ring
-			d.svcs[a.Name] = &hookedService{Service: p, ring: ring}
-			continue
-		}
-		if svc != nil {
-			d.svcs[a.Name] = &hookedService{Service: svc}
+		if svc := deps.Services[a.Name]; svc != nil {
+			d.svcs[a.Name] = &outputService{Service: svc, ring: deps.Outputs[a.Name]}
 		}
 	}
 	d.locks[config.SelfName] = &sync.Mutex{}
@@ -278,12 +227,6 @@ func (d *Daemon) resumeJobsLocked(ctx context.Context) {
 		d.log.Info("resuming job", zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("phase", j.Phase))
 		d.startJobLocked(ctx, j)
 	}
-}
-
-// awaitsSelfConfirmLocked reports whether j is the self-update that
-// installed this still unconfirmed binary.
-func (d *Daemon) awaitsSelfConfirmLocked(j *state.Job) bool {
-	return d.selfPending && j.Name == config.SelfName && j.Swapped && !j.Terminal()
 }
 
 func (d *Daemon) stopSupervised() {
@@ -400,46 +343,10 @@ func (d *Daemon) applyRecovered(results []updater.Result) {
 			}
 		case updater.OutcomeCancelled:
 			if j != nil && !j.Terminal() {
-				j.Swapped = false
-				j.Phase = ""
+				d.moveLocked(j, stepUnswapped, 0, "")
 			}
 		}
 	}
-}
-
-// applySelfState handles what RecoverSelf found.
-func (d *Daemon) applySelfState(self updater.SelfState) {
-	var j *state.Job
-	for _, x := range d.st.Jobs {
-		if x.Name == config.SelfName && !x.Terminal() {
-			j = x
-		}
-	}
-	switch {
-	case self.Pending:
-		d.selfPending, d.selfConfirmBy = true, self.ConfirmBy
-		d.log.Info("running a new poolagent binary; it is confirmed after the first good heartbeat",
-			zap.String("version", version.String()), zap.Time("confirm_by", self.ConfirmBy))
-		if j != nil {
-			j.State, j.UpdateStatus, j.Phase, j.Progress = "RUNNING", "PendingCompletion", "confirm", 90
-		}
-	case self.RolledBack:
-		d.log.Warn("the last self-update was rolled back", zap.String("reason", self.Reason))
-		if j != nil {
-			d.finishLocked(j, fmt.Errorf("%w: %s", updater.ErrSelfRolledBack, self.Reason))
-		}
-	case j != nil && j.Swapped:
-		// The swap happened and this binary is not pending: the
-		// journal no longer knows it (confirmed earlier, or the
-		// previous binary runs). Judge by the version.
-		if version.String() == j.Version {
-			d.finishLocked(j, nil)
-			d.rememberPreviousLocked(config.SelfName, j.FromVersion, j.FromSHA256)
-		} else {
-			d.finishLocked(j, fmt.Errorf("%w: poolagent %s runs, not %s", updater.ErrSelfRolledBack, version.String(), j.Version))
-		}
-	}
-	d.setAgentVersion(config.SelfName, version.String())
 }
 
 func (d *Daemon) setAgentVersion(name, v string) {

@@ -54,7 +54,7 @@ func (d *Daemon) Status() localapi.Status {
 			lj.WindowOpen = d.windows[j.UUID].open(now, d.cfg.Maintenance.MinRemaining.Duration)
 			switch {
 			case j.Swapped:
-			case j.Phase == "splay":
+			case j.Phase == jobSteps[stepSplay].Phase:
 				lj.WaitingFor = "its start time " + j.Spec.StartAfter + " (splay, server time)"
 			case d.cfg.Maintenance.Policy == config.PolicyManual && !j.InstallRequested && j.Name != config.SelfName:
 				lj.WaitingFor = "an operator's install (maintenance.policy = manual)"
@@ -71,18 +71,8 @@ func (d *Daemon) Status() localapi.Status {
 func task(j *state.Job) appliance.Task {
 	t := appliance.Task{ID: j.UUID, Type: appliance.TaskTypeInstall, Progress: int32(j.Progress),
 		Description: fmt.Sprintf("install %s %s", j.Name, j.Version)}
-	switch j.State {
-	case sailpoint.JobPending:
-		t.Status = appliance.TaskQueued
-	case sailpoint.JobRunning:
-		t.Status = appliance.TaskRunning
-	case sailpoint.JobFinished:
-		t.Status = appliance.TaskSuccess
-	case sailpoint.JobFailed:
-		t.Status = appliance.TaskFailed
-		t.Error = &appliance.TaskError{Message: j.UpdateMessage}
-	case sailpoint.JobCancelled:
-		t.Status = appliance.TaskCancelled
+	t.Status = taskStatus[j.State]
+	if j.State == sailpoint.JobFailed || j.State == sailpoint.JobCancelled {
 		t.Error = &appliance.TaskError{Message: j.UpdateMessage}
 	}
 	if !j.Started.IsZero() {

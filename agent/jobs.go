@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -21,50 +20,8 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/internal/version"
-	"github.com/poolagent/poolagent/platform/disk"
 	"github.com/poolagent/poolagent/updater"
 )
-
-// Okta update statuses reported per agent and job.
-const (
-	statusScheduled         = "Scheduled"
-	statusInProgress        = "InProgress"
-	statusPendingCompletion = "PendingCompletion"
-	statusSuccess           = "Success"
-	statusFailed            = "Failed"
-	statusCancelled         = "Cancelled"
-)
-
-// ErrJobRefused: a job named something the config does not allow.
-var ErrJobRefused = errors.New("job refused")
-
-// failureMessage is the updateMessage of a failed job: a stable code (a
-// precheck's, or the updater's upper-cased: HEALTH_CHECK, SIGNATURE, ...),
-// a colon, and the reason for a person. docs/agent.md lists the codes.
-func failureMessage(err error) string {
-	var pe *precheckError
-	if errors.As(err, &pe) {
-		return pe.code + ": " + pe.msg
-	}
-	code := "INTERNAL"
-	switch {
-	case errors.Is(err, ErrJobRefused):
-		code = "JOB_REFUSED"
-	case errors.Is(err, updater.ErrSelfRolledBack):
-		code = "SELF_ROLLED_BACK"
-	case errors.Is(err, updater.ErrRollback):
-		code = "ROLLBACK_FAILED"
-	default:
-		code = strings.ToUpper(strings.ReplaceAll(updater.Code(err), "-", "_"))
-		switch {
-		case (code == "INTERNAL" || code == "DOWNLOAD") && disk.IsFull(err):
-			code = "DISK_FULL"
-		case code == "INTERNAL" && errors.Is(err, errRolledBack):
-			code = "ROLLBACK"
-		}
-	}
-	return code + ": " + err.Error()
-}
 
 // handleReply applies a heartbeat reply: the interval, the server's clock,
 // new jobs (checked), refreshed windows and cancellations.
@@ -223,11 +180,11 @@ func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serv
 		return false
 	}
 	d.st.Sequences[key] = sj.Sequence
-	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now(),
-		State: sailpoint.JobPending, UpdateStatus: statusScheduled}
+	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now()}
 	for name, mp := range sj.ManagedProcessConfiguration {
 		rec.Name, rec.Type, rec.Version = name, mp.Type, mp.Version
 	}
+	d.moveLocked(rec, stepReceived, 0, "")
 	d.st.Jobs = append(d.st.Jobs, rec)
 	d.windows[sj.UUID] = parseWindow(sj.Maintenance, recv)
 	if err := d.checkJob(sj); err != nil {
@@ -236,7 +193,6 @@ func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serv
 		return true
 	}
 	log.Info("job received", zap.String("agent", rec.Name), zap.String("version", rec.Version), zap.Int64("sequence", sj.Sequence))
-	d.setAgentStatusLocked(rec)
 	d.startJobLocked(ctx, rec)
 	return true
 }
@@ -374,230 +330,6 @@ func (d *Daemon) startJobLocked(ctx context.Context, j *state.Job) {
 	}()
 }
 
-// runJob drives one job: download (early if allowed), wait for the window
-// (and an operator's install under the manual policy), swap, check, commit
-// or roll back. jctx ends when the server cancels the job or the daemon
-// stops; the swap itself runs to its end either way.
-func (d *Daemon) runJob(jctx, daemonCtx context.Context, j *state.Job, r *jobRun) {
-	log := d.log.With(zap.String("job", j.UUID), zap.String("agent", j.Name), zap.String("version", j.Version))
-	lock := d.locks[j.Name]
-	self := j.Name == config.SelfName
-	var t updater.Target
-	if self {
-		t = d.selfTarget()
-	} else {
-		a, ok := d.cfg.Agent(j.Name)
-		if !ok { // the config changed since the job was accepted
-			d.mu.Lock()
-			d.finishLocked(j, fmt.Errorf("%w: no managed agent %q is configured on this host any more", ErrJobRefused, j.Name))
-			d.saveLocked()
-			d.mu.Unlock()
-			d.kick()
-			return
-		}
-		d.mu.Lock()
-		t = d.target(a)
-		d.mu.Unlock()
-	}
-	job := updaterJob(j)
-	progress := func(p updater.Progress) {
-		d.mu.Lock()
-		j.Phase = string(p.Phase)
-		// Download and verify are the first half of the job.
-		j.Progress = max(j.Progress, p.Percent/2)
-		d.mu.Unlock()
-	}
-	// stopped ends the goroutine after jctx ended: a server's cancel is
-	// reported, a shutdown leaves the job to resume at the next start.
-	stopped := func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if r.byServer {
-			d.cancelLocked(j)
-			d.saveLocked()
-			d.kick()
-		} else {
-			log.Info("job suspended by shutdown; it resumes at the next start", zap.String("phase", j.Phase))
-		}
-	}
-	fail := func(err error) {
-		log.Error("job failed", zap.Error(err))
-		d.mu.Lock()
-		d.finishLocked(j, err)
-		d.saveLocked()
-		d.mu.Unlock()
-		d.kick()
-	}
-
-	// The host's downgrade policy, then the prechecks, before anything
-	// is downloaded or stopped; then the splay: no download starts before
-	// the job's start time.
-	allow, err := d.checkDowngrade(j, t, log)
-	if err != nil {
-		fail(err)
-		return
-	}
-	job.AllowDowngrade = allow
-	if !j.Swapped {
-		if err := d.precheck(j, t); err != nil {
-			fail(err)
-			return
-		}
-		if !d.waitSplay(jctx, j, log) {
-			stopped()
-			return
-		}
-	}
-
-	var fetched *updater.Fetched
-	fetch := func() bool {
-		lock.Lock()
-		f, err := d.upd.Fetch(jctx, job, t, progress)
-		lock.Unlock()
-		if err != nil {
-			if jctx.Err() != nil {
-				stopped()
-			} else {
-				fail(err)
-			}
-			return false
-		}
-		fetched = f
-		return true
-	}
-	d.mu.Lock()
-	early := d.cfg.Maintenance.DownloadEarly
-	d.mu.Unlock()
-	if early && !d.mayInstall(j) {
-		d.setPhase(j, "download", false)
-		if !fetch() {
-			return
-		}
-		d.setPhase(j, "waiting", false)
-	}
-	// Wait for the window (and the operator under the manual policy).
-	for {
-		d.mu.Lock()
-		ok := d.mayInstallLocked(j)
-		wake := d.wake
-		next := d.windows[j.UUID].next(time.Now(), d.cfg.Maintenance.MinRemaining.Duration)
-		d.mu.Unlock()
-		if ok {
-			break
-		}
-		if next <= 0 || next > time.Minute {
-			next = time.Minute
-		}
-		tm := time.NewTimer(next)
-		select {
-		case <-jctx.Done():
-			tm.Stop()
-			stopped()
-			return
-		case <-wake:
-		case <-tm.C:
-		}
-		tm.Stop()
-	}
-	d.setPhase(j, "download", true)
-	if fetched == nil && !fetch() {
-		return
-	}
-	// Last look before the point of no return.
-	d.mu.Lock()
-	if jctx.Err() != nil || !d.mayInstallLocked(j) {
-		d.mu.Unlock()
-		if jctx.Err() != nil {
-			stopped()
-		}
-		// The window closed meanwhile: the server takes the job back
-		// (CANCELLED) or re-opens it.
-		if jctx.Err() == nil {
-			d.runJobAgainLater(jctx, daemonCtx, j, r)
-		}
-		return
-	}
-	j.Phase, j.Progress, j.Swapped = "swap", max(j.Progress, 50), true
-	d.saveLocked()
-	d.mu.Unlock()
-	d.kick()
-	log.Info("installing inside the maintenance window")
-
-	// Past this point a cancel no longer stops the job: it finishes.
-	actx := context.WithoutCancel(daemonCtx)
-	lock.Lock()
-	defer lock.Unlock()
-	if self {
-		// What runs now becomes poolagent's previous release once the
-		// new binary confirms.
-		fromSHA, err := fileSHA256(d.exe)
-		if err != nil {
-			log.Warn("hash the running poolagent binary; no revert to it will be possible", zap.Error(err))
-		}
-		if err := d.upd.ApplySelf(actx, fetched, d.exe); err != nil {
-			fail(err)
-			return
-		}
-		d.mu.Lock()
-		j.FromVersion, j.FromSHA256 = version.String(), fromSHA
-		j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "restart", 80
-		d.setAgentStatusLocked(j)
-		d.restart = true
-		d.saveLocked()
-		d.mu.Unlock()
-		log.Info("poolagent replaced its binary; restarting", zap.Int("exit_code", ExitRestart))
-		d.stop()
-		return
-	}
-	if hs, ok := t.Service.(*hookedService); ok {
-		hs.setHook(func() {
-			d.mu.Lock()
-			j.UpdateStatus, j.Phase, j.Progress = statusPendingCompletion, "health", 75
-			d.setAgentStatusLocked(j)
-			d.saveLocked()
-			d.mu.Unlock()
-			d.kick()
-		})
-		defer hs.setHook(nil)
-	}
-	res, err := d.upd.Apply(actx, fetched, t)
-	if err == nil && res.Outcome != updater.OutcomeCommitted {
-		err = fmt.Errorf("install %s %s: %s", j.Name, j.Version, res.Outcome)
-	}
-	if err != nil && res.Outcome == updater.OutcomeRolledBack {
-		err = rolledBack{err}
-	}
-	var diag *sailpoint.Diagnostics
-	if err != nil {
-		// The new version ran, or tried to: what it printed goes with
-		// the FAILED report (gathered before the report can be sent).
-		diag = d.diagnostics(actx, j.Name, res, err)
-	}
-	d.mu.Lock()
-	if res.Outcome == updater.OutcomeCommitted {
-		d.setAgentVersion(j.Name, res.Version)
-		d.rememberPreviousLocked(j.Name, res.PrevVersion, res.PrevSHA256)
-		log.Info("job succeeded")
-	} else if res.Version != "" {
-		d.setAgentVersion(j.Name, res.Version)
-	}
-	if err != nil {
-		log.Error("job failed", zap.Error(err), zap.String("outcome", string(res.Outcome)))
-	}
-	d.finishLocked(j, err)
-	j.Diagnostics = diag
-	d.saveLocked()
-	d.mu.Unlock()
-	d.kick()
-}
-
-// runJobAgainLater puts a job back to waiting after its window closed
-// right before the swap.
-func (d *Daemon) runJobAgainLater(jctx, daemonCtx context.Context, j *state.Job, r *jobRun) {
-	d.setPhase(j, "waiting", false)
-	d.runJob(jctx, daemonCtx, j, r)
-}
-
 // mayInstall reports whether j may swap now.
 func (d *Daemon) mayInstall(j *state.Job) bool {
 	d.mu.Lock()
@@ -612,15 +344,12 @@ func (d *Daemon) mayInstallLocked(j *state.Job) bool {
 	return d.windows[j.UUID].open(time.Now(), d.cfg.Maintenance.MinRemaining.Duration)
 }
 
-// setPhase records a phase; running marks the job RUNNING/InProgress
-// (inside the window) rather than PENDING/Scheduled (early download).
-func (d *Daemon) setPhase(j *state.Job, phase string, running bool) {
+// setStep makes j take step s outside the daemon's lock; a change of its
+// state is saved and reported at once.
+func (d *Daemon) setStep(j *state.Job, s jobStep) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	j.Phase = phase
-	if running && j.State == sailpoint.JobPending {
-		j.State, j.UpdateStatus, j.Started = sailpoint.JobRunning, statusInProgress, time.Now()
-		d.setAgentStatusLocked(j)
+	if d.moveLocked(j, s, 0, "") {
 		d.saveLocked()
 		defer d.kick()
 	}
@@ -629,20 +358,16 @@ func (d *Daemon) setPhase(j *state.Job, phase string, running bool) {
 // finishLocked ends a job: FINISHED/Success when err is nil, else
 // FAILED/Failed with the reason.
 func (d *Daemon) finishLocked(j *state.Job, err error) {
-	j.Finished, j.Progress, j.Phase = time.Now(), 100, ""
 	if err == nil {
-		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFinished, statusSuccess, ""
+		d.moveLocked(j, stepFinished, 0, "")
 	} else {
-		j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobFailed, statusFailed, failureMessage(err)
+		d.moveLocked(j, stepFailed, 0, failureMessage(err))
 	}
-	d.setAgentStatusLocked(j)
 }
 
 // cancelLocked ends a job the server cancelled before its swap.
 func (d *Daemon) cancelLocked(j *state.Job) {
-	j.Finished, j.Phase = time.Now(), ""
-	j.State, j.UpdateStatus, j.UpdateMessage = sailpoint.JobCancelled, statusCancelled, "CANCELLED_BY_SERVER: the server cancelled the job before the swap; nothing was changed"
-	d.setAgentStatusLocked(j)
+	d.moveLocked(j, stepCancelled, 0, "")
 	d.log.Info("job cancelled", zap.String("job", j.UUID))
 }
 

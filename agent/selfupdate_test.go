@@ -25,6 +25,7 @@ import (
 	"github.com/poolagent/poolagent/agent/config"
 	"github.com/poolagent/poolagent/agent/localapi"
 	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/updater"
 )
@@ -175,11 +176,15 @@ func newSelfHost(t *testing.T, srv *selfServer, pub string, oldBinary []byte) *s
 func (h *selfHost) start(ctx context.Context) (*Daemon, <-chan error) {
 	h.t.Helper()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
-	d, err := New(h.cfg, log)
+	deps, err := NewDeps(h.cfg, log)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d.exe = h.exe
+	deps.Exe = h.exe
+	d, err := New(h.cfg, log, deps)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	return d, done
@@ -264,10 +269,10 @@ func TestResumedSelfUpdateFinishesWithoutReinstalling(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the self-update job never ended")
 	}
-	if rep.UUID != selfJobID || rep.State != sailpoint.JobFinished || rep.UpdateStatus != statusSuccess {
+	if rep.UUID != selfJobID || rep.State != sailpoint.JobFinished || rep.UpdateStatus != string(okta.InstanceSuccess) {
 		t.Errorf("the server got %+v, want %s FINISHED/Success", rep, selfJobID)
 	}
-	if j := selfJobOf(t, h.localStatus(ctx)); j.State != string(sailpoint.JobFinished) || j.UpdateStatus != statusSuccess || j.UpdateMessage != "" {
+	if j := selfJobOf(t, h.localStatus(ctx)); j.State != string(sailpoint.JobFinished) || j.UpdateStatus != string(okta.InstanceSuccess) || j.UpdateMessage != "" {
 		t.Errorf("local API status: job %s/%s %q, want FINISHED/Success", j.State, j.UpdateStatus, j.UpdateMessage)
 	}
 	stop()
@@ -317,7 +322,7 @@ func TestUnconfirmedSelfUpdateRollsBack(t *testing.T) {
 			rolledBack = true
 			break
 		}
-		if j := selfJobOf(t, d.Status()); j.State != string(sailpoint.JobRunning) || j.UpdateStatus != statusPendingCompletion || j.Phase != "confirm" {
+		if j := selfJobOf(t, d.Status()); j.State != string(sailpoint.JobRunning) || j.UpdateStatus != string(okta.InstancePendingCompletion) || j.Phase != "confirm" {
 			t.Errorf("while unconfirmed the job is %s/%s in phase %q, want RUNNING/PendingCompletion in confirm", j.State, j.UpdateStatus, j.Phase)
 		}
 	}

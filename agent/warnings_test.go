@@ -76,12 +76,13 @@ func TestServerWarningsAreLoggedAndKept(t *testing.T) {
 			}))
 			defer srv.Close()
 			var logs lockedBuffer
-			d := testDaemon(t)
+			d := testDaemon(t, func(deps *Deps) {
+				deps.Server, _ = url.Parse(srv.URL)
+				deps.Transport = srv.Client().Transport
+				deps.Creds = state.Credentials{ClientID: "c1", Secret: "pcs_x"}
+				deps.Facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
+			})
 			d.log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zap.InfoLevel))
-			d.server, _ = url.Parse(srv.URL)
-			d.client = srv.Client()
-			d.creds = state.Credentials{ClientID: "c1", Secret: "pcs_x"}
-			d.facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
 			d.cfg.Agents = []config.Agent{{Name: "radius-agent", Type: "Radius", Binary: "/opt/okta/radius/agent", Version: "1.0.0"}}
 			for i := range 3 {
 				if _, err := d.beat(context.Background()); err != nil {

@@ -49,30 +49,12 @@ type Result struct {
 // cancelled: restoring the previous version must not be skipped.
 const rollbackTimeout = 2 * time.Minute
 
-// phaseHook, if set, runs at each phase boundary. Tests use it to kill the
-// process there.
-var phaseHook func(Phase)
-
-func hook(p Phase) {
-	if phaseHook != nil {
-		phaseHook(p)
-	}
-}
-
-// Run fetches, verifies and installs job on t.
-func (u *Updater) Run(ctx context.Context, job Job, t Target, progress ProgressFunc) (Result, error) {
-	f, err := u.Fetch(ctx, job, t, progress)
-	if err != nil {
-		return Result{JobID: job.ID, Name: t.Name, Outcome: OutcomeCancelled, Version: t.Version, Err: err}, err
-	}
-	return u.Apply(ctx, f, t)
-}
-
 // Apply installs a fetched artifact on t: stop, swap, start, health check,
-// then commit or roll back. On a rollback the returned error wraps the
+// then commit or roll back. onPhase (nil: none) hears of each phase as it
+// begins. On a rollback the returned error wraps the
 // reason (ErrHealthCheck, ErrService, ...) and the previous version runs
 // again; if the rollback itself fails the error also wraps ErrRollback.
-func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target) (Result, error) {
+func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target, onPhase PhaseFunc) (Result, error) {
 	a := f.Job.Artifact
 	op := "install " + t.Name + " " + a.Version
 	res := Result{JobID: f.Job.ID, Name: t.Name, Outcome: OutcomeCancelled, Version: t.Version}
@@ -105,6 +87,7 @@ func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target) (Result, erro
 	e := &entry{
 		JobID: f.Job.ID, Name: t.Name, Target: t.Path, Staged: staged, Prev: prev,
 		From: t.Version, To: a.Version, OldSHA256: oldSum, NewSHA256: f.SHA256,
+		onPhase: onPhase,
 	}
 	log := u.log.With(zap.String("job", e.JobID), zap.String("target", t.Name), zap.String("from", e.From), zap.String("to", e.To))
 
@@ -130,7 +113,7 @@ func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target) (Result, erro
 	if err := u.advance(e, PhaseSwapping); err != nil {
 		return u.abort(ctx, e, t, err, true)
 	}
-	if err := swap(t.Path, staged, prev); err != nil {
+	if err := swap(t.Path, staged, prev, u.hook); err != nil {
 		return u.rollback(ctx, e, t, fmt.Errorf("swap: %w", err))
 	}
 	if err := u.advance(e, PhaseSwapped); err != nil {
@@ -240,27 +223,34 @@ func (u *Updater) rollback(ctx context.Context, e *entry, t Target, why error) (
 	return res, res.Err
 }
 
-// advance records phase p durably, then runs the test hook.
+// advance records phase p durably, then tells Apply's caller and runs the
+// test hook.
 func (u *Updater) advance(e *entry, p Phase) error {
 	e.Phase = p
 	if err := u.jnl.put(e); err != nil {
 		return err
 	}
-	hook(p)
+	if e.onPhase != nil {
+		e.onPhase(p)
+	}
+	u.hook(p)
 	return nil
 }
 
 // swap replaces target with staged, keeping the old binary as prev. The
 // hard link means the rename frees no blocks (fast, and nothing to lose if
-// the power fails), and prev is the rollback copy.
-func swap(target, staged, prev string) error {
+// the power fails), and prev is the rollback copy. hook (nil: none) runs
+// between the link and the rename.
+func swap(target, staged, prev string, hook func(Phase)) error {
 	if err := os.Remove(prev); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	if err := os.Link(target, prev); err != nil {
 		return fmt.Errorf("keep previous binary: %w", err)
 	}
-	hook(phaseLinked)
+	if hook != nil {
+		hook(phaseLinked)
+	}
 	if err := os.Rename(staged, target); err != nil {
 		_ = os.Remove(prev)
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,9 +81,14 @@ func TestApplySwapsAndCommits(t *testing.T) {
 	h.Command = []string{path, "version"}
 	u := newTestUpdater(t, []string{s.pubText()}, nil)
 
-	res, err := u.Run(t.Context(), job, Target{Name: "AD", Path: path, Version: "1.0.0", Service: svc, Health: h}, nil)
+	var phases []Phase
+	res, err := fetchAndApply(t.Context(), u, job, Target{Name: "AD", Path: path, Version: "1.0.0", Service: svc, Health: h},
+		func(p Phase) { phases = append(phases, p) })
 	if err != nil {
-		t.Fatalf("Run: %v", err)
+		t.Fatalf("Fetch and Apply: %v", err)
+	}
+	if want := []Phase{PhaseStaging, PhaseStopping, PhaseSwapping, PhaseSwapped, PhaseHealth, PhaseCommitting}; !slices.Equal(phases, want) {
+		t.Errorf("Apply reported phases %v, want %v", phases, want)
 	}
 	if res.Outcome != OutcomeCommitted || res.Version != "1.1.0" || res.Err != nil {
 		t.Fatalf("result %+v", res)
@@ -122,9 +128,14 @@ func TestApplyRollsBack(t *testing.T) {
 				tc.health(&h)
 			}
 			u := newTestUpdater(t, []string{s.pubText()}, nil)
-			res, err := u.Run(t.Context(), job, Target{Name: "AD", Path: path, Version: "1.0.0", Service: svc, Health: h}, nil)
+			var phases []Phase
+			res, err := fetchAndApply(t.Context(), u, job, Target{Name: "AD", Path: path, Version: "1.0.0", Service: svc, Health: h},
+				func(p Phase) { phases = append(phases, p) })
 			if !errors.Is(err, ErrHealthCheck) || errors.Is(err, ErrRollback) {
-				t.Fatalf("Run: %v, want ErrHealthCheck and a good rollback", err)
+				t.Fatalf("Fetch and Apply: %v, want ErrHealthCheck and a good rollback", err)
+			}
+			if len(phases) < 2 || phases[len(phases)-2] != PhaseHealth || phases[len(phases)-1] != PhaseRollingBack {
+				t.Errorf("Apply reported phases %v, want health then rolling-back last", phases)
 			}
 			if res.Outcome != OutcomeRolledBack || res.Version != "1.0.0" || Code(err) != "health-check" {
 				t.Fatalf("result %+v code %s", res, Code(err))
@@ -146,8 +157,8 @@ func TestApplyRefusesWhileJournalBusy(t *testing.T) {
 	if err := u.jnl.put(&entry{JobID: "earlier", Name: "AD", Target: path, Phase: PhaseSwapped}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.Run(t.Context(), job, Target{Name: "AD", Path: path, Service: svc, Health: quickHealth()}, nil); !errors.Is(err, ErrBusy) {
-		t.Fatalf("Run: %v, want ErrBusy", err)
+	if _, err := fetchAndApply(t.Context(), u, job, Target{Name: "AD", Path: path, Service: svc, Health: quickHealth()}, nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Fetch and Apply: %v, want ErrBusy", err)
 	}
 }
 

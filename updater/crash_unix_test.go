@@ -47,17 +47,17 @@ func crashChild(raw string) int {
 		return 2
 	}
 	die := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	if spec.KillAt != "" {
-		phaseHook = func(p Phase) {
-			if p == spec.KillAt {
-				die()
-			}
-		}
-	}
 	u, err := New(Config{StateDir: spec.StateDir, TrustedKeys: []string{spec.PubKey}, AllowInsecureHTTP: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if spec.KillAt != "" {
+		u.phaseHook = func(p Phase) {
+			if p == spec.KillAt {
+				die()
+			}
+		}
 	}
 	ctx := context.Background()
 	svc := process.NewSupervised(spec.Path) // dies with us (parent-death signal)
@@ -68,7 +68,7 @@ func crashChild(raw string) int {
 	if spec.KillAfter > 0 {
 		time.AfterFunc(spec.KillAfter, die)
 	}
-	_, err = u.Run(ctx, spec.Job, Target{Name: "AD", Path: spec.Path, Version: "1.0.0", Service: svc, Health: crashHealth()}, nil)
+	_, err = fetchAndApply(ctx, u, spec.Job, Target{Name: "AD", Path: spec.Path, Version: "1.0.0", Service: svc, Health: crashHealth()}, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -194,7 +194,7 @@ func TestCrashMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			target.Version = versionOf(t, path)
-			res, err := u.Run(t.Context(), job, target, nil)
+			res, err := fetchAndApply(t.Context(), u, job, target, nil)
 			if c.newBin == "agent-1.1.0.sh" {
 				if err != nil || res.Outcome != OutcomeCommitted {
 					t.Fatalf("next run: %+v, %v", res, err)

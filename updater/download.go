@@ -77,7 +77,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 	}
 
 	part := base + ".part"
-	hook(PhaseDownload)
+	u.hook(PhaseDownload)
 	for fresh := false; ; fresh = true {
 		if fresh {
 			removeDownload(part)
@@ -89,7 +89,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 			}
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		hook(PhaseVerify)
+		u.hook(PhaseVerify)
 		if err := u.check(d, a, sig); err != nil {
 			removeDownload(part)
 			if resumed && !fresh && (errors.Is(err, ErrHash) || errors.Is(err, ErrSize)) {
@@ -148,7 +148,7 @@ func (u *Updater) signature(ctx context.Context, a Artifact) ([]byte, error) {
 	}
 	resp, err := u.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch signature: %v: %w", err, ErrDownload)
+		return nil, fmt.Errorf("fetch signature: %w: %w", err, ErrDownload)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -157,7 +157,7 @@ func (u *Updater) signature(ctx context.Context, a Artifact) ([]byte, error) {
 	const maxSig = 16 << 10 // a minisign signature is ~300 bytes
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSig+1))
 	if err != nil {
-		return nil, fmt.Errorf("fetch signature: %v: %w", err, ErrDownload)
+		return nil, fmt.Errorf("fetch signature: %w: %w", err, ErrDownload)
 	}
 	if len(b) > maxSig {
 		return nil, fmt.Errorf("fetch signature: larger than %d bytes: %w", maxSig, ErrSignature)
@@ -281,7 +281,7 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 	}
 	resp, err := u.client.Do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("%v: %w", err, ErrDownload)
+		return nil, false, fmt.Errorf("%w: %w", err, ErrDownload)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -351,7 +351,7 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 		if c := context.Cause(ctx); errors.Is(c, ErrStalled) {
 			return nil, offset > 0, c
 		}
-		return nil, offset > 0, fmt.Errorf("connection lost at byte %d: %v: %w", offset+n, err, ErrDownload)
+		return nil, offset > 0, fmt.Errorf("connection lost at byte %d: %w: %w", offset+n, err, ErrDownload)
 	}
 	if offset+n < size {
 		return nil, offset > 0, fmt.Errorf("connection closed at byte %d of %d: %w", offset+n, size, ErrDownload)

@@ -2,6 +2,7 @@ package updater
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -167,4 +168,13 @@ func newTestUpdater(t testing.TB, keys []string, mod func(*Config)) *Updater {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// fetchAndApply runs a job as poolagent does: Fetch, then Apply.
+func fetchAndApply(ctx context.Context, u *Updater, job Job, t Target, onPhase PhaseFunc) (Result, error) {
+	f, err := u.Fetch(ctx, job, t, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	return u.Apply(ctx, f, t, onPhase)
 }

@@ -111,3 +111,8 @@ type Progress struct {
 
 // ProgressFunc receives progress; it must not block.
 type ProgressFunc func(Progress)
+
+// PhaseFunc receives each phase Apply enters (staging, stopping, swapping,
+// swapped, health, committing, rolling-back), once the journal holds it and
+// before Apply acts on it. It runs on Apply's goroutine: Apply waits for it.
+type PhaseFunc func(Phase)

@@ -34,6 +34,9 @@ type entry struct {
 	Attempts  int       `json:"attempts,omitempty"`
 	Deadline  time.Time `json:"deadline,omitzero"`
 	Updated   time.Time `json:"updated"`
+
+	// onPhase is Apply's caller's PhaseFunc (nil in Recover).
+	onPhase PhaseFunc
 }
 
 type journal struct {

@@ -22,7 +22,7 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 		return nil, fmt.Errorf("%w: descriptor lacks the patch size", ErrPatch)
 	}
 	if err := u.checkURLString(p.URL); err != nil {
-		return nil, fmt.Errorf("%w: patch URL: %v", ErrPatch, err)
+		return nil, fmt.Errorf("%w: patch URL: %w", ErrPatch, err)
 	}
 	part := base + ".patch.part"
 	d, _, err := u.download(ctx, job.ID, p.URL, p.Size, part, false, u.rateFor(job), progress)
@@ -39,7 +39,7 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 	out := base + ".patched"
 	if err := applyBSDiff(t.Path, part, out, a.Size); err != nil {
 		_ = os.Remove(out)
-		return nil, fmt.Errorf("%w: apply to %s: %v", ErrPatch, t.Path, err)
+		return nil, fmt.Errorf("%w: apply to %s: %w", ErrPatch, t.Path, err)
 	}
 	f, err := u.verifyFile(out, a, sig)
 	if err != nil {

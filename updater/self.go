@@ -116,13 +116,13 @@ func (u *Updater) selfSwap(src, exe, prev string, sum []byte) error {
 	if selfRenameAside {
 		if err := selfupdate.CommitBinary(opts); err != nil {
 			if rerr := selfupdate.RollbackError(err); rerr != nil {
-				return fmt.Errorf("replace binary: %w; restoring it also failed: %v: %w", err, rerr, ErrRollback)
+				return fmt.Errorf("replace binary: %w; restoring it also failed: %w: %w", err, rerr, ErrRollback)
 			}
 			return fmt.Errorf("replace binary: %w", err)
 		}
 		return syncDir(filepath.Dir(exe))
 	}
-	return swap(exe, selfNewPath(exe), prev)
+	return swap(exe, selfNewPath(exe), prev, u.hook)
 }
 
 // RecoverSelf runs at start, before the daemon does anything else. When

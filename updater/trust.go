@@ -239,7 +239,7 @@ func (k *Keyring) verify(mr digestVerifier, sigText []byte, want Meta, sum strin
 	}
 	var sig minisign.Signature
 	if err := sig.UnmarshalText(sigText); err != nil {
-		return fmt.Errorf("verify %s: malformed signature: %v: %w", want, err, ErrSignature)
+		return fmt.Errorf("verify %s: malformed signature: %w: %w", want, err, ErrSignature)
 	}
 	id := FormatKeyID(sig.KeyID)
 	if k.revoked[sig.KeyID] {
@@ -272,7 +272,7 @@ func (k *Keyring) verify(mr digestVerifier, sigText []byte, want Meta, sum strin
 	// The comment is authentic only now that the signature verified.
 	got, err := ParseTrustedComment(sig.TrustedComment)
 	if err != nil {
-		return fmt.Errorf("verify %s: %v: %w", want, err, ErrMetadata)
+		return fmt.Errorf("verify %s: %w: %w", want, err, ErrMetadata)
 	}
 	if got != want {
 		return fmt.Errorf("verify %s: artifact is signed as %s: %w", want, got, ErrMetadata)

@@ -90,6 +90,16 @@ type Updater struct {
 	log    *zap.Logger
 	jnl    *journal
 	now    func() time.Time
+	// phaseHook, if set, runs at each phase boundary of this updater's
+	// jobs: tests kill the process there.
+	phaseHook func(Phase)
+}
+
+// hook runs the phase hook, if any.
+func (u *Updater) hook(p Phase) {
+	if u.phaseHook != nil {
+		u.phaseHook(p)
+	}
 }
 
 // New checks cfg and prepares the state dir.

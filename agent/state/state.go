@@ -128,11 +128,7 @@ type Job struct {
 
 // Terminal reports whether the job is over on this host.
 func (j *Job) Terminal() bool {
-	switch j.State {
-	case sailpoint.JobFinished, sailpoint.JobFailed, sailpoint.JobCancelled:
-		return true
-	}
-	return false
+	return j.State.Terminal()
 }
 
 // State is the daemon's persistent state.

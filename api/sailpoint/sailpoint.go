@@ -81,6 +81,16 @@ func (s JobState) Valid() bool {
 	return false
 }
 
+// Terminal reports whether a job in state s is over: FINISHED, FAILED or
+// CANCELLED. Nothing moves a job out of these.
+func (s JobState) Terminal() bool {
+	switch s {
+	case JobFinished, JobFailed, JobCancelled:
+		return true
+	}
+	return false
+}
+
 // JobTypeUpgrade is the only job type: update one or more managed programs.
 const JobTypeUpgrade = "VA_UPGRADE"
 

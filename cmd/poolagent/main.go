@@ -259,7 +259,11 @@ func serviceConfig(cfg config.Config, cfgPath string) (daemon.Config, []string, 
 // in the foreground or under a service manager that kardianos/service
 // detects.
 func runDaemon(ctx context.Context, mgr *daemon.Manager, cfg config.Config, log *zap.Logger, asService bool) error {
-	d, err := agent.New(cfg, log)
+	deps, err := agent.NewDeps(cfg, log)
+	if err != nil {
+		return err
+	}
+	d, err := agent.New(cfg, log, deps)
 	if err != nil {
 		return err
 	}
