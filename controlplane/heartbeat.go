@@ -95,10 +95,6 @@ func finishedJob(jobs []store.JobReport) bool {
 	return false
 }
 
-func terminal(s sailpoint.JobState) bool {
-	return s == sailpoint.JobFinished || s == sailpoint.JobFailed || s == sailpoint.JobCancelled
-}
-
 // hostFacts is what poolserver keeps of a host's report (clients.facts).
 type hostFacts struct {
 	Hostname        string                  `json:"hostname,omitempty"`
@@ -403,7 +399,7 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 	current := map[string]bool{}
 	for _, j := range s.engine.JobsFor(c.ID, now) {
 		current[j.UUID] = true
-		if st, ok := reported[j.UUID]; ok && terminal(st) {
+		if st, ok := reported[j.UUID]; ok && st.Terminal() {
 			continue
 		}
 		j.ExpiresAt = now.Add(s.cfg.Rollout.JobTTL.Duration)
@@ -428,7 +424,7 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 		jobs = append(jobs, j)
 	}
 	for _, rj := range req.Body.Jobs {
-		if !terminal(rj.State) && !current[rj.UUID] {
+		if !rj.State.Terminal() && !current[rj.UUID] {
 			jobs = append(jobs, sailpoint.Job{UUID: rj.UUID, Cookbook: rj.UUID, State: sailpoint.JobCancelled, Type: sailpoint.JobTypeUpgrade,
 				TargetID: c.ID, ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{}, ExpiresAt: now.Add(s.cfg.Rollout.JobTTL.Duration)})
 		}

@@ -88,7 +88,7 @@ func (m *metrics) observeStore(op string, start time.Time) {
 
 // jobReported counts a host's job report once when it is terminal.
 func (m *metrics) jobReported(j sailpoint.JobReport) {
-	if !terminal(j.State) {
+	if !j.State.Terminal() {
 		return
 	}
 	m.seenMu.Lock()
