@@ -17,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/version"
 	"github.com/poolagent/poolagent/platform/process"
+	"github.com/poolagent/poolagent/signing"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -30,7 +31,7 @@ func diskFullWant() string {
 
 func testDaemon(t *testing.T) *Daemon {
 	t.Helper()
-	pub, _, err := updater.GenerateKey()
+	pub, _, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

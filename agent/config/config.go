@@ -23,10 +23,10 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/internal/tomlconf"
+	"github.com/poolagent/poolagent/signing"
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
-	"github.com/poolagent/poolagent/updater"
 )
 
 // SelfName is the managed-process name and type of poolagent itself in a
@@ -320,7 +320,7 @@ func (c Config) Validate() error {
 		return errors.New("artifacts.trusted_keys: pin at least one minisign public key")
 	}
 	if len(c.Artifacts.TrustedKeys) > 0 {
-		if _, err := updater.NewKeyring(c.Artifacts.TrustedKeys, c.Artifacts.RevokedKeyIDs); err != nil {
+		if _, err := signing.NewKeyring(c.Artifacts.TrustedKeys, c.Artifacts.RevokedKeyIDs); err != nil {
 			return fmt.Errorf("artifacts.trusted_keys: %w", err)
 		}
 	}
