@@ -46,11 +46,6 @@ func WithCA(caPEM []byte) Option {
 	}
 }
 
-// WithHTTPClient sets the HTTP client (tests, proxies).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) error { c.hc = hc; return nil }
-}
-
 // New returns a client of the poolserver at baseURL (e.g.
 // https://poolserver.example.com) that authenticates with token.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
