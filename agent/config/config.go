@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/tomlconf"
 	"github.com/poolagent/poolagent/signing"
 
@@ -296,15 +297,8 @@ func (c Config) Validate() error {
 	if !sailpoint.ClientType(c.Type).Valid() {
 		return fmt.Errorf("type: %q: want VA, CCG, INTERNAL or IIQ_HARVESTER", c.Type)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level: %q: want debug, info, warn or error", c.LogLevel)
-	}
-	switch c.LogFormat {
-	case "auto", "console", "json":
-	default:
-		return fmt.Errorf("log_format: %q: want auto, console or json", c.LogFormat)
+	if err := logging.Validate(c.LogLevel, c.LogFormat); err != nil {
+		return err
 	}
 	if c.Proxy != "" {
 		if u, err := url.Parse(c.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
