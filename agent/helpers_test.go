@@ -10,6 +10,7 @@ import (
 
 	"github.com/poolagent/poolagent/agent/config"
 	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/signing"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -26,7 +27,7 @@ func diskFullWant() string {
 // before New takes them.
 func testDaemon(t *testing.T, with ...func(*Deps)) *Daemon {
 	t.Helper()
-	pub, _, err := updater.GenerateKey()
+	pub, _, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

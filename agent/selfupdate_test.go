@@ -27,6 +27,7 @@ import (
 	"github.com/poolagent/poolagent/agent/state"
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/signing"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -54,7 +55,7 @@ func newSelfServer(t *testing.T, priv minisign.PrivateKey, artifact []byte) *sel
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	m := updater.Meta{Name: config.SelfName, Version: "1.0.1", OS: runtime.GOOS, Arch: runtime.GOARCH}
-	sig, err := updater.SignReader(priv, bytes.NewReader(artifact), m)
+	sig, err := signing.SignReader(priv, bytes.NewReader(artifact), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func (h *selfHost) install(ctx context.Context, newBinary []byte) {
 
 func selfFixture(t *testing.T) (*selfServer, *selfHost, []byte, []byte) {
 	t.Helper()
-	pub, priv, err := updater.GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}

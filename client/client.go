@@ -46,11 +46,6 @@ func WithCA(caPEM []byte) Option {
 	}
 }
 
-// WithHTTPClient sets the HTTP client (tests, proxies).
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *Client) error { c.hc = hc; return nil }
-}
-
 // New returns a client of the poolserver at baseURL (e.g.
 // https://poolserver.example.com) that authenticates with token.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
@@ -209,21 +204,9 @@ func (c *Client) CreateUpdate(ctx context.Context, poolID string, u NewUpdate) (
 	return &out, nil
 }
 
-// Action is a lifecycle action of an update.
-type Action string
-
-// The lifecycle actions.
-const (
-	Pause      Action = "pause"
-	Resume     Action = "resume"
-	Stop       Action = "stop"
-	Retry      Action = "retry"
-	Activate   Action = "activate"
-	Deactivate Action = "deactivate"
-)
-
-// Do applies a lifecycle action to an update and returns it after.
-func (c *Client) Do(ctx context.Context, poolID, updateID string, a Action) (*okta.AgentPoolUpdate, error) {
+// Do applies a lifecycle action (one of the POST actions, not
+// okta.ActionDelete) to an update and returns it after.
+func (c *Client) Do(ctx context.Context, poolID, updateID string, a okta.UpdateAction) (*okta.AgentPoolUpdate, error) {
 	var out okta.AgentPoolUpdate
 	if _, err := c.do(ctx, "POST", updatePath(poolID, updateID)+"/"+string(a), nil, &out); err != nil {
 		return nil, err
@@ -231,22 +214,9 @@ func (c *Client) Do(ctx context.Context, poolID, updateID string, a Action) (*ok
 	return &out, nil
 }
 
-// Release is one published artifact of the catalog.
-type Release struct {
-	Name        string              `json:"name"`
-	Version     string              `json:"version"`
-	OS          string              `json:"os"`
-	Arch        string              `json:"arch"`
-	Channel     okta.ReleaseChannel `json:"channel"`
-	Size        int64               `json:"size"`
-	SHA256      string              `json:"sha256"`
-	PublishedAt time.Time           `json:"publishedAt"`
-	URL         string              `json:"url"`
-}
-
 // ListReleases returns the release catalog, oldest first.
-func (c *Client) ListReleases(ctx context.Context) ([]Release, error) {
-	var out []Release
+func (c *Client) ListReleases(ctx context.Context) ([]okta.Release, error) {
+	var out []okta.Release
 	_, err := c.do(ctx, "GET", "/api/v1/releases", nil, &out)
 	return out, err
 }

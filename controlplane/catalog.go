@@ -291,28 +291,15 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", rel.PublishedAt, f)
 }
 
-// releaseView is one entry of GET /api/v1/releases (extension).
-type releaseView struct {
-	Name        string              `json:"name"`
-	Version     string              `json:"version"`
-	OS          string              `json:"os"`
-	Arch        string              `json:"arch"`
-	Channel     okta.ReleaseChannel `json:"channel"`
-	Size        int64               `json:"size"`
-	SHA256      string              `json:"sha256"`
-	PublishedAt time.Time           `json:"publishedAt"`
-	URL         string              `json:"url"`
-}
-
 // handleListReleases serves GET /api/v1/releases (extension): the catalog.
 func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request, _ *store.Token) error {
 	rs, err := s.store.ListReleases(r.Context(), r.URL.Query().Get("name"))
 	if err != nil {
 		return err
 	}
-	out := make([]releaseView, 0, len(rs))
+	out := make([]okta.Release, 0, len(rs))
 	for _, rel := range rs {
-		out = append(out, releaseView{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, Channel: rel.Channel, Size: rel.Size,
+		out = append(out, okta.Release{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, Channel: rel.Channel, Size: rel.Size,
 			SHA256: rel.SHA256, PublishedAt: rel.PublishedAt, URL: s.baseURL(r) + artifactURL(rel)})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/tomlconf"
 )
 
@@ -166,15 +167,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("external_url: %q is not an http(s) URL", c.ExternalURL)
 		}
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level: %q: want debug, info, warn or error", c.LogLevel)
-	}
-	switch c.LogFormat {
-	case "auto", "console", "json":
-	default:
-		return fmt.Errorf("log_format: %q: want auto, console or json", c.LogFormat)
+	if err := logging.Validate(c.LogLevel, c.LogFormat); err != nil {
+		return err
 	}
 	if c.ShutdownTimeout.Duration <= 0 {
 		return errors.New("shutdown_timeout: must be positive")

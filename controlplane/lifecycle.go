@@ -11,19 +11,19 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-// Action is an operator's action on an update (the state machine lives in
-// the rollout package: rollout.Transitions).
-type Action = rollout.Action
+// Action is an operator's action on an update: the wire type of api/okta,
+// applied by the state machine of the rollout package (rollout.Transitions).
+type Action = okta.UpdateAction
 
 // The lifecycle actions of the Agent Pools API.
 const (
-	ActionActivate   = rollout.ActionActivate
-	ActionDeactivate = rollout.ActionDeactivate
-	ActionPause      = rollout.ActionPause
-	ActionResume     = rollout.ActionResume
-	ActionStop       = rollout.ActionStop
-	ActionRetry      = rollout.ActionRetry
-	ActionDelete     = rollout.ActionDelete
+	ActionActivate   = okta.ActionActivate
+	ActionDeactivate = okta.ActionDeactivate
+	ActionPause      = okta.ActionPause
+	ActionResume     = okta.ActionResume
+	ActionStop       = okta.ActionStop
+	ActionRetry      = okta.ActionRetry
+	ActionDelete     = okta.ActionDelete
 )
 
 // illegal is the 400 for an action the current status does not allow.

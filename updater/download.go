@@ -19,6 +19,7 @@ import (
 
 	"github.com/poolagent/poolagent/internal/vercmp"
 	"github.com/poolagent/poolagent/platform/disk"
+	"github.com/poolagent/poolagent/signing"
 )
 
 // Fetched is an artifact downloaded into the state dir and verified:
@@ -82,7 +83,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 		if fresh {
 			removeDownload(part)
 		}
-		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, needsPrehash(sig), u.rateFor(job), progress)
+		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, signing.NeedsPrehash(sig), u.rateFor(job), progress)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				removeDownload(part)
@@ -174,7 +175,7 @@ func (u *Updater) check(d *digester, a Artifact, sig []byte) error {
 	if sum != strings.ToLower(a.SHA256) {
 		return fmt.Errorf("%w: got %s, want %s", ErrHash, sum, strings.ToLower(a.SHA256))
 	}
-	return u.keys.verify(d.mr, sig, a.Meta, sum, d.n)
+	return u.keys.Verify(d.mr, sig, a.Meta, sum, d.n)
 }
 
 // verifyFile hashes a file on disk and checks it like a download.
@@ -184,7 +185,7 @@ func (u *Updater) verifyFile(path string, a Artifact, sig []byte) (*Fetched, err
 		return nil, err
 	}
 	defer f.Close()
-	d := newDigester(needsPrehash(sig))
+	d := newDigester(signing.NeedsPrehash(sig))
 	if _, err := d.copyFrom(nil, f, a.Size, nil); err != nil {
 		d.finish()
 		if errors.Is(err, ErrTooLarge) {

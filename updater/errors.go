@@ -1,6 +1,10 @@
 package updater
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/poolagent/poolagent/signing"
+)
 
 // Failure classes the daemon maps to failure codes. Every error returned by
 // this package that stems from one of these wraps it, so errors.Is works.
@@ -19,13 +23,14 @@ var (
 	// ErrHash: the artifact's SHA-256 differs from the descriptor's.
 	ErrHash = errors.New("sha256 mismatch")
 	// ErrSignature: the signature is missing, malformed, does not verify
-	// against a pinned key, or was made by a revoked key.
-	ErrSignature = errors.New("signature verification failed")
+	// against a pinned key, or was made by a revoked key (the same value as
+	// signing.ErrSignature).
+	ErrSignature = signing.ErrSignature
 	// ErrUntrustedKey: the signature names a key that is not pinned.
-	ErrUntrustedKey = errors.New("signature by an untrusted key")
+	ErrUntrustedKey = signing.ErrUntrustedKey
 	// ErrMetadata: the signed trusted comment names another program,
 	// version, os or arch than the job.
-	ErrMetadata = errors.New("signed metadata does not match the job")
+	ErrMetadata = signing.ErrMetadata
 	// ErrDowngrade: the job would install a version below the installed
 	// one and Job.AllowDowngrade is not set.
 	ErrDowngrade = errors.New("downgrade refused")

@@ -4,38 +4,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/poolagent/poolagent/internal/atomicfile"
 )
 
-// writeFileAtomic replaces path with data: write a temp file in the same
-// directory, fsync it, rename it over path, fsync the directory. A crash
-// leaves the old or the new content, never a torn file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
+// syncDir fsyncs a directory so a rename or unlink in it is durable (a
+// no-op on Windows, see internal/atomicfile).
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // copyFileSync copies src to dst (created with mode) and fsyncs dst.
 func copyFileSync(src, dst string, mode os.FileMode) error {

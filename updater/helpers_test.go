@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+
+	"github.com/poolagent/poolagent/signing"
 )
 
 // signer is a release key.
@@ -26,7 +28,7 @@ type signer struct {
 
 func newSigner(t testing.TB) signer {
 	t.Helper()
-	pub, priv, err := GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func (s signer) signLegacy(t testing.TB, data []byte, m Meta) []byte {
 	if _, err := io.Copy(io.Discard, mr); err != nil {
 		t.Fatal(err)
 	}
-	return mr.SignWithComments(s.priv, TrustedComment(m.Name, m.Version, m.OS, m.Arch), "legacy")
+	return mr.SignWithComments(s.priv, signing.TrustedComment(m.Name, m.Version, m.OS, m.Arch), "legacy")
 }
 
 func (s signer) sign(t testing.TB, data []byte, m Meta) []byte {
@@ -52,7 +54,7 @@ func (s signer) sign(t testing.TB, data []byte, m Meta) []byte {
 	if err := os.WriteFile(p, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sig, err := Sign(s.priv, p, m)
+	sig, err := signing.Sign(s.priv, p, m)
 	if err != nil {
 		t.Fatal(err)
 	}

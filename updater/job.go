@@ -3,6 +3,8 @@ package updater
 import (
 	"os"
 	"time"
+
+	"github.com/poolagent/poolagent/signing"
 )
 
 // Job is one host's share of an update: install Artifact on a target.
@@ -21,6 +23,10 @@ type Job struct {
 	// Config.RateLimit alone. The smaller non-zero limit of the two wins.
 	RateLimit int64
 }
+
+// Meta is what a signature binds an artifact to: program, version and
+// platform. It is signing.Meta, named here because Artifact embeds it.
+type Meta = signing.Meta
 
 // Artifact is the descriptor of a release file, as the server sends it.
 // Its Meta is what the signature must bind.

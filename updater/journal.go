@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/poolagent/poolagent/internal/atomicfile"
 )
 
 // journalVersion is bumped when entry's meaning changes.
@@ -55,7 +57,7 @@ func (j *journal) put(e *entry) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.path(e.Name), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(j.path(e.Name), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write journal for %s: %w", e.Name, err)
 	}
 	return nil

@@ -1,79 +1,15 @@
 package updater
 
 import (
-	"aead.dev/minisign"
 	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/poolagent/poolagent/signing"
 )
-
-func TestTrustedCommentRoundTrip(t *testing.T) {
-	c := TrustedComment("AD", "1.2.3", "windows", "amd64")
-	if want := "poolagent-artifact name=AD version=1.2.3 os=windows arch=amd64"; c != want {
-		t.Fatalf("TrustedComment = %q, want %q", c, want)
-	}
-	m, err := ParseTrustedComment(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m != (Meta{"AD", "1.2.3", "windows", "amd64"}) {
-		t.Fatalf("parsed %+v", m)
-	}
-	sha := strings.Repeat("ab", 32)
-	d := TrustedCommentWithDigest("AD", "1.2.3", "windows", "amd64", strings.ToUpper(sha), 42)
-	b, err := parseBinding(d)
-	if err != nil || b.Meta != m || b.SHA256 != sha || b.Size != 42 {
-		t.Fatalf("parseBinding(%q) = %+v, %v", d, b, err)
-	}
-}
-
-func TestParseTrustedCommentRejects(t *testing.T) {
-	for _, c := range []string{
-		"",
-		"timestamp:1700000000", // minisign's default comment
-		"poolagent-artifact name=AD version=1.0 os=linux",
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 extra=1",
-		"poolagent-artifact name=AD name=LDAP version=1.0 os=linux arch=amd64",
-		"poolagent-artifact name= version=1.0 os=linux arch=amd64",
-		"poolagent-artifactx name=AD version=1.0 os=linux arch=amd64",
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("a", 64),
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 size=10",
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=xyz size=10",
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("g", 64) + " size=10",
-		"poolagent-artifact name=AD version=1.0 os=linux arch=amd64 sha256=" + strings.Repeat("a", 64) + " size=-1",
-	} {
-		if _, err := ParseTrustedComment(c); err == nil {
-			t.Errorf("ParseTrustedComment(%q) = nil error", c)
-		}
-	}
-}
-
-func TestNewKeyring(t *testing.T) {
-	a, b := newSigner(t), newSigner(t)
-	pubFile, _ := a.pub.MarshalText() // with its comment line, as in a .pub file
-	for _, tc := range []struct {
-		name    string
-		keys    []string
-		revoked []string
-		ok      bool
-	}{
-		{"one key", []string{a.pubText()}, nil, true},
-		{"pub file text", []string{string(pubFile)}, nil, true},
-		{"rotation", []string{a.pubText(), b.pubText()}, []string{FormatKeyID(a.pub.ID())}, true},
-		{"no keys", nil, nil, false},
-		{"garbage key", []string{"not a key"}, nil, false},
-		{"bad revoked id", []string{a.pubText()}, []string{"xyz"}, false},
-		{"all revoked", []string{a.pubText()}, []string{FormatKeyID(a.pub.ID())}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewKeyring(tc.keys, tc.revoked)
-			if (err == nil) != tc.ok {
-				t.Fatalf("NewKeyring: err = %v, want ok=%v", err, tc.ok)
-			}
-		})
-	}
-}
 
 // TestVerify covers the trust model on a real download: what is accepted
 // and, with its failure class, what is refused.
@@ -108,7 +44,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newArtifactServer(t)
 			u := newTestUpdater(t, []string{release.pubText(), rotated.pubText(), retired.pubText()}, func(c *Config) {
-				c.RevokedKeyIDs = []string{FormatKeyID(retired.pub.ID())}
+				c.RevokedKeyIDs = []string{signing.FormatKeyID(retired.pub.ID())}
 			})
 			job := Job{ID: "j", Artifact: Artifact{Meta: m, URL: srv.put("/a", data), Size: int64(len(data)), SHA256: sum(data), Signature: tc.sig}}
 			f, err := u.Fetch(t.Context(), job, Target{}, nil)
@@ -137,7 +73,7 @@ func tamperComment(sig []byte) []byte {
 	lines := strings.Split(string(sig), "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, "trusted comment: ") {
-			lines[i] = "trusted comment: " + TrustedComment("AD", "9.9.9", "linux", "amd64")
+			lines[i] = "trusted comment: " + signing.TrustedComment("AD", "9.9.9", "linux", "amd64")
 		}
 	}
 	return []byte(strings.Join(lines, "\n"))

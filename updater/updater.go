@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/poolagent/poolagent/signing"
 )
 
 // Config is the updater's part of the agent's config. The zero value of
@@ -85,7 +87,7 @@ func (c *Config) setDefaults() {
 // at a time; the daemon serialises jobs per target.
 type Updater struct {
 	cfg    Config
-	keys   *Keyring
+	keys   *signing.Keyring
 	client *http.Client
 	log    *zap.Logger
 	jnl    *journal
@@ -108,7 +110,7 @@ func New(cfg Config) (*Updater, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("updater: state dir not set")
 	}
-	keys, err := NewKeyring(cfg.TrustedKeys, cfg.RevokedKeyIDs)
+	keys, err := signing.NewKeyring(cfg.TrustedKeys, cfg.RevokedKeyIDs)
 	if err != nil {
 		return nil, fmt.Errorf("updater: %w", err)
 	}

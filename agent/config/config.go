@@ -22,11 +22,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/tomlconf"
+	"github.com/poolagent/poolagent/signing"
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
-	"github.com/poolagent/poolagent/updater"
 )
 
 // SelfName is the managed-process name and type of poolagent itself in a
@@ -296,15 +297,8 @@ func (c Config) Validate() error {
 	if !sailpoint.ClientType(c.Type).Valid() {
 		return fmt.Errorf("type: %q: want VA, CCG, INTERNAL or IIQ_HARVESTER", c.Type)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log_level: %q: want debug, info, warn or error", c.LogLevel)
-	}
-	switch c.LogFormat {
-	case "auto", "console", "json":
-	default:
-		return fmt.Errorf("log_format: %q: want auto, console or json", c.LogFormat)
+	if err := logging.Validate(c.LogLevel, c.LogFormat); err != nil {
+		return err
 	}
 	if c.Proxy != "" {
 		if u, err := url.Parse(c.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
@@ -320,7 +314,7 @@ func (c Config) Validate() error {
 		return errors.New("artifacts.trusted_keys: pin at least one minisign public key")
 	}
 	if len(c.Artifacts.TrustedKeys) > 0 {
-		if _, err := updater.NewKeyring(c.Artifacts.TrustedKeys, c.Artifacts.RevokedKeyIDs); err != nil {
+		if _, err := signing.NewKeyring(c.Artifacts.TrustedKeys, c.Artifacts.RevokedKeyIDs); err != nil {
 			return fmt.Errorf("artifacts.trusted_keys: %w", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/internal/atomicfile"
 	"github.com/poolagent/poolagent/platform/fsacl"
 )
 
@@ -229,50 +230,14 @@ func (s *State) Save(dir string) error {
 }
 
 // WriteFileAtomic writes b to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. A mode without group
-// or other bits also gets, before anything is written, the owner-only ACL
-// of fsacl.RestrictFile (SYSTEM and Administrators on Windows), which the
-// rename keeps.
+// directory (internal/atomicfile: write, fsync, rename, fsync the
+// directory). A mode without group or other bits also gets, before
+// anything is written, the owner-only ACL of fsacl.RestrictFile (SYSTEM and
+// Administrators on Windows), which the rename keeps.
 func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
+	var prepare func(string) error
 	if mode&0o077 == 0 {
-		if err := fsacl.RestrictFile(tmp.Name()); err != nil {
-			tmp.Close()
-			return err
-		}
+		prepare = fsacl.RestrictFile
 	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	syncDir(filepath.Dir(path))
-	return nil
-}
-
-// syncDir flushes a directory entry (best effort; not possible on Windows).
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	d.Close()
+	return atomicfile.WriteWith(path, b, mode, prepare)
 }

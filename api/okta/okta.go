@@ -1,7 +1,8 @@
 // Package okta holds the wire types of Okta's Agent Pools management API
 // (/api/v1/agentPools/...) as poolserver serves it and the official Okta
-// SDKs decode it: pools, agents, updates, update settings, schedules and
-// Okta's error object.
+// SDKs decode it: pools, agents, updates, update settings, schedules,
+// lifecycle actions and Okta's error object, and poolserver's extensions
+// (the release catalog, the audit log).
 package okta
 
 import (
@@ -124,6 +125,37 @@ func (c ReleaseChannel) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// UpdateAction is an operator's lifecycle action on an update: the last
+// path segment of POST /api/v1/agentPools/{poolId}/updates/{updateId}/{action},
+// or ActionDelete for DELETE of the update. The state machine that applies
+// it lives in controlplane/rollout.
+type UpdateAction string
+
+// The lifecycle actions of the Agent Pools API.
+const (
+	ActionActivate   UpdateAction = "activate"
+	ActionDeactivate UpdateAction = "deactivate"
+	ActionPause      UpdateAction = "pause"
+	ActionResume     UpdateAction = "resume"
+	ActionStop       UpdateAction = "stop"
+	ActionRetry      UpdateAction = "retry"
+	ActionDelete     UpdateAction = "delete" // DELETE of the update, not a POST path segment
+)
+
+// Release is one published artifact of the catalog, an entry of
+// GET /api/v1/releases (extension).
+type Release struct {
+	Name        string         `json:"name"`
+	Version     string         `json:"version"`
+	OS          string         `json:"os"`
+	Arch        string         `json:"arch"`
+	Channel     ReleaseChannel `json:"channel"`
+	Size        int64          `json:"size"`
+	SHA256      string         `json:"sha256"`
+	PublishedAt time.Time      `json:"publishedAt"`
+	URL         string         `json:"url"`
 }
 
 // Href is one link of a HAL `_links` object.

@@ -29,7 +29,7 @@ import (
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/controlplane/store/sqlite"
-	"github.com/poolagent/poolagent/updater"
+	"github.com/poolagent/poolagent/signing"
 )
 
 func main() {
@@ -114,7 +114,7 @@ func run(ctx context.Context) error {
 		ServerURL: "http://" + l.Addr().String(), ClientID: client.ID, Secret: secret}); err != nil {
 		return err
 	}
-	pub, _, err := updater.GenerateKey()
+	pub, _, err := signing.GenerateKey()
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/poolagent/poolagent/signing"
 	"github.com/poolagent/poolagent/updater"
 )
 
@@ -89,12 +90,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	pub, priv, err := updater.GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		return err
 	}
-	m := updater.Meta{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64"}
-	sig, err := updater.Sign(priv, art, m)
+	m := signing.Meta{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64"}
+	sig, err := signing.Sign(priv, art, m)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ import (
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/controlplane/store/sqlite"
-	"github.com/poolagent/poolagent/updater"
+	"github.com/poolagent/poolagent/signing"
 )
 
 // Binaries built once in TestMain.
@@ -132,7 +132,7 @@ func newFleet(t *testing.T, rels []release, mutate ...func(*controlplane.Config)
 	if err := st.CreatePool(ctx, f.pool); err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, err := updater.GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func newFleet(t *testing.T, rels []release, mutate ...func(*controlplane.Config)
 // publish signs a build of the sample agent and adds it to the catalog.
 func (f *fleet) publish(name, version, file string) {
 	f.t.Helper()
-	sig, err := updater.Sign(f.priv, file, updater.Meta{Name: name, Version: version, OS: runtime.GOOS, Arch: runtime.GOARCH})
+	sig, err := signing.Sign(f.priv, file, signing.Meta{Name: name, Version: version, OS: runtime.GOOS, Arch: runtime.GOARCH})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -667,7 +667,8 @@ func TestBadJobRefused(t *testing.T) {
 	}
 }
 
-// TestDependencies keeps the daemon small: no control plane, no SQL.
+// TestDependencies keeps the daemon small: no control plane, no SQL, no
+// Prometheus client (the server's metrics library).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
@@ -675,7 +676,8 @@ func TestDependencies(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.Contains(dep, "/controlplane") || strings.Contains(dep, "sqlite") || strings.Contains(dep, "database/sql") ||
-			strings.Contains(dep, "pgx") || strings.Contains(dep, "lib/pq") || strings.HasPrefix(dep, "modernc.org/") {
+			strings.Contains(dep, "pgx") || strings.Contains(dep, "lib/pq") || strings.HasPrefix(dep, "modernc.org/") ||
+			strings.HasPrefix(dep, "github.com/prometheus/client_golang") {
 			t.Errorf("poolagent links %s", dep)
 		}
 	}

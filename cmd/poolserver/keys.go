@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"aead.dev/minisign"
-	"github.com/poolagent/poolagent/updater"
+	"github.com/poolagent/poolagent/signing"
 )
 
 // readPassword returns the key password from a file, or "" for none.
@@ -40,7 +40,7 @@ func cmdKeyGenerate(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pub, priv, err := updater.GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
@@ -103,7 +103,7 @@ func cmdReleaseSign(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("release sign", flag.ContinueOnError)
 	key := fs.String("key", "", "the minisign private key (from key generate)")
 	pwFile := fs.String("password-file", "", "the private key's password, if it is encrypted")
-	var m updater.Meta
+	var m signing.Meta
 	var file string
 	fs.StringVar(&m.Name, "name", "", "an agent type (AD, LDAP, ...) or poolagent")
 	fs.StringVar(&m.Version, "version", "", "the release's version")
@@ -120,7 +120,7 @@ func cmdReleaseSign(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sig, err := updater.Sign(priv, file, m)
+	sig, err := signing.Sign(priv, file, m)
 	if err != nil {
 		return err
 	}

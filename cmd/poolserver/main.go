@@ -30,7 +30,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/poolagent/poolagent/client"
+	"github.com/poolagent/poolagent/api/okta"
 )
 
 // usageError is a command-line mistake: exit code 2 with usage.
@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "updates create":
 		return cmdUpdatesCreate(ctx, rest, stdout)
 	case "updates pause", "updates resume", "updates stop", "updates retry":
-		return cmdUpdatesAction(client.Action(strings.TrimPrefix(cmd, "updates ")))(ctx, rest, stdout)
+		return cmdUpdatesAction(okta.UpdateAction(strings.TrimPrefix(cmd, "updates ")))(ctx, rest, stdout)
 	case "updates watch":
 		return cmdUpdatesWatch(ctx, rest, stdout)
 	case "releases list":

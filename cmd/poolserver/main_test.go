@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poolagent/poolagent/updater"
+	"github.com/poolagent/poolagent/signing"
 )
 
 var binary string
@@ -191,7 +191,7 @@ func TestSignAndPublish(t *testing.T) {
 		t.Errorf("publish printed %q", out)
 	}
 	// The agent's keyring accepts the key line generate printed.
-	if _, err := updater.NewKeyring([]string{pubLine}, nil); err != nil {
+	if _, err := signing.NewKeyring([]string{pubLine}, nil); err != nil {
 		t.Errorf("pinning the printed key: %v", err)
 	}
 	// Refusals: an encrypted key without its password; overwriting keys; a bad name.

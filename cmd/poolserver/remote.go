@@ -295,7 +295,7 @@ func cmdUpdatesCreate(ctx context.Context, args []string, stdout io.Writer) erro
 	return err
 }
 
-func cmdUpdatesAction(a client.Action) func(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdUpdatesAction(a okta.UpdateAction) func(ctx context.Context, args []string, stdout io.Writer) error {
 	return func(ctx context.Context, args []string, stdout io.Writer) error {
 		var pool, update string
 		c, rf, err := remoteCommand("updates "+string(a), args, poolUpdateFlags(&pool, &update))

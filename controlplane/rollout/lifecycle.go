@@ -8,18 +8,18 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-// Action is an operator's action on an update.
-type Action string
+// Action is an operator's action on an update (the wire type of api/okta).
+type Action = okta.UpdateAction
 
 // The lifecycle actions of the Agent Pools API.
 const (
-	ActionActivate   Action = "activate"
-	ActionDeactivate Action = "deactivate"
-	ActionPause      Action = "pause"
-	ActionResume     Action = "resume"
-	ActionStop       Action = "stop"
-	ActionRetry      Action = "retry"
-	ActionDelete     Action = "delete"
+	ActionActivate   = okta.ActionActivate
+	ActionDeactivate = okta.ActionDeactivate
+	ActionPause      = okta.ActionPause
+	ActionResume     = okta.ActionResume
+	ActionStop       = okta.ActionStop
+	ActionRetry      = okta.ActionRetry
+	ActionDelete     = okta.ActionDelete
 )
 
 // Shorthands for the table below.

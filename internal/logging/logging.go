@@ -1,6 +1,7 @@
 // Package logging builds the zap loggers both programs use: a console encoder
 // when standard error is a terminal, JSON otherwise (systemd, containers,
-// log shippers).
+// log shippers). Validate checks the log_level and log_format settings of
+// both programs' configs.
 package logging
 
 import (

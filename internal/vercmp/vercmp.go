@@ -30,9 +30,6 @@ func Compare(a, b string) int {
 	return compareParts(apre, bpre)
 }
 
-// Less reports whether a sorts before b.
-func Less(a, b string) bool { return Compare(a, b) < 0 }
-
 // Valid reports whether s looks like a version: non-empty, at most 128
 // bytes, starting with a digit (after an optional "v") and made only of
 // letters, digits and ". _ - +".

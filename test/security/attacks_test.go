@@ -23,7 +23,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/internal/e2e"
-	"github.com/poolagent/poolagent/updater"
+	"github.com/poolagent/poolagent/signing"
 )
 
 var (
@@ -67,16 +67,16 @@ type key struct {
 }
 
 func newKey(t *testing.T) key {
-	pub, priv, err := updater.GenerateKey()
+	pub, priv, err := signing.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return key{pub, priv}
 }
 
-func (k key) sign(t *testing.T, data []byte, m updater.Meta) string {
+func (k key) sign(t *testing.T, data []byte, m signing.Meta) string {
 	t.Helper()
-	sig, err := updater.SignReader(k.priv, strings.NewReader(string(data)), m)
+	sig, err := signing.SignReader(k.priv, strings.NewReader(string(data)), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +217,8 @@ func (e *evil) job(id, v string, a sailpoint.Artifact, seq int64) sailpoint.Job 
 		ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{"ad-agent": {Version: v, Path: "AD/ad-agent", Type: "AD", Artifact: &a}}}
 }
 
-func meta(v string) updater.Meta {
-	return updater.Meta{Name: "AD", Version: v, OS: runtime.GOOS, Arch: runtime.GOARCH}
+func meta(v string) signing.Meta {
+	return signing.Meta{Name: "AD", Version: v, OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 
 func sum(b []byte) string {
@@ -227,7 +227,7 @@ func sum(b []byte) string {
 }
 
 // artifact is a correct descriptor of data served at url.
-func artifact(url string, data []byte, m updater.Meta, sig string) sailpoint.Artifact {
+func artifact(url string, data []byte, m signing.Meta, sig string) sailpoint.Artifact {
 	return sailpoint.Artifact{Name: m.Name, Version: m.Version, OS: m.OS, Arch: m.Arch, URL: url, Size: int64(len(data)), SHA256: sum(data), Signature: sig}
 }
 
@@ -350,15 +350,15 @@ func TestArbitrarySoftwareInstallation(t *testing.T) {
 
 func TestWrongSoftwareInstallation(t *testing.T) {
 	data := samples["1.1.0"]
-	other := func(f func(*updater.Meta)) updater.Meta { m := meta("1.1.0"); f(&m); return m }
+	other := func(f func(*signing.Meta)) signing.Meta { m := meta("1.1.0"); f(&m); return m }
 	for _, tc := range []struct {
 		name   string
-		signed updater.Meta
+		signed signing.Meta
 	}{
-		{"signed as another program", other(func(m *updater.Meta) { m.Name = "LDAP" })},
-		{"signed for another OS", other(func(m *updater.Meta) { m.OS = "windows" })},
-		{"signed for another arch", other(func(m *updater.Meta) { m.Arch = "riscv64" })},
-		{"signed as another version", other(func(m *updater.Meta) { m.Version = "9.9.9" })},
+		{"signed as another program", other(func(m *signing.Meta) { m.Name = "LDAP" })},
+		{"signed for another OS", other(func(m *signing.Meta) { m.OS = "windows" })},
+		{"signed for another arch", other(func(m *signing.Meta) { m.Arch = "riscv64" })},
+		{"signed as another version", other(func(m *signing.Meta) { m.Version = "9.9.9" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, nil)
@@ -607,7 +607,7 @@ func TestKeyRotationAndRevocation(t *testing.T) {
 	t.Run("a revoked key is refused though still pinned", func(t *testing.T) {
 		r := newRig(t, func(o *e2e.HostOptions) {
 			o.MoreTrustedKeys = []string{retired.pub.String()}
-			o.RevokedKeyIDs = []string{updater.FormatKeyID(retired.pub.ID())}
+			o.RevokedKeyIDs = []string{signing.FormatKeyID(retired.pub.ID())}
 		})
 		url := r.e.serve("a", data)
 		r.e.offer(r.e.job("j1", "1.1.0", artifact(url, data, meta("1.1.0"), retired.sign(t, data, meta("1.1.0"))), 1))
