@@ -1,11 +1,7 @@
 package agent
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -143,18 +139,4 @@ func (d *Daemon) rememberPreviousLocked(name, version, sha256 string) {
 		d.st.Agents[name] = s
 	}
 	s.Previous = &state.Previous{Version: version, SHA256: strings.ToLower(sha256), At: time.Now().UTC()}
-}
-
-// fileSHA256 is the SHA-256 (hex) of a file.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

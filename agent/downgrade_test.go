@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/updater"
 )
 
 func TestDecideDowngrade(t *testing.T) {
@@ -89,11 +90,11 @@ func TestFileSHA256(t *testing.T) {
 	if err := os.WriteFile(p, []byte("abc"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := fileSHA256(p)
+	got, err := updater.HashFile(p)
 	if err != nil || got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Errorf("fileSHA256 = %q, %v", got, err)
 	}
-	if _, err := fileSHA256(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := updater.HashFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("a missing file hashed")
 	}
 }

@@ -185,7 +185,7 @@ func (x *jobExec) installSelf() {
 	defer x.lock.Unlock()
 	// What runs now becomes poolagent's previous release once the new
 	// binary confirms.
-	fromSHA, err := fileSHA256(d.exe)
+	fromSHA, err := updater.HashFile(d.exe)
 	if err != nil {
 		x.log.Warn("hash the running poolagent binary; no revert to it will be possible", zap.Error(err))
 	}

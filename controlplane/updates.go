@@ -121,27 +121,48 @@ func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *stor
 	return s.getUpdate(w, r) // streamed, with paging: updateread.go
 }
 
-// handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
-func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
+// updateWrite is what a create or a modify reads before it writes: the
+// pool, the reply's query, the checked body and the pool's agents.
+type updateWrite struct {
+	pool   *store.Pool
+	reply  agentsQuery
+	body   *parsedUpdate
+	agents map[string]*store.Agent
+	list   []*store.Agent
+}
+
+// readUpdateWrite is the shared prologue of create and modify: every
+// check that can refuse the request runs before anything is written.
+func (s *Server) readUpdateWrite(r *http.Request) (*updateWrite, error) {
 	p, err := s.getPool(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	q, err := replyQuery(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := parseUpdateBody(r, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.checkTargetChannel(r, p, b); err != nil {
-		return err
+		return nil, err
 	}
 	agents, list, err := s.poolAgents(r, p.ID)
 	if err != nil {
+		return nil, err
+	}
+	return &updateWrite{pool: p, reply: q, body: b, agents: agents, list: list}, nil
+}
+
+// handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
+func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
+	in, err := s.readUpdateWrite(r)
+	if err != nil {
 		return err
 	}
+	p, q, b, agents, list := in.pool, in.reply, in.body, in.agents, in.list
 	now := s.clock.Now().UTC()
 	u := &store.Update{
 		ID:         store.NewID("upd"),
@@ -241,25 +262,11 @@ func setUpdateAgents(u *store.Update, refs *[]agentRef, agents map[string]*store
 // handleModifyUpdate serves POST /api/v1/agentPools/{poolId}/updates/{updateId}.
 // Fields absent from the body keep their values.
 func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	p, err := s.getPool(r)
+	in, err := s.readUpdateWrite(r)
 	if err != nil {
 		return err
 	}
-	q, err := replyQuery(r)
-	if err != nil {
-		return err
-	}
-	b, err := parseUpdateBody(r, p)
-	if err != nil {
-		return err
-	}
-	if err := s.checkTargetChannel(r, p, b); err != nil {
-		return err
-	}
-	agents, list, err := s.poolAgents(r, p.ID)
-	if err != nil {
-		return err
-	}
+	p, q, b, agents, list := in.pool, in.reply, in.body, in.agents, in.list
 	now := s.clock.Now().UTC()
 	var from okta.AgentUpdateJobStatus
 	u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {

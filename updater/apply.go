@@ -74,7 +74,7 @@ func (u *Updater) Apply(ctx context.Context, f *Fetched, t Target, onPhase Phase
 	if mode == 0 {
 		mode = 0o755
 	}
-	oldSum, err := hashFile(t.Path)
+	oldSum, err := HashFile(t.Path)
 	if err != nil {
 		return fail(fmt.Errorf("read installed binary: %w", err))
 	}
@@ -306,7 +306,7 @@ func (u *Updater) recoverOne(ctx context.Context, e *entry, t Target) (Result, e
 	case PhaseStopping:
 		return u.abort(ctx, e, t, interrupted, true)
 	case PhaseSwapping:
-		sum, err := hashFile(e.Target)
+		sum, err := HashFile(e.Target)
 		if err == nil && sum == e.NewSHA256 && exists(e.Prev) {
 			// The rename happened; the crash hit before the journal said so.
 			if err := syncDir(dirOf(e.Target)); err != nil {

@@ -3,6 +3,7 @@ package updater
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"io"
 	"os"
@@ -138,8 +139,9 @@ func (d *digester) copyFrom(w io.Writer, r io.Reader, limit int64, onChunk func(
 	}
 }
 
-// hashFile returns the SHA-256 of a file in hex.
-func hashFile(path string) (string, error) {
+// HashFile returns the SHA-256 of a file in hex (the form artifacts,
+// journals and the host's record of its previous binary use).
+func HashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -147,7 +149,7 @@ func hashFile(path string) (string, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -53,7 +53,7 @@ func (u *Updater) ApplySelf(ctx context.Context, f *Fetched, exe string) error {
 	} else if e != nil {
 		return fmt.Errorf("%s: self-update %s is still in phase %s: %w", op, e.JobID, e.Phase, ErrBusy)
 	}
-	oldSum, err := hashFile(exe)
+	oldSum, err := HashFile(exe)
 	if err != nil {
 		return fmt.Errorf("%s: read running binary: %w", op, err)
 	}
@@ -149,7 +149,7 @@ func (u *Updater) RecoverSelf(ctx context.Context, exe string) (SelfState, error
 			return SelfState{}, fmt.Errorf("recover self-update: restore %s: %w: %w", exe, err, ErrRollback)
 		}
 	}
-	sum, err := hashFile(exe)
+	sum, err := HashFile(exe)
 	if err != nil {
 		return SelfState{}, fmt.Errorf("recover self-update: %w", err)
 	}
@@ -230,7 +230,7 @@ func (u *Updater) ConfirmSelf(ctx context.Context, exe string) error {
 	if e.Phase != PhaseSelfUnconfirmed {
 		return fmt.Errorf("confirm self-update: journal is in phase %s; run RecoverSelf first: %w", e.Phase, ErrBusy)
 	}
-	sum, err := hashFile(e.Target)
+	sum, err := HashFile(e.Target)
 	if err != nil {
 		return fmt.Errorf("confirm self-update: %w", err)
 	}

@@ -113,7 +113,7 @@ func run() error {
 	job := updater.Job{ID: "bench", Artifact: updater.Artifact{Meta: m, URL: srv.URL + "/a", Size: size, SHA256: sha, Signature: sig}}
 
 	// Warm the page cache so every contender reads the source from memory.
-	if _, err := hashFile(art); err != nil {
+	if _, err := updater.HashFile(art); err != nil {
 		return err
 	}
 	req := func(mode string) childReq {
@@ -358,15 +358,4 @@ func writeRandom(path string, size int64) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil)), err
 }
