@@ -53,7 +53,7 @@ func TestLifecycleDocMatchesCode(t *testing.T) {
 func TestEveryActionFromEveryStatus(t *testing.T) {
 	running, failed := okta.JobInProgress, okta.JobFailed
 	statuses := []okta.AgentUpdateJobStatus{okta.JobScheduled, running, okta.JobPaused, okta.JobSuccess, failed, okta.JobCancelled}
-	actions := []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionStop, ActionRetry, ActionDelete}
+	actions := []okta.UpdateAction{okta.ActionActivate, okta.ActionDeactivate, okta.ActionPause, okta.ActionResume, okta.ActionStop, okta.ActionRetry, okta.ActionDelete}
 	now := time.Unix(1700000000, 0)
 	for _, scheduled := range []bool{false, true} {
 		for _, st := range statuses {
@@ -79,7 +79,7 @@ func TestEveryActionFromEveryStatus(t *testing.T) {
 	}
 	// Spot checks of the agents' side.
 	u := &store.Update{Status: failed, Agents: []store.UpdateAgent{{Status: okta.InstanceFailed, Message: "x"}, {Status: okta.InstanceSuccess}}}
-	if err := applyAction(u, ActionRetry, now); err != nil {
+	if err := applyAction(u, okta.ActionRetry, now); err != nil {
 		t.Fatal(err)
 	}
 	if u.Agents[0].Status != okta.InstanceScheduled || u.Agents[0].Message != "" || u.Agents[1].Status != okta.InstanceSuccess {

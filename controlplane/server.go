@@ -270,7 +270,7 @@ func (s *Server) routeTable() (routes, extra []route) {
 		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
 		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
 	}...)
-	for _, a := range []Action{ActionActivate, ActionDeactivate, ActionPause, ActionResume, ActionRetry, ActionStop} {
+	for _, a := range []okta.UpdateAction{okta.ActionActivate, okta.ActionDeactivate, okta.ActionPause, okta.ActionResume, okta.ActionRetry, okta.ActionStop} {
 		routes = append(routes, route{"POST", upd + "/" + string(a), s.oktaAPI(manage, s.handleAction(a))})
 	}
 	extra = []route{

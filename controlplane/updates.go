@@ -331,8 +331,8 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 	var from okta.AgentUpdateJobStatus
 	err = s.store.DeleteUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
 		from = u.Status
-		if _, ok := rollout.FindTransition(u, ActionDelete); !ok {
-			return illegal(u, ActionDelete)
+		if _, ok := rollout.FindTransition(u, okta.ActionDelete); !ok {
+			return illegal(u, okta.ActionDelete)
 		}
 		return nil
 	})
@@ -348,7 +348,7 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 
 // handleAction serves the lifecycle POSTs (activate, deactivate, pause,
 // resume, retry, stop). They carry no body.
-func (s *Server) handleAction(a Action) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
+func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 		p, err := s.getPool(r)
 		if err != nil {

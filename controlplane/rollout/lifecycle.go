@@ -8,20 +8,6 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-// Action is an operator's action on an update (the wire type of api/okta).
-type Action = okta.UpdateAction
-
-// The lifecycle actions of the Agent Pools API.
-const (
-	ActionActivate   = okta.ActionActivate
-	ActionDeactivate = okta.ActionDeactivate
-	ActionPause      = okta.ActionPause
-	ActionResume     = okta.ActionResume
-	ActionStop       = okta.ActionStop
-	ActionRetry      = okta.ActionRetry
-	ActionDelete     = okta.ActionDelete
-)
-
 // Shorthands for the table below.
 const (
 	sched   = okta.JobScheduled
@@ -41,7 +27,7 @@ const ToSame okta.AgentUpdateJobStatus = "(unchanged)"
 
 // Transition is one row of the update state machine.
 type Transition struct {
-	Action Action
+	Action okta.UpdateAction
 	From   []okta.AgentUpdateJobStatus
 	// ScheduledOnly limits the row to updates with a schedule (flow 3).
 	ScheduledOnly bool
@@ -52,19 +38,19 @@ type Transition struct {
 // pair and where it leads. Anything not listed is refused with a 400 that
 // names the current status. docs/lifecycle.md renders this table.
 var Transitions = []Transition{
-	{Action: ActionActivate, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: ToSame},
-	{Action: ActionActivate, From: []okta.AgentUpdateJobStatus{success, failed, stopped}, ScheduledOnly: true, To: sched},
-	{Action: ActionDeactivate, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: ToSame},
-	{Action: ActionDeactivate, From: []okta.AgentUpdateJobStatus{success, failed, stopped}, ScheduledOnly: true, To: ToSame},
-	{Action: ActionPause, From: []okta.AgentUpdateJobStatus{sched, running}, To: paused},
-	{Action: ActionResume, From: []okta.AgentUpdateJobStatus{paused}, To: ToResume},
-	{Action: ActionStop, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: stopped},
-	{Action: ActionRetry, From: []okta.AgentUpdateJobStatus{failed, stopped}, To: running},
-	{Action: ActionDelete, From: []okta.AgentUpdateJobStatus{sched, paused, success, failed, stopped}, To: ToSame},
+	{Action: okta.ActionActivate, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: ToSame},
+	{Action: okta.ActionActivate, From: []okta.AgentUpdateJobStatus{success, failed, stopped}, ScheduledOnly: true, To: sched},
+	{Action: okta.ActionDeactivate, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: ToSame},
+	{Action: okta.ActionDeactivate, From: []okta.AgentUpdateJobStatus{success, failed, stopped}, ScheduledOnly: true, To: ToSame},
+	{Action: okta.ActionPause, From: []okta.AgentUpdateJobStatus{sched, running}, To: paused},
+	{Action: okta.ActionResume, From: []okta.AgentUpdateJobStatus{paused}, To: ToResume},
+	{Action: okta.ActionStop, From: []okta.AgentUpdateJobStatus{sched, running, paused}, To: stopped},
+	{Action: okta.ActionRetry, From: []okta.AgentUpdateJobStatus{failed, stopped}, To: running},
+	{Action: okta.ActionDelete, From: []okta.AgentUpdateJobStatus{sched, paused, success, failed, stopped}, To: ToSame},
 }
 
 // FindTransition returns the row that allows action a on u, if any.
-func FindTransition(u *store.Update, a Action) (Transition, bool) {
+func FindTransition(u *store.Update, a okta.UpdateAction) (Transition, bool) {
 	for _, t := range Transitions {
 		if t.Action == a && slices.Contains(t.From, u.Status) && (!t.ScheduledOnly || u.Schedule != nil) {
 			return t, true
@@ -74,7 +60,7 @@ func FindTransition(u *store.Update, a Action) (Transition, bool) {
 }
 
 // AllowedFrom lists the statuses from which action is legal, for the error.
-func AllowedFrom(a Action, scheduled bool) []string {
+func AllowedFrom(a okta.UpdateAction, scheduled bool) []string {
 	var out []string
 	for _, t := range Transitions {
 		if t.Action != a || (t.ScheduledOnly && !scheduled) {
@@ -89,7 +75,7 @@ func AllowedFrom(a Action, scheduled bool) []string {
 
 // Apply moves u through the state machine and updates its agents; it
 // reports false, changing nothing, when the status does not allow a.
-func Apply(u *store.Update, a Action, now time.Time) bool {
+func Apply(u *store.Update, a okta.UpdateAction, now time.Time) bool {
 	t, ok := FindTransition(u, a)
 	if !ok {
 		return false
@@ -110,21 +96,21 @@ func Apply(u *store.Update, a Action, now time.Time) bool {
 		u.Status = t.To
 	}
 	switch a {
-	case ActionActivate:
+	case okta.ActionActivate:
 		u.Enabled = true
 		if from != u.Status { // a finished scheduled update armed again
 			ResetAgents(u, nil, now)
 		}
-	case ActionDeactivate:
+	case okta.ActionDeactivate:
 		u.Enabled = false
-	case ActionPause:
+	case okta.ActionPause:
 		u.ResumeStatus = from
 		// Jobs handed out but not started are taken back; running ones
 		// finish.
 		for i := range u.Agents {
 			revoke(&u.Agents[i], now)
 		}
-	case ActionStop:
+	case okta.ActionStop:
 		// Agents not yet handed a job are cancelled here; agents already
 		// running one report Cancelled themselves (or finish, if they are
 		// past the swap).
@@ -135,12 +121,12 @@ func Apply(u *store.Update, a Action, now time.Time) bool {
 				u.Agents[i].ModifiedAt = now
 			}
 		}
-	case ActionRetry:
+	case okta.ActionRetry:
 		ResetAgents(u, []okta.AgentUpdateInstanceStatus{okta.InstanceFailed, okta.InstanceCancelled}, now)
 		doc := ReadDoc(u)
 		doc.State.Halted = ""
 		WriteDoc(u, doc)
-	case ActionResume:
+	case okta.ActionResume:
 		// A wave held for promotion (manual, or after failures): resuming
 		// promotes it.
 		doc := ReadDoc(u)
