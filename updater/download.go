@@ -511,20 +511,11 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 
 // fileKey names an artifact's files in the state dir.
 func fileKey(a Artifact) string {
-	clean := func(s string) string {
-		return strings.Map(func(r rune) rune {
-			switch {
-			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-				return r
-			}
-			return '_'
-		}, s)
-	}
 	sum := strings.ToLower(a.SHA256)
 	if len(sum) > 16 {
 		sum = sum[:16]
 	}
-	return clean(a.Name) + "-" + clean(a.Version) + "-" + clean(a.OS) + "-" + clean(a.Arch) + "-" + sum
+	return safeName(a.Name) + "-" + safeName(a.Version) + "-" + safeName(a.OS) + "-" + safeName(a.Arch) + "-" + sum
 }
 
 // redact drops a URL's query (it may carry a token) for messages.
