@@ -86,15 +86,9 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if o.NFPM == "" {
 		return nil, errors.New("packaging: no nfpm command given")
 	}
-	if err := CheckConfigs(o.Root); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("packaging: %w", err)
-	}
-	work, err := os.MkdirTemp(o.OutDir, ".build-")
+	work, err := prepare(o)
 	if err != nil {
-		return nil, fmt.Errorf("packaging: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(work)
 
@@ -127,6 +121,22 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	return out, nil
 }
 
+// prepare checks the sample configurations and makes OutDir and a work
+// dir inside it (the caller removes it).
+func prepare(o Options) (string, error) {
+	if err := CheckConfigs(o.Root); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return "", fmt.Errorf("packaging: %w", err)
+	}
+	work, err := os.MkdirTemp(o.OutDir, ".build-")
+	if err != nil {
+		return "", fmt.Errorf("packaging: %w", err)
+	}
+	return work, nil
+}
+
 // WindowsPackages writes only the Windows zip and, with o.MSI, the MSI of
 // poolagent into o.OutDir (o.Arches, o.NFPM and o.Windows are not used).
 // It returns the paths of the files written.
@@ -137,15 +147,9 @@ func WindowsPackages(ctx context.Context, o Options) ([]string, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	if err := CheckConfigs(o.Root); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("packaging: %w", err)
-	}
-	work, err := os.MkdirTemp(o.OutDir, ".build-")
+	work, err := prepare(o)
 	if err != nil {
-		return nil, fmt.Errorf("packaging: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(work)
 	return o.windows(ctx, work)
