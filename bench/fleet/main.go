@@ -332,6 +332,8 @@ func rolloutRows(hosts int, o options, r rolloutResult) {
 	fmt.Printf("| rollout of 1 update to %d hosts: create to all Success | %.1f s | heartbeat interval %s + install %s = %.1f s | %.2f | ≤ 1.1 |\n",
 		hosts, r.took.Seconds(), o.interval, o.install, goal, r.took.Seconds()/goal)
 	fmt.Printf("| the create request (POST .../updates?agents=none) alone | %.2f s | - | - | - |\n", r.create.Seconds())
+	fmt.Printf("| the last job taken / the last reported done, after the create | %.1f s / %.1f s (heartbeats a whole interval late: %d) | - | - | - |\n",
+		r.lastTaken.Seconds(), r.lastDone.Seconds(), r.behind)
 	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
 		r.cpu, r.took.Seconds(), 100*r.cpu/r.took.Seconds())
 	fmt.Printf("| heartbeat latency over the whole run (p50 / p99) | %.2f / %.2f ms | - | - | - |\n", r.p50*1e3, r.p99*1e3)
@@ -466,6 +468,8 @@ func procCPU(pid string) float64 {
 
 type rolloutResult struct {
 	took, create               time.Duration // create to done; the create request alone
+	lastTaken, lastDone        time.Duration // create to the last job taken, to the last reported done
+	behind                     int64         // heartbeats a whole interval late during the rollout
 	cpu, simCPU                float64       // server's and simulator's CPU seconds over took
 	beats, jobs, limited, errs int64
 	rolloutBeats               int64   // heartbeats over took
@@ -576,7 +580,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	res.simRSS = selfRSS()
 
 	cpu0, simCPU0 := srv.cpu(), selfCPU()
-	beats0 := s.beats.Load()
+	beats0, behind0 := s.beats.Load(), s.behind.Load()
 	t0 := time.Now()
 	// agents=none: the reply without the pool's every agent (90 MB at
 	// 300,000 hosts), as a script at this scale creates (docs/api.md).
@@ -606,6 +610,9 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		}
 	}
 	res.took = time.Since(t0)
+	res.lastTaken = time.Duration(s.lastTaken.Load() - t0.UnixNano())
+	res.lastDone = time.Duration(s.lastDone.Load() - t0.UnixNano())
+	res.behind = s.behind.Load() - behind0
 	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
 	res.rolloutBeats = s.beats.Load() - beats0
 	if sc.fail {

@@ -206,6 +206,11 @@ type sim struct {
 	jobs   map[int]*activeJob
 
 	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
+	// lastTaken and lastDone are when (time.Now().UnixNano()) the last
+	// job was taken and the last one reported done; behind counts the
+	// heartbeats sent a whole interval late (the simulator or the server
+	// could not keep up).
+	lastTaken, lastDone, behind atomic.Int64
 	inFlight, maxInFlight                     atomic.Int64
 	lat                                       latencies
 
@@ -290,6 +295,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		now := s.sched.now()
 		if h.next = at + int64(s.interval); h.next < now {
 			h.next = now + int64(s.interval) // fallen a whole interval behind
+			s.behind.Add(1)
 		}
 		if !ok || len(w.rep.Body.Jobs) == 0 || w.rep.Body.Jobs[0].State != sailpoint.JobPending {
 			s.sched.push(h.next, i)
@@ -307,6 +313,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		s.jobs[i] = j
 		s.jobsMu.Unlock()
 		s.jobsTaken.Add(1)
+		storeMax(&s.lastTaken, time.Now().UnixNano())
 		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
 			s.maxInFlight.Store(n) // racy max, good enough for a bound check
 		}
@@ -347,6 +354,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		delete(s.jobs, i)
 		s.jobsMu.Unlock()
 		s.jobsDone.Add(1)
+		storeMax(&s.lastDone, time.Now().UnixNano())
 		h.step = stepBeat
 		s.sched.push(max(h.next, s.sched.now()), i)
 	}
@@ -414,4 +422,14 @@ func (s *sim) peakStarts() int {
 func (s *sim) String() string {
 	return fmt.Sprintf("%d heartbeats, %d jobs taken, %d reported done, %d 429s, %d errors",
 		s.beats.Load(), s.jobsTaken.Load(), s.jobsDone.Load(), s.limited.Load(), s.errs.Load())
+}
+
+// storeMax raises v to x if x is greater.
+func storeMax(v *atomic.Int64, x int64) {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
+		}
+	}
 }
