@@ -211,8 +211,8 @@ type sim struct {
 	// heartbeats sent a whole interval late (the simulator or the server
 	// could not keep up).
 	lastTaken, lastDone, behind atomic.Int64
-	inFlight, maxInFlight                     atomic.Int64
-	lat                                       latencies
+	inFlight, maxInFlight       atomic.Int64
+	lat                         latencies
 
 	startsMu sync.Mutex
 	starts   map[int64]int // download starts per second
