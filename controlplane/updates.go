@@ -121,8 +121,9 @@ func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *stor
 	return s.getUpdate(w, r) // streamed, with paging: updateread.go
 }
 
-// updateWrite is what a create or a modify reads before it writes: the
-// pool, the reply's query, the checked body and the pool's agents.
+// updateWrite is what a create, a modify or a lifecycle action reads
+// before it writes: the pool, the reply's query, the checked body (nil for
+// an action) and the pool's agents.
 type updateWrite struct {
 	pool   *store.Pool
 	reply  agentsQuery
@@ -131,34 +132,35 @@ type updateWrite struct {
 	list   []*store.Agent
 }
 
-// readUpdateWrite is the shared prologue of create and modify: every
-// check that can refuse the request runs before anything is written.
-func (s *Server) readUpdateWrite(r *http.Request) (*updateWrite, error) {
+// readUpdateWrite is the shared prologue of create, modify (withBody)
+// and the lifecycle actions (no body): every check that can refuse the
+// request runs before anything is written.
+func (s *Server) readUpdateWrite(r *http.Request, withBody bool) (*updateWrite, error) {
 	p, err := s.getPool(r)
 	if err != nil {
 		return nil, err
 	}
-	q, err := replyQuery(r)
-	if err != nil {
+	in := &updateWrite{pool: p}
+	if in.reply, err = replyQuery(r); err != nil {
 		return nil, err
 	}
-	b, err := parseUpdateBody(r, p)
-	if err != nil {
+	if withBody {
+		if in.body, err = parseUpdateBody(r, p); err != nil {
+			return nil, err
+		}
+		if err := s.checkTargetChannel(r, p, in.body); err != nil {
+			return nil, err
+		}
+	}
+	if in.agents, in.list, err = s.poolAgents(r, p.ID); err != nil {
 		return nil, err
 	}
-	if err := s.checkTargetChannel(r, p, b); err != nil {
-		return nil, err
-	}
-	agents, list, err := s.poolAgents(r, p.ID)
-	if err != nil {
-		return nil, err
-	}
-	return &updateWrite{pool: p, reply: q, body: b, agents: agents, list: list}, nil
+	return in, nil
 }
 
 // handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
 func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	in, err := s.readUpdateWrite(r)
+	in, err := s.readUpdateWrite(r, true)
 	if err != nil {
 		return err
 	}
@@ -262,7 +264,7 @@ func setUpdateAgents(u *store.Update, refs *[]agentRef, agents map[string]*store
 // handleModifyUpdate serves POST /api/v1/agentPools/{poolId}/updates/{updateId}.
 // Fields absent from the body keep their values.
 func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	in, err := s.readUpdateWrite(r)
+	in, err := s.readUpdateWrite(r, true)
 	if err != nil {
 		return err
 	}
@@ -350,18 +352,11 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 // resume, retry, stop). They carry no body.
 func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-		p, err := s.getPool(r)
+		in, err := s.readUpdateWrite(r, false)
 		if err != nil {
 			return err
 		}
-		q, err := replyQuery(r)
-		if err != nil {
-			return err
-		}
-		agents, list, err := s.poolAgents(r, p.ID)
-		if err != nil {
-			return err
-		}
+		p, q, agents, list := in.pool, in.reply, in.agents, in.list
 		now := s.clock.Now().UTC()
 		var from okta.AgentUpdateJobStatus
 		u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
