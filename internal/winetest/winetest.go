@@ -345,3 +345,56 @@ func GoTestBinary(ctx context.Context, root, out, pkg string) error {
 	}
 	return nil
 }
+
+// WaitProgramGone polls /proc until no process of this prefix runs the
+// program whose Windows file name is exe (e.g. "poolagent.exe"), or timeout
+// passes. A service reports STOPPED to the Service Control Manager a moment
+// before its process exits, and Windows keeps a running program's file
+// locked until then.
+func (w *Wine) WaitProgramGone(ctx context.Context, exe string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := w.programPIDs(exe)
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still runs in the Wine prefix after %s (pids %v)", exe, timeout, pids)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// programPIDs lists the processes whose command line names exe and whose
+// WINEPREFIX is this prefix's (other tests run their own prefixes).
+func (w *Wine) programPIDs(exe string) ([]string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	lowExe := strings.ToLower(exe)
+	prefixVar := []byte("WINEPREFIX=" + w.Prefix + "\x00")
+	var pids []string
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(strings.ToLower(string(cmdline)), lowExe) {
+			continue // gone, or another program
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(append(env, 0), prefixVar) {
+			continue
+		}
+		pids = append(pids, e.Name())
+	}
+	return pids, nil
+}

@@ -238,7 +238,22 @@ func TestMSI(t *testing.T) {
 		t.Errorf("%d products named poolagent installed after the upgrade, want 1:\n%s", n, reg.Stdout)
 	}
 
-	// Uninstall: the service and the program go, ProgramData stays.
+	// Uninstall: the service and the program go, ProgramData stays. The
+	// service is stopped, and its process waited for, first: the SCM hears
+	// STOPPED a moment before the process exits, and while it runs its file
+	// is locked. Windows Installer then leaves the file for removal at the
+	// next reboot (and asks for one); Wine's leaves it for ever. The MSI's
+	// own stop on uninstall is checked in its ServiceControl table
+	// (packaging's TestMSI).
+	if res, err := w.SC(ctx, "stop", "poolagent"); err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	if res, err := w.WaitServiceState(ctx, "poolagent", "STOPPED", 60*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	if err := w.WaitProgramGone(ctx, "poolagent.exe", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	msiexec(t, ctx, w, dir, "uninstall", "/x", winetest.WindowsPath(msi101))
 	if state, res, err := w.ServiceState(ctx, "poolagent"); err == nil {
 		t.Errorf("the service is still there after uninstall (%s):\n%s", state, res)
