@@ -189,6 +189,20 @@ type Release struct {
 	SHA256      string // hex
 	Signature   string // minisign signature file contents
 	PublishedAt time.Time
+	// Patches are the binary patches from earlier releases of the same
+	// name and platform to this one, oldest source first. CreateRelease
+	// stores them with the release, in one transaction.
+	Patches []ReleasePatch
+}
+
+// ReleasePatch is a bsdiff patch that turns the artifact of an earlier
+// release (FromVersion, whose file has FromSHA256) into its release's.
+// Its file lives in the data dir under its own SHA-256.
+type ReleasePatch struct {
+	FromVersion string
+	FromSHA256  string // hex, the source artifact's
+	Size        int64
+	SHA256      string // hex, the patch file's
 }
 
 // EnrollToken is a one-time token that enrolls a host into a pool.
@@ -372,8 +386,11 @@ type Store interface {
 	// spent one; expiry is the caller's check (in check).
 	Enroll(ctx context.Context, hash []byte, check func(*EnrollToken) error, c *Client) error
 
+	// CreateRelease adds a release and its patches to the catalog in one
+	// transaction: ErrConflict when the release exists.
 	CreateRelease(ctx context.Context, r *Release) error
-	// ListReleases returns the releases of name (all when empty), oldest first.
+	// ListReleases returns the releases of name (all when empty), oldest
+	// first, with their patches.
 	ListReleases(ctx context.Context, name string) ([]*Release, error)
 	GetRelease(ctx context.Context, name, version, os, arch string) (*Release, error)
 

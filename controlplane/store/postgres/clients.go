@@ -275,18 +275,28 @@ func scanRelease(s pgx.Row) (*store.Release, error) {
 	return &r, nil
 }
 
-// CreateRelease adds an artifact to the catalog.
+// CreateRelease adds an artifact and its patches to the catalog.
 func (db *DB) CreateRelease(ctx context.Context, r *store.Release) error {
-	err := db.pool.QueryRow(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature,
-		ms(r.PublishedAt)).Scan(&r.Seq)
-	if err != nil {
-		if isUnique(err) {
-			return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		var seq int64
+		err := tx.QueryRow(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature,
+			ms(r.PublishedAt)).Scan(&seq)
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+			}
+			return fmt.Errorf("create release: %w", err)
 		}
-		return fmt.Errorf("create release: %w", err)
-	}
-	return nil
+		for i, p := range r.Patches {
+			if _, err := tx.Exec(ctx, `INSERT INTO release_patches (release_seq, position, from_version, from_sha256, size, sha256) VALUES ($1, $2, $3, $4, $5, $6)`,
+				seq, i, p.FromVersion, p.FromSHA256, p.Size, p.SHA256); err != nil {
+				return fmt.Errorf("record the patch from %s: %w", p.FromVersion, err)
+			}
+		}
+		r.Seq = seq
+		return nil
+	})
 }
 
 // ListReleases returns the releases of name (all when empty), oldest first.
@@ -304,6 +314,9 @@ func (db *DB) ListReleases(ctx context.Context, name string) ([]*store.Release, 
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
 	}
+	if err := db.attachPatches(ctx, out, name); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -317,7 +330,49 @@ func (db *DB) GetRelease(ctx context.Context, name, version, goos, arch string) 
 	if err != nil {
 		return nil, fmt.Errorf("get release %s %s %s/%s: %w", name, version, goos, arch, err)
 	}
+	if err := db.attachPatches(ctx, []*store.Release{r}, name); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// attachPatches reads the patches of rs (releases of name, or of every
+// name when it is empty) in one query.
+func (db *DB) attachPatches(ctx context.Context, rs []*store.Release, name string) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	bySeq := make(map[int64]*store.Release, len(rs))
+	for _, r := range rs {
+		bySeq[r.Seq] = r
+	}
+	query, args := `SELECT p.release_seq, p.from_version, p.from_sha256, p.size, p.sha256 FROM release_patches p`, []any{}
+	if len(rs) == 1 {
+		query += ` WHERE p.release_seq = $1`
+		args = append(args, rs[0].Seq)
+	} else if name != "" {
+		query += ` JOIN releases r ON r.seq = p.release_seq WHERE r.name = $1`
+		args = append(args, name)
+	}
+	rows, err := db.pool.Query(ctx, query+` ORDER BY p.release_seq, p.position`, args...)
+	if err != nil {
+		return fmt.Errorf("list release patches: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var p store.ReleasePatch
+		if err := rows.Scan(&seq, &p.FromVersion, &p.FromSHA256, &p.Size, &p.SHA256); err != nil {
+			return fmt.Errorf("list release patches: %w", err)
+		}
+		if r := bySeq[seq]; r != nil {
+			r.Patches = append(r.Patches, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list release patches: %w", err)
+	}
+	return nil
 }
 
 // ListActiveUpdates returns the updates in the given statuses with agents.

@@ -283,18 +283,30 @@ func scanRelease(s scanner) (*store.Release, error) {
 	return &r, nil
 }
 
-// CreateRelease adds an artifact to the catalog.
+// CreateRelease adds an artifact and its patches to the catalog.
 func (db *DB) CreateRelease(ctx context.Context, r *store.Release) error {
-	res, err := db.w.ExecContext(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature, ms(r.PublishedAt))
-	if err != nil {
-		if isUnique(err) {
-			return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO releases (name, version, os, arch, channel, size, sha256, signature, published_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.SHA256, r.Signature, ms(r.PublishedAt))
+		if err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("release %s %s %s/%s: %w", r.Name, r.Version, r.OS, r.Arch, store.ErrConflict)
+			}
+			return fmt.Errorf("create release: %w", err)
 		}
-		return fmt.Errorf("create release: %w", err)
-	}
-	r.Seq, err = res.LastInsertId()
-	return err
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("create release: %w", err)
+		}
+		for i, p := range r.Patches {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO release_patches (release_seq, position, from_version, from_sha256, size, sha256) VALUES (?, ?, ?, ?, ?, ?)`,
+				seq, i, p.FromVersion, p.FromSHA256, p.Size, p.SHA256); err != nil {
+				return fmt.Errorf("record the patch from %s: %w", p.FromVersion, err)
+			}
+		}
+		r.Seq = seq
+		return nil
+	})
 }
 
 // ListReleases returns the releases of name (all when empty), oldest first.
@@ -308,7 +320,14 @@ func (db *DB) ListReleases(ctx context.Context, name string) ([]*store.Release, 
 	if err != nil {
 		return nil, fmt.Errorf("list releases: %w", err)
 	}
-	return collect(rows, scanRelease)
+	rs, err := collect(rows, scanRelease)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	if err := db.attachPatches(ctx, rs, name); err != nil {
+		return nil, err
+	}
+	return rs, nil
 }
 
 // GetRelease returns one artifact of the catalog.
@@ -318,7 +337,52 @@ func (db *DB) GetRelease(ctx context.Context, name, version, goos, arch string) 
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("release %s %s %s/%s: %w", name, version, goos, arch, store.ErrNotFound)
 	}
-	return r, err
+	if err != nil {
+		return nil, fmt.Errorf("get release %s %s %s/%s: %w", name, version, goos, arch, err)
+	}
+	if err := db.attachPatches(ctx, []*store.Release{r}, name); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// attachPatches reads the patches of rs (releases of name, or of every
+// name when it is empty) in one query.
+func (db *DB) attachPatches(ctx context.Context, rs []*store.Release, name string) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	bySeq := make(map[int64]*store.Release, len(rs))
+	for _, r := range rs {
+		bySeq[r.Seq] = r
+	}
+	query, args := `SELECT p.release_seq, p.from_version, p.from_sha256, p.size, p.sha256 FROM release_patches p`, []any{}
+	if len(rs) == 1 {
+		query += ` WHERE p.release_seq = ?`
+		args = append(args, rs[0].Seq)
+	} else if name != "" {
+		query += ` JOIN releases r ON r.seq = p.release_seq WHERE r.name = ?`
+		args = append(args, name)
+	}
+	rows, err := db.r.QueryContext(ctx, query+` ORDER BY p.release_seq, p.position`, args...)
+	if err != nil {
+		return fmt.Errorf("list release patches: %w", err)
+	}
+	err = eachRow(rows, func(s scanner) error {
+		var seq int64
+		var p store.ReleasePatch
+		if err := s.Scan(&seq, &p.FromVersion, &p.FromSHA256, &p.Size, &p.SHA256); err != nil {
+			return err
+		}
+		if r := bySeq[seq]; r != nil {
+			r.Patches = append(r.Patches, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list release patches: %w", err)
+	}
+	return nil
 }
 
 // ListActiveUpdates returns the updates in the given statuses with agents.

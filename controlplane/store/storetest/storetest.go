@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -193,6 +194,50 @@ func testReleases(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetRelease(ctx, "AD", "1.1.0", "windows", "amd64"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetRelease(missing) = %v", err)
+	}
+	testReleasePatches(t, s)
+}
+
+// testReleasePatches: a release's patches are stored with it, in order,
+// and read back by every read of the catalog; a refused release leaves
+// none behind.
+func testReleasePatches(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	patches := []store.ReleasePatch{
+		{FromVersion: "1.0.0", FromSHA256: "aa", Size: 3, SHA256: "p1"},
+		{FromVersion: "1.1.0", FromSHA256: "ab", Size: 2, SHA256: "p2"},
+	}
+	r := &store.Release{Name: "AD", Version: "1.2.0", OS: "linux", Arch: "amd64", Channel: okta.ChannelGA, Size: 10, SHA256: "ac",
+		Signature: "sig", PublishedAt: now, Patches: patches}
+	if err := s.CreateRelease(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	dup := *r
+	dup.Patches = []store.ReleasePatch{{FromVersion: "0.9.0", FromSHA256: "a9", Size: 1, SHA256: "p0"}}
+	if err := s.CreateRelease(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("duplicate release with patches = %v", err)
+	}
+	got, err := s.GetRelease(ctx, "AD", "1.2.0", "linux", "amd64")
+	if err != nil || !slices.Equal(got.Patches, patches) {
+		t.Errorf("GetRelease(1.2.0).Patches = %+v, %v; want %+v", got, err, patches)
+	}
+	for _, name := range []string{"AD", ""} {
+		list, err := s.ListReleases(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rel := range list {
+			want := []store.ReleasePatch(nil)
+			if rel.Name == "AD" && rel.Version == "1.2.0" {
+				want = patches
+			}
+			if !slices.Equal(rel.Patches, want) {
+				t.Errorf("ListReleases(%q): %s %s patches = %+v, want %+v", name, rel.Name, rel.Version, rel.Patches, want)
+			}
+		}
+	}
+	if old, err := s.GetRelease(ctx, "AD", "1.1.0", "linux", "amd64"); err != nil || len(old.Patches) != 0 {
+		t.Errorf("GetRelease(1.1.0).Patches = %+v, %v; want none", old, err)
 	}
 }
 
