@@ -11,7 +11,7 @@ const mod = "github.com/poolagent/poolagent/"
 // leaves are the shared packages both programs import: they import no
 // project package but other leaves.
 var leaves = []string{"api", "api/okta", "api/sailpoint", "api/appliance", "signing",
-	"internal/atomicfile", "internal/logging", "internal/tomlconf", "internal/vercmp", "internal/version", "internal/sdnotify"}
+	"internal/atomicfile", "internal/logging", "internal/tomlconf", "internal/vercmp", "internal/version", "internal/sdnotify", "internal/bsdiff"}
 
 // forbidden maps a package prefix to the project packages (prefixes) its
 // non-test code must not import.
