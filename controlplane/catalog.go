@@ -32,6 +32,8 @@ var channelRank = map[okta.ReleaseChannel]int{okta.ChannelTest: 0, okta.ChannelB
 type catalog struct {
 	releases []*store.Release
 	byKey    map[string]*store.Release
+	// byPatch maps a patch's SHA-256 to the release it builds.
+	byPatch map[string]*store.Release
 }
 
 func releaseKey(name, version, goos, arch string) string {
@@ -39,12 +41,19 @@ func releaseKey(name, version, goos, arch string) string {
 }
 
 func newCatalog(rs []*store.Release) *catalog {
-	c := &catalog{releases: rs, byKey: make(map[string]*store.Release, len(rs))}
+	c := &catalog{releases: rs, byKey: make(map[string]*store.Release, len(rs)), byPatch: map[string]*store.Release{}}
 	for _, r := range rs {
 		c.byKey[releaseKey(r.Name, r.Version, r.OS, r.Arch)] = r
+		for _, p := range r.Patches {
+			c.byPatch[p.SHA256] = r
+		}
 	}
 	return c
 }
+
+// patchRelease returns the release a patch builds, or nil for a SHA-256
+// that is no patch of the catalog.
+func (c *catalog) patchRelease(sha string) *store.Release { return c.byPatch[sha] }
 
 // Get returns the artifact of name and version for a platform.
 func (c *catalog) Get(name, version, goos, arch string) *store.Release {
@@ -180,6 +189,12 @@ type Publish struct {
 	Name, Version, OS, Arch string
 	Channel                 okta.ReleaseChannel
 	File, SignatureFile     string
+	// Deltas is how many earlier releases of the same name and platform
+	// to build binary patches from (0: none; see DefaultDeltas).
+	Deltas int
+	// Warn receives what publish left out (a patch too large to keep, an
+	// earlier artifact missing); nil discards it.
+	Warn func(msg string)
 }
 
 // PublishRelease copies an artifact into the data dir (content-addressed,
@@ -198,6 +213,9 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 		if v == "" || strings.ContainsAny(v, `/\. `) {
 			problems = append(problems, fmt.Sprintf("%s %q: want a GOOS/GOARCH name such as linux or amd64", flag, v))
 		}
+	}
+	if p.Deltas < 0 {
+		problems = append(problems, fmt.Sprintf("--deltas %d: want 0 (no patches) or more", p.Deltas))
 	}
 	if !p.Channel.Valid() {
 		problems = append(problems, fmt.Sprintf("--channel %q: want GA, EA, BETA or TEST", p.Channel))
@@ -247,6 +265,19 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 	}
 	r := &store.Release{Name: p.Name, Version: p.Version, OS: p.OS, Arch: p.Arch, Channel: p.Channel, Size: size, SHA256: sum,
 		Signature: string(sig), PublishedAt: now.UTC()}
+	if p.Deltas > 0 {
+		earlier, err := st.ListReleases(ctx, p.Name)
+		if err != nil {
+			return nil, fmt.Errorf("list earlier releases for patches: %w", err)
+		}
+		warn := p.Warn
+		if warn == nil {
+			warn = func(string) {}
+		}
+		if r.Patches, err = buildPatches(ctx, dataDir, patchSources(earlier, p, p.Deltas), sum, size, warn); err != nil {
+			return nil, err
+		}
+	}
 	if err := st.CreateRelease(ctx, r); err != nil {
 		return nil, fmt.Errorf("publish %s %s %s/%s: %w", p.Name, p.Version, p.OS, p.Arch, err)
 	}
@@ -299,8 +330,13 @@ func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request, _ *s
 	}
 	out := make([]okta.Release, 0, len(rs))
 	for _, rel := range rs {
-		out = append(out, okta.Release{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, Channel: rel.Channel, Size: rel.Size,
-			SHA256: rel.SHA256, PublishedAt: rel.PublishedAt, URL: s.baseURL(r) + artifactURL(rel)})
+		or := okta.Release{Name: rel.Name, Version: rel.Version, OS: rel.OS, Arch: rel.Arch, Channel: rel.Channel, Size: rel.Size,
+			SHA256: rel.SHA256, PublishedAt: rel.PublishedAt, URL: s.baseURL(r) + artifactURL(rel)}
+		for _, p := range rel.Patches {
+			or.Patches = append(or.Patches, okta.ReleasePatch{FromVersion: p.FromVersion, FromSHA256: p.FromSHA256, Size: p.Size, SHA256: p.SHA256,
+				URL: s.baseURL(r) + PatchURL(p.SHA256)})
+		}
+		out = append(out, or)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -269,6 +269,7 @@ func (s *Server) routeTable() (routes, extra []route) {
 		{"POST", "/beta/managed-clients/{clientId}/status", s.metrics.heartbeat(http.HandlerFunc(s.handleHeartbeat))},
 		{"POST", "/beta/managed-clients", http.HandlerFunc(s.handleEnroll)},
 		{"GET", "/artifacts/{name}/{version}/{os}/{arch}", http.HandlerFunc(s.handleArtifact)},
+		{"GET", "/artifacts/patches/{sha256}", http.HandlerFunc(s.handlePatch)},
 	}...)
 	for _, a := range []okta.UpdateAction{okta.ActionActivate, okta.ActionDeactivate, okta.ActionPause, okta.ActionResume, okta.ActionRetry, okta.ActionStop} {
 		routes = append(routes, route{"POST", upd + "/" + string(a), s.oktaAPI(manage, s.handleAction(a))})

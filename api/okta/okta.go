@@ -156,6 +156,19 @@ type Release struct {
 	SHA256      string         `json:"sha256"`
 	PublishedAt time.Time      `json:"publishedAt"`
 	URL         string         `json:"url"`
+	// Patches are the binary patches to this release from earlier ones
+	// (oldest source first); hosts on one of those versions download a
+	// patch instead of the whole file.
+	Patches []ReleasePatch `json:"patches,omitempty"`
+}
+
+// ReleasePatch is a bsdiff patch from an earlier release (extension).
+type ReleasePatch struct {
+	FromVersion string `json:"fromVersion"`
+	FromSHA256  string `json:"fromSha256"` // the source artifact's SHA-256
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"` // the patch file's SHA-256
+	URL         string `json:"url"`
 }
 
 // Href is one link of a HAL `_links` object.

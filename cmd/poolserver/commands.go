@@ -294,12 +294,17 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 	fs.StringVar(&channel, "channel", "GA", "GA, EA, BETA or TEST")
 	fs.StringVar(&p.File, "file", "", "the artifact")
 	fs.StringVar(&p.SignatureFile, "signature", "", "its minisign signature (FILE.minisig)")
+	fs.IntVar(&p.Deltas, "deltas", controlplane.DefaultDeltas, "build binary patches from this many earlier releases of the same name and platform (0: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if p.File == "" || p.SignatureFile == "" {
 		return usageError{"--file and --signature are required"}
 	}
+	if p.Deltas < 0 {
+		return usageError{"--deltas must be 0 (no patches) or more"}
+	}
+	p.Warn = func(msg string) { fmt.Fprintln(stdout, "note:", msg) }
 	if *dataDir == "" {
 		return usageError{"--data-dir is required: the artifacts live there, with --db too"}
 	}
@@ -317,8 +322,15 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 		Target: fmt.Sprintf("%s %s %s/%s", r.Name, r.Version, r.OS, r.Arch), Detail: fmt.Sprintf("channel=%s sha256=%s", r.Channel, r.SHA256)}, time.Now()); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s %s %s/%s %s sha256=%s size=%d\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.SHA256, r.Size)
-	return err
+	if _, err := fmt.Fprintf(stdout, "%s %s %s/%s %s sha256=%s size=%d\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.SHA256, r.Size); err != nil {
+		return err
+	}
+	for _, p := range r.Patches {
+		if _, err := fmt.Fprintf(stdout, "patch from %s sha256=%s size=%d\n", p.FromVersion, p.SHA256, p.Size); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // storeKind names the store for the log, never the URL (it may carry a

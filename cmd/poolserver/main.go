@@ -7,7 +7,7 @@
 //	poolserver pool create --data-dir DIR --name NAME --type AGENTTYPE
 //	poolserver client create --data-dir DIR --pool POOLID [--id CLIENTID]
 //	poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl D]
-//	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig
+//	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig [--deltas K]
 //	poolserver key generate --out PREFIX [--password-file F]
 //	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
 //	poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]
@@ -47,6 +47,7 @@ const usage = `usage:
   poolserver enroll-token create --data-dir DIR --pool POOLID [--ttl 24h]
   poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH
       [--channel GA|EA|BETA|TEST] --file F --signature F.minisig
+      [--deltas K]        # bsdiff patches from the K previous releases (default 3; 0: none)
   poolserver key generate --out PREFIX [--password-file F]          # writes PREFIX.key, PREFIX.pub
   poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
   poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]   # newest first

@@ -443,6 +443,9 @@ func cmdReleasesList(ctx context.Context, args []string, stdout io.Writer) error
 	fmt.Fprintln(tw, "NAME\tVERSION\tOS/ARCH\tCHANNEL\tSIZE\tPUBLISHED\tSHA256")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d\t%s\t%s\n", r.Name, r.Version, r.OS, r.Arch, r.Channel, r.Size, r.PublishedAt.Format(time.RFC3339), r.SHA256)
+		for _, p := range r.Patches { // indented under its release
+			fmt.Fprintf(tw, "  patch from %s\t\t\t\t%d\t\t%s\n", p.FromVersion, p.Size, p.SHA256)
+		}
 	}
 	return tw.Flush()
 }
