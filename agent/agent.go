@@ -54,6 +54,8 @@ type Daemon struct {
 	upd    *updater.Updater
 	facts  *hostinfo.Collector
 	exe    string
+	// hashes caches the installed binaries' SHA-256 for the heartbeat.
+	hashes binHashes
 	// freeSpace tells the free bytes of a directory's file system.
 	freeSpace func(dir string) (uint64, error)
 

@@ -252,17 +252,29 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 			LastSeen:        sailpoint.Flex(strconv.FormatInt(time.Now().UnixMilli(), 10)),
 		},
 	}
+	// Hash the binaries before taking the lock: a changed binary is read
+	// whole once.
+	d.mu.Lock()
+	sums := make(map[string]string, len(d.cfg.Agents)+1)
+	paths := map[string]string{config.SelfName: d.exe}
+	for _, a := range d.cfg.Agents {
+		paths[a.Name] = a.Binary
+	}
+	d.mu.Unlock()
+	for name, p := range paths {
+		sums[name] = d.hashes.sum(p)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, a := range d.cfg.Agents {
 		s := d.st.Agents[a.Name]
-		r := sailpoint.AgentReport{Name: a.Name, Type: a.Type}
+		r := sailpoint.AgentReport{Name: a.Name, Type: a.Type, SHA256: sums[a.Name]}
 		if s != nil {
 			r.Version, r.UpdateStatus, r.UpdateMessage = s.Version, s.UpdateStatus, s.UpdateMessage
 		}
 		req.Body.Agents = append(req.Body.Agents, r)
 	}
-	self := sailpoint.AgentReport{Name: config.SelfName, Type: config.SelfName, Version: version.String()}
+	self := sailpoint.AgentReport{Name: config.SelfName, Type: config.SelfName, Version: version.String(), SHA256: sums[config.SelfName]}
 	if s := d.st.Agents[config.SelfName]; s != nil {
 		self.UpdateStatus, self.UpdateMessage = s.UpdateStatus, s.UpdateMessage
 	}

@@ -403,14 +403,14 @@ func (d *hbDecoder) body(b *sailpoint.ClientBody) bool {
 	})
 }
 
-var agentKeys = []string{"name", "type", "version", "updateStatus", "updateMessage"}
+var agentKeys = []string{"name", "type", "version", "updateStatus", "updateMessage", "sha256"}
 
 func (d *hbDecoder) agents(out *[]sailpoint.AgentReport) bool {
 	agents := make([]sailpoint.AgentReport, 0, 4)
 	null := false
 	ok := d.array(&null, func() bool {
 		var a sailpoint.AgentReport
-		fields := [...]*string{&a.Name, &a.Type, &a.Version, &a.UpdateStatus, &a.UpdateMessage}
+		fields := [...]*string{&a.Name, &a.Type, &a.Version, &a.UpdateStatus, &a.UpdateMessage, &a.SHA256}
 		if !d.object(agentKeys, func(k int) bool {
 			var ok bool
 			*fields[k], ok = d.str()

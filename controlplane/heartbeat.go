@@ -397,7 +397,7 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 	base := s.baseURL(r)
 	jobs := []sailpoint.Job{}
 	current := map[string]bool{}
-	for _, j := range s.engine.JobsFor(c.ID, now) {
+	for _, j := range s.engine.JobsFor(c.ID, now, req.Body.Agents...) {
 		current[j.UUID] = true
 		if st, ok := reported[j.UUID]; ok && st.Terminal() {
 			continue
@@ -408,6 +408,11 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 			if mp.Artifact != nil {
 				a := *mp.Artifact
 				a.URL = base + a.URL
+				if a.Patch != nil {
+					p := *a.Patch
+					p.URL = base + p.URL
+					a.Patch = &p
+				}
 				mp.Artifact = &a
 			}
 			mpc[name] = mp

@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/poolagent/poolagent/controlplane/delta"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
 )
@@ -29,7 +30,7 @@ func patchPath(dataDir, sha string) string {
 
 // PatchURL is the path a patch is served at (the server prefixes its base
 // URL). Download metrics key on its /artifacts/patches/ prefix.
-func PatchURL(sha string) string { return "/artifacts/patches/" + sha }
+func PatchURL(sha string) string { return rollout.PatchPath(sha) }
 
 // patchSources returns the releases a new release of p builds patches
 // from: the k newest of the same name and platform below p's version.

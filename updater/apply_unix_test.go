@@ -4,6 +4,9 @@ package updater
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -168,21 +171,29 @@ func TestPatch(t *testing.T) {
 	good := readFixture(t, "agent-1.0.0-to-1.1.0.bsdiff")
 	lying := append([]byte(nil), good...)
 	copy(lying[24:32], offtout(int64(len(newBin)+1)))
+	oldBin := readFixture(t, "agent-1.0.0.sh")
+	oldSum := sha256Hex(oldBin)
 	for _, tc := range []struct {
 		name        string
 		installed   []byte // what the patch is applied to
 		patch       []byte
+		fromVersion string // the patch's source version; "" means 1.0.0
+		fromSHA256  string // the patch's source SHA-256
 		wantPatched bool
+		wantFetches int // of the patch
 	}{
-		{"patch applies", readFixture(t, "agent-1.0.0.sh"), good, true},
-		{"installed binary differs: fall back", bytes.Replace(readFixture(t, "agent-1.0.0.sh"), []byte("1.0.0"), []byte("1.0.1"), 1), good, false},
-		{"corrupt patch: fall back", readFixture(t, "agent-1.0.0.sh"), good[:len(good)-20], false},
-		{"header lies about the size: fall back", readFixture(t, "agent-1.0.0.sh"), lying, false},
+		{"patch applies", oldBin, good, "", oldSum, true, 1},
+		{"patch applies without a source hash", oldBin, good, "", "", true, 1},
+		{"installed binary differs: fall back", bytes.Replace(oldBin, []byte("1.0.0"), []byte("1.0.1"), 1), good, "", "", false, 1},
+		{"installed binary is not the source: fall back before downloading", bytes.Replace(oldBin, []byte("1.0.0"), []byte("1.0.1"), 1), good, "", oldSum, false, 0},
+		{"installed version is not the source: fall back before downloading", oldBin, good, "0.9.0", oldSum, false, 0},
+		{"corrupt patch: fall back", oldBin, good[:len(good)-20], "", oldSum, false, 1},
+		{"header lies about the size: fall back", oldBin, lying, "", oldSum, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newArtifactServer(t)
 			job := srv.job(t, s, "/full", newBin, meta("1.1.0"))
-			job.Patch = &Patch{FromVersion: "1.0.0", URL: srv.put("/patch", tc.patch), Size: int64(len(tc.patch))}
+			job.Patch = &Patch{FromVersion: cmp.Or(tc.fromVersion, "1.0.0"), FromSHA256: tc.fromSHA256, URL: srv.put("/patch", tc.patch), Size: int64(len(tc.patch))}
 			path := filepath.Join(t.TempDir(), "agent")
 			if err := os.WriteFile(path, tc.installed, 0o755); err != nil {
 				t.Fatal(err)
@@ -195,6 +206,9 @@ func TestPatch(t *testing.T) {
 			if f.Patched != tc.wantPatched {
 				t.Fatalf("Patched = %v, want %v", f.Patched, tc.wantPatched)
 			}
+			if (f.PatchErr == nil) != tc.wantPatched || (f.PatchErr != nil && !errors.Is(f.PatchErr, ErrPatch)) {
+				t.Fatalf("PatchErr = %v; want an ErrPatch exactly when the patch was not used", f.PatchErr)
+			}
 			if got, _ := os.ReadFile(f.Path); !bytes.Equal(got, newBin) {
 				t.Fatal("fetched file is not the artifact")
 			}
@@ -205,9 +219,14 @@ func TestPatch(t *testing.T) {
 			if n := srv.count("/full"); n != wantFull {
 				t.Fatalf("full artifact requested %d times, want %d", n, wantFull)
 			}
-			if n := srv.count("/patch"); n != 1 {
-				t.Fatalf("patch requested %d times, want 1", n)
+			if n := srv.count("/patch"); n != tc.wantFetches {
+				t.Fatalf("patch requested %d times, want %d", n, tc.wantFetches)
 			}
 		})
 	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -31,6 +31,10 @@ type Fetched struct {
 	Size   int64
 	// Patched reports that a binary patch produced the file.
 	Patched bool
+	// PatchErr is why the job's patch was not used and the full artifact
+	// was downloaded instead (wraps ErrPatch); nil when the job offered
+	// none or it was used.
+	PatchErr error
 }
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -66,15 +70,22 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 		_ = os.Remove(final)
 	}
 
-	if job.Patch != nil && t.Path != "" && job.Patch.FromVersion == t.Version {
+	var patchErr error
+	if job.Patch != nil {
 		f, err := u.fetchPatched(ctx, job, t, sig, base, progress)
 		if err == nil {
 			return f, nil
 		}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if !errors.Is(err, ErrPatch) {
+			// The patched bytes were the artifact's and failed its
+			// signature: the full file would too.
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		u.log.Warn("patch unusable; falling back to the full artifact", zap.String("job", job.ID), zap.Error(err))
+		patchErr = err
 	}
 
 	part := base + ".part"
@@ -105,7 +116,7 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		_ = os.Remove(part + ".etag")
-		return &Fetched{Job: job, Path: final, SHA256: a.SHA256, Size: a.Size}, nil
+		return &Fetched{Job: job, Path: final, SHA256: a.SHA256, Size: a.Size, PatchErr: patchErr}, nil
 	}
 }
 

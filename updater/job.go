@@ -48,8 +48,11 @@ type Artifact struct {
 type Patch struct {
 	// FromVersion is the version the patch applies to.
 	FromVersion string
-	URL         string
-	Size        int64
+	// FromSHA256 (hex) is the SHA-256 of the binary the patch applies to;
+	// when set, the installed file must have it or the patch is not used.
+	FromSHA256 string
+	URL        string
+	Size       int64
 	// SHA256 of the patch file itself (hex); optional, since the patched
 	// result is checked against the artifact's SHA-256 in any case.
 	SHA256 string

@@ -1,28 +1,43 @@
 package updater
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"strings"
 
-	"github.com/minio/selfupdate"
 	"go.uber.org/zap"
+
+	"github.com/poolagent/poolagent/internal/bsdiff"
 )
 
 // fetchPatched downloads job's patch, applies it to the installed binary
-// and verifies the result exactly like a full download. Any failure is
-// returned and the caller falls back to the full artifact.
+// and verifies the result exactly like a full download (size, SHA-256,
+// signature and what it binds): a patch needs no trust of its own. Any
+// failure but the result's signature wraps ErrPatch, and the caller falls
+// back to the full artifact.
 func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byte, base string, progress ProgressFunc) (*Fetched, error) {
 	p, a := job.Patch, job.Artifact
-	if p.Size <= 0 {
+	switch {
+	case t.Path == "":
+		return nil, fmt.Errorf("%w: the target has no binary to patch", ErrPatch)
+	case p.FromVersion != t.Version:
+		return nil, fmt.Errorf("%w: the patch applies to version %q, the installed version is %q", ErrPatch, p.FromVersion, t.Version)
+	case p.Size <= 0:
 		return nil, fmt.Errorf("%w: descriptor lacks the patch size", ErrPatch)
 	}
 	if err := u.checkURLString(p.URL); err != nil {
 		return nil, fmt.Errorf("%w: patch URL: %w", ErrPatch, err)
+	}
+	if p.FromSHA256 != "" {
+		sum, err := HashFile(t.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: hash the installed binary: %w", ErrPatch, err)
+		}
+		if !strings.EqualFold(sum, p.FromSHA256) {
+			return nil, fmt.Errorf("%w: the installed binary %s has SHA-256 %s, the patch applies to %s", ErrPatch, t.Path, sum, p.FromSHA256)
+		}
 	}
 	part := base + ".patch.part"
 	d, _, err := u.download(ctx, job.ID, p.URL, p.Size, part, false, u.rateFor(job), progress)
@@ -32,7 +47,7 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 	}
 	sum := d.finish()
 	defer removeDownload(part)
-	if p.SHA256 != "" && sum != p.SHA256 {
+	if p.SHA256 != "" && !strings.EqualFold(sum, p.SHA256) {
 		return nil, fmt.Errorf("%w: patch file: %w: got %s, want %s", ErrPatch, ErrHash, sum, p.SHA256)
 	}
 
@@ -53,7 +68,8 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 	}
 	final := base + ".bin"
 	if err := os.Rename(out, final); err != nil {
-		return nil, err
+		_ = os.Remove(out)
+		return nil, fmt.Errorf("%w: %w", ErrPatch, err)
 	}
 	u.log.Info("artifact built from a binary patch", zap.String("job", job.ID), zap.String("from", p.FromVersion), zap.Int64("patch_bytes", p.Size))
 	f.Job, f.Path, f.Patched = job, final, true
@@ -61,41 +77,25 @@ func (u *Updater) fetchPatched(ctx context.Context, job Job, t Target, sig []byt
 }
 
 func (u *Updater) checkURLString(raw string) error {
-	i := bytes.IndexByte([]byte(raw), ':')
+	i := strings.IndexByte(raw, ':')
 	if i < 0 {
 		return fmt.Errorf("URL %q has no scheme", raw)
 	}
 	return u.checkURL(raw[:i])
 }
 
-// applyBSDiff writes old+patch to out. The patcher holds old and new in
-// memory, so the patch header's new size must equal the descriptor's
-// before anything is allocated.
+// applyBSDiff writes old+patch to out with bounded memory (internal/bsdiff
+// streams: the old file is read where the patch points, the new one
+// written as it is built). The patch header's new size must equal the
+// descriptor's, so a patch cannot make the file any larger.
 func applyBSDiff(oldPath, patchPath, out string, wantSize int64) error {
 	pf, err := os.Open(patchPath)
 	if err != nil {
 		return err
 	}
 	defer pf.Close()
-	var hdr [32]byte
-	if _, err := io.ReadFull(pf, hdr[:]); err != nil {
-		return fmt.Errorf("patch header: %w", err)
-	}
-	if string(hdr[:8]) != "BSDIFF40" {
-		return errors.New("not a BSDIFF40 patch")
-	}
-	if n := offtin(hdr[24:32]); n != wantSize {
-		return fmt.Errorf("patch produces %d bytes, artifact has %d", n, wantSize)
-	}
-	// The patcher allocates the control and diff blocks as announced.
-	st, err := pf.Stat()
+	pst, err := pf.Stat()
 	if err != nil {
-		return err
-	}
-	if c, d := offtin(hdr[8:16]), offtin(hdr[16:24]); c < 0 || d < 0 || c+d > st.Size()-32 {
-		return errors.New("patch header announces blocks larger than the patch")
-	}
-	if _, err := pf.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	old, err := os.Open(oldPath)
@@ -103,11 +103,15 @@ func applyBSDiff(oldPath, patchPath, out string, wantSize int64) error {
 		return err
 	}
 	defer old.Close()
+	ost, err := old.Stat()
+	if err != nil {
+		return err
+	}
 	of, err := os.OpenFile(out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := selfupdate.NewBSDiffPatcher().Patch(old, of, pf); err != nil {
+	if err := bsdiff.Apply(old, ost.Size(), pf, pst.Size(), of, wantSize); err != nil {
 		of.Close()
 		return err
 	}
@@ -116,13 +120,4 @@ func applyBSDiff(oldPath, patchPath, out string, wantSize int64) error {
 		return err
 	}
 	return of.Close()
-}
-
-// offtin decodes bsdiff's sign-magnitude little-endian integer.
-func offtin(b []byte) int64 {
-	v := int64(binary.LittleEndian.Uint64(b) &^ (1 << 63))
-	if b[7]&0x80 != 0 {
-		return -v
-	}
-	return v
 }

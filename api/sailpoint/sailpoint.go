@@ -176,6 +176,9 @@ type AgentReport struct {
 	Version       string `json:"version"`
 	UpdateStatus  string `json:"updateStatus,omitempty"`
 	UpdateMessage string `json:"updateMessage,omitempty"`
+	// SHA256 (hex) of the installed binary: the server offers a patch
+	// only from these exact bytes.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // JobReport is the progress of one job on the host (extension).
@@ -358,6 +361,20 @@ type Artifact struct {
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
 	Signature string `json:"signature"` // minisign signature file contents
+	// Patch optionally offers a binary patch from the host's installed
+	// binary; the full file above stays the fallback (extension).
+	Patch *ArtifactPatch `json:"patch,omitempty"`
+}
+
+// ArtifactPatch is a bsdiff patch that turns the installed binary (version
+// FromVersion, SHA-256 FromSHA256) into the artifact. It needs no trust of
+// its own: the result is verified as the full file would be (extension).
+type ArtifactPatch struct {
+	FromVersion string `json:"fromVersion"`
+	FromSHA256  string `json:"fromSha256"`
+	URL         string `json:"url"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"` // of the patch file
 }
 
 // Maintenance is the window a job may be applied in. Times are RFC 3339

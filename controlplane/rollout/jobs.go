@@ -27,6 +27,10 @@ func ArtifactPath(r *store.Release) string {
 	return fmt.Sprintf("/artifacts/%s/%s/%s/%s", r.Name, r.Version, r.OS, r.Arch)
 }
 
+// PatchPath is the path a patch is served at (the server prefixes its base
+// URL); download metrics key on its /artifacts/patches/ prefix.
+func PatchPath(sha string) string { return "/artifacts/patches/" + sha }
+
 // updInfo is what every published job of an update shares; replaced, not
 // changed, when the update's window, target or policy change.
 type updInfo struct {
@@ -265,15 +269,42 @@ func (e *Engine) selfOffer(cs *clientState) *selfSnap {
 	return &selfSnap{version: latest, rel: rel, poolID: c.PoolID}
 }
 
-func artifactOf(r *store.Release) *sailpoint.Artifact {
-	return &sailpoint.Artifact{Name: r.Name, Version: r.Version, OS: r.OS, Arch: r.Arch, URL: ArtifactPath(r),
+// artifactOf describes r's artifact, with the patch from the binary the
+// host reported (rep, nil when it reported none) when r has one: same
+// version and same SHA-256, so a patch is offered only for the exact bytes
+// it was built from. The release's patches are in memory (the catalog):
+// no store read per job.
+func artifactOf(r *store.Release, rep *sailpoint.AgentReport) *sailpoint.Artifact {
+	a := &sailpoint.Artifact{Name: r.Name, Version: r.Version, OS: r.OS, Arch: r.Arch, URL: ArtifactPath(r),
 		Size: r.Size, SHA256: r.SHA256, Signature: r.Signature}
+	if rep == nil || rep.SHA256 == "" {
+		return a
+	}
+	for _, p := range r.Patches {
+		if p.FromVersion == rep.Version && strings.EqualFold(p.FromSHA256, rep.SHA256) {
+			a.Patch = &sailpoint.ArtifactPatch{FromVersion: p.FromVersion, FromSHA256: p.FromSHA256, URL: PatchPath(p.SHA256), Size: p.Size, SHA256: p.SHA256}
+			break
+		}
+	}
+	return a
+}
+
+// reportOf returns the agent named name in a heartbeat's report, or nil.
+func reportOf(installed []sailpoint.AgentReport, name string) *sailpoint.AgentReport {
+	for i := range installed {
+		if installed[i].Name == name {
+			return &installed[i]
+		}
+	}
+	return nil
 }
 
 // JobsFor returns the jobs a client's heartbeat hands out: its agents'
-// jobs in flight and a poolagent self-update offer. Artifact URLs are
-// paths; now stamps the self-update's window. It takes no engine lock.
-func (e *Engine) JobsFor(clientID string, now time.Time) []sailpoint.Job {
+// jobs in flight and a poolagent self-update offer. installed is what the
+// heartbeat reported of the host's agents: a job offers the patch from
+// the reported version and binary. Artifact URLs are paths; now stamps
+// the self-update's window. It takes no engine lock.
+func (e *Engine) JobsFor(clientID string, now time.Time, installed ...sailpoint.AgentReport) []sailpoint.Job {
 	cj := e.table.get(clientID)
 	if cj == nil {
 		return nil
@@ -287,7 +318,7 @@ func (e *Engine) JobsFor(clientID string, now time.Time) []sailpoint.Job {
 		}
 		mp := sailpoint.ManagedProcess{Version: in.target, Path: s.typ + "/" + s.agentName, Type: s.typ}
 		if s.rel != nil {
-			mp.Artifact = artifactOf(s.rel)
+			mp.Artifact = artifactOf(s.rel, reportOf(installed, s.agentName))
 		}
 		m := in.maint
 		job := sailpoint.Job{
@@ -316,7 +347,7 @@ func (e *Engine) JobsFor(clientID string, now time.Time) []sailpoint.Job {
 			out = append(out, sailpoint.Job{
 				UUID: id, Cookbook: id, State: sailpoint.JobPending, Type: sailpoint.JobTypeUpgrade, TargetID: clientID,
 				ManagedProcessConfiguration: map[string]sailpoint.ManagedProcess{SelfName: {Version: s.version, Path: SelfName, Type: SelfName,
-					Artifact: artifactOf(s.rel)}},
+					Artifact: artifactOf(s.rel, reportOf(installed, SelfName))}},
 				PoolID: s.poolID, Sequence: s.rel.Seq,
 				Maintenance: &sailpoint.Maintenance{Window: "true", WindowStartTime: now.UTC().Format(time.RFC3339)},
 			})
