@@ -250,23 +250,54 @@ func checkJob(cfg config.Config, server *url.URL, j *sailpoint.Job) error {
 		return refuse("the artifact is %s %s %s/%s, this host needs %s %s %s/%s", a.Name, a.Version, a.OS, a.Arch,
 			wantName, mp.Version, runtime.GOOS, runtime.GOARCH)
 	}
-	u, err := url.Parse(a.URL)
-	if err != nil || u.User != nil || u.Host == "" {
-		return refuse("artifact URL %q is not a URL", a.URL)
-	}
-	if slices.Contains(strings.Split(u.Path, "/"), "..") {
-		return refuse("artifact URL %q contains a .. element", a.URL)
-	}
-	if o := origin(u); o != origin(server) && !slices.ContainsFunc(cfg.Artifacts.AllowedURLs, func(s string) bool {
-		au, err := url.Parse(s)
-		return err == nil && origin(au) == o
-	}) {
-		return refuse("artifact URL %s is neither on the server %s nor in artifacts.allowed_urls", a.URL, origin(server))
+	if err := checkArtifactURL(cfg, server, "artifact", a.URL); err != nil {
+		return refuse("%v", err)
 	}
 	if a.Size <= 0 || len(a.SHA256) != 64 {
 		return refuse("the artifact descriptor has no size or SHA-256")
 	}
 	return nil
+}
+
+// checkArtifactURL accepts a download URL on the server's origin or on
+// an origin of artifacts.allowed_urls, without a user or a .. element.
+func checkArtifactURL(cfg config.Config, server *url.URL, what, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Host == "" {
+		return fmt.Errorf("%s URL %q is not a URL", what, raw)
+	}
+	if slices.Contains(strings.Split(u.Path, "/"), "..") {
+		return fmt.Errorf("%s URL %q contains a .. element", what, raw)
+	}
+	if o := origin(u); o != origin(server) && !slices.ContainsFunc(cfg.Artifacts.AllowedURLs, func(s string) bool {
+		au, err := url.Parse(s)
+		return err == nil && origin(au) == o
+	}) {
+		return fmt.Errorf("%s URL %s is neither on the server %s nor in artifacts.allowed_urls", what, raw, origin(server))
+	}
+	return nil
+}
+
+// patchOf maps a job's patch offer to the updater's, nil when it offers
+// none. An offer this host cannot use is an error (wrapping
+// updater.ErrPatch): the job goes on with the full artifact and reports
+// why as a PATCH warning.
+func (d *Daemon) patchOf(j *state.Job) (*updater.Patch, error) {
+	a := j.Spec.ManagedProcessConfiguration[j.Name].Artifact
+	if a == nil || a.Patch == nil {
+		return nil, nil
+	}
+	p := a.Patch
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	if err := checkArtifactURL(cfg, d.server, "patch", p.URL); err != nil {
+		return nil, fmt.Errorf("%w: %w", updater.ErrPatch, err)
+	}
+	if p.Size <= 0 || len(p.SHA256) != 64 || len(p.FromSHA256) != 64 {
+		return nil, fmt.Errorf("%w: the patch descriptor has no size or SHA-256", updater.ErrPatch)
+	}
+	return &updater.Patch{FromVersion: p.FromVersion, FromSHA256: p.FromSHA256, URL: p.URL, Size: p.Size, SHA256: p.SHA256}, nil
 }
 
 // checkPath accepts a job's path when it is empty, the process's name,

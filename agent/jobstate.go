@@ -117,7 +117,7 @@ func (d *Daemon) moveLocked(j *state.Job, s jobStep, progress int, msg string) b
 	}
 	terminal := j.Terminal()
 	if terminal {
-		j.Finished, j.UpdateMessage = time.Now(), cmp.Or(msg, info.Message)
+		j.Finished, j.UpdateMessage = time.Now(), cmp.Or(msg, info.Message, j.Warning)
 	}
 	changed := j.State != prevState || j.UpdateStatus != prevStatus
 	if changed || terminal || j.UpdateMessage != prevMsg {

@@ -69,7 +69,27 @@ func (x *jobExec) target() bool {
 		d.mu.Unlock()
 	}
 	x.job = updaterJob(j)
+	p, err := d.patchOf(j)
+	if err != nil {
+		x.warnPatch(err)
+	}
+	x.job.Patch = p
 	return true
+}
+
+// warnPatch records why the job's patch was not used: the job goes on
+// with the full artifact, and its updateMessage says so (PATCH: ...) as
+// it runs and once it succeeds.
+func (x *jobExec) warnPatch(err error) {
+	x.log.Warn("binary patch not used; downloading the full artifact", zap.Error(err))
+	d := x.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	x.j.Warning = "PATCH: " + err.Error() + "; the full artifact was downloaded instead"
+	x.j.UpdateMessage = x.j.Warning
+	d.setAgentStatusLocked(x.j)
+	d.saveLocked()
+	d.kick()
 }
 
 // precheck applies the host's downgrade policy, then the job's
@@ -282,6 +302,9 @@ func (x *jobExec) fetch() bool {
 		return false
 	}
 	x.fetched = f
+	if f.PatchErr != nil {
+		x.warnPatch(f.PatchErr)
+	}
 	return true
 }
 

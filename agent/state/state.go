@@ -105,6 +105,10 @@ type Job struct {
 	Phase         string             `json:"phase,omitempty"`
 	Progress      int                `json:"progress"`
 	UpdateMessage string             `json:"updateMessage,omitempty"`
+	// Warning is what went wrong without failing the job (a binary
+	// patch not used: "PATCH: ..."); it is the updateMessage of a job
+	// that succeeds.
+	Warning string `json:"warning,omitempty"`
 
 	Received time.Time `json:"received"`
 	Started  time.Time `json:"started,omitzero"`

@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -132,7 +133,19 @@ type Server struct {
 // on a fresh data dir, serving HTTPS with a certificate of a throwaway CA
 // (Server.CA) as in production.
 func StartServer(ctx context.Context, b *Bins, dir string) (*Server, error) {
-	return startServer(ctx, b, dir, filepath.Join(dir, "server"), "", "poolserver", true)
+	return StartServerWith(ctx, b, dir, ServerOptions{})
+}
+
+// ServerOptions adjust StartServerWith.
+type ServerOptions struct {
+	// LogLevel is log_level (default info); "debug" logs every request
+	// (Requests counts them).
+	LogLevel string
+}
+
+// StartServerWith is StartServer with options.
+func StartServerWith(ctx context.Context, b *Bins, dir string, o ServerOptions) (*Server, error) {
+	return startServer(ctx, b, dir, filepath.Join(dir, "server"), "", "poolserver", true, o)
 }
 
 // StartReplica starts a poolserver on dataDir and, when db is set, on that
@@ -141,10 +154,10 @@ func StartServer(ctx context.Context, b *Bins, dir string) (*Server, error) {
 // API token; later ones reuse it (Token may be set after start).
 // Replicas serve plain HTTP on 127.0.0.1.
 func StartReplica(ctx context.Context, b *Bins, dir, dataDir, db, name string) (*Server, error) {
-	return startServer(ctx, b, dir, dataDir, db, name, false)
+	return startServer(ctx, b, dir, dataDir, db, name, false, ServerOptions{})
 }
 
-func startServer(ctx context.Context, b *Bins, dir, dataDir, db, name string, useTLS bool) (*Server, error) {
+func startServer(ctx context.Context, b *Bins, dir, dataDir, db, name string, useTLS bool, o ServerOptions) (*Server, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -178,13 +191,14 @@ func startServer(ctx context.Context, b *Bins, dir, dataDir, db, name string, us
 data_dir = %q
 db = %q
 log_format = "json"
+log_level = %q
 `+tlsKeys+`[heartbeat]
 interval = "1s"
 inactive_after = 10
 flush_interval = "500ms"
 [rollout]
 tick = "200ms"
-`, addr, s.DataDir, db)
+`, addr, s.DataDir, db, cmp.Or(o.LogLevel, "info"))
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -366,8 +380,30 @@ func (s *Server) GenerateKeys(ctx context.Context, dir string) (Keys, error) {
 	return Keys{Private: prefix + ".key", Public: strings.TrimSpace(string(out))}, nil
 }
 
+// Requests returns how many requests for a path with prefix the server
+// answered with a 2xx status, as a server started with LogLevel "debug"
+// logs every request.
+func (s *Server) Requests(prefix string) (int, error) {
+	es, err := s.LogEntries("request")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range es {
+		if p, _ := e["path"].(string); strings.HasPrefix(p, prefix) {
+			if st, _ := e["status"].(float64); st < 200 || st >= 300 {
+				continue
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Publish signs file as name/version for this platform and publishes it.
-func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch, file, channel string) error {
+// It builds no patches (they take seconds a release) unless extra, more
+// flags of release publish, asks for them (--deltas K).
+func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch, file, channel string, extra ...string) error {
 	signed := file + "-" + version + "-" + goos + "-" + arch
 	if err := copyFile(file, signed, 0o755); err != nil {
 		return err
@@ -377,8 +413,9 @@ func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch,
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("release sign: %v: %s", err, b)
 	}
-	_, err := s.CLI(ctx, "release", "publish", "--name", name, "--version", version, "--os", goos, "--arch", arch,
-		"--channel", channel, "--file", signed, "--signature", signed+".minisig")
+	args := append([]string{"release", "publish", "--name", name, "--version", version, "--os", goos, "--arch", arch,
+		"--channel", channel, "--file", signed, "--signature", signed + ".minisig", "--deltas", "0"}, extra...)
+	_, err := s.CLI(ctx, args...)
 	return err
 }
 

@@ -72,10 +72,16 @@ type fleet struct {
 
 func newFleet(t *testing.T, n int) *fleet {
 	t.Helper()
+	return newFleetWith(t, n, e2e.ServerOptions{})
+}
+
+// newFleetWith is newFleet with a server started with o.
+func newFleetWith(t *testing.T, n int, o e2e.ServerOptions) *fleet {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	srv, err := e2e.StartServer(ctx, bins, dir)
+	srv, err := e2e.StartServerWith(ctx, bins, dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
