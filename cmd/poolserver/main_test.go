@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -204,5 +206,56 @@ func TestSignAndPublish(t *testing.T) {
 		if err := exec.Command(binary, args...).Run(); err == nil {
 			t.Errorf("%v succeeded", args)
 		}
+	}
+}
+
+// TestPublishDeltas: release publish builds patches from the previous
+// releases of the same name and platform, keeps those at most half the
+// artifact, stores them content-addressed and prints them; --deltas 0
+// builds none.
+func TestPublishDeltas(t *testing.T) {
+	dir := t.TempDir()
+	rnd := func(seed uint64, n int) []byte {
+		r := rand.New(rand.NewPCG(seed, 9))
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	base := rnd(1, 64<<10)
+	minor := bytes.Clone(base)
+	copy(minor[1000:], "a small change")
+	files := map[string][]byte{"1.0.0": base, "1.1.0": minor, "2.0.0": rnd(2, 64<<10)}
+	publish := func(version string, extra ...string) string {
+		art := filepath.Join(dir, "ad-"+version)
+		os.WriteFile(art, files[version], 0o755)
+		os.WriteFile(art+".minisig", []byte("untrusted comment: test\nRWQ...\n"), 0o644)
+		return cli(t, append([]string{"release", "publish", "--data-dir", dir, "--name", "AD", "--version", version, "--os", "linux", "--arch", "amd64",
+			"--file", art, "--signature", art + ".minisig"}, extra...)...)
+	}
+	if out := publish("1.0.0"); strings.Contains(out, "patch") {
+		t.Errorf("the first release printed %q", out)
+	}
+	out := publish("1.1.0")
+	m := regexp.MustCompile(`(?m)^patch from 1\.0\.0 sha256=([0-9a-f]{64}) size=(\d+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("publish 1.1.0 printed %q; want its patch from 1.0.0", out)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "artifacts", "patches", m[1])); err != nil || strconv.FormatInt(st.Size(), 10) != m[2] {
+		t.Errorf("patch file: %v %v", st, err)
+	}
+	// Unrelated bytes: both patches are larger than half the artifact.
+	out = publish("2.0.0")
+	if regexp.MustCompile(`(?m)^patch from`).MatchString(out) || strings.Count(out, "note: no patch from") != 2 {
+		t.Errorf("publish 2.0.0 printed %q; want two patches dropped as too large", out)
+	}
+	files["2.1.0"] = bytes.Clone(files["2.0.0"])
+	if out := publish("2.1.0", "--deltas", "0"); strings.Contains(out, "patch") {
+		t.Errorf("--deltas 0 printed %q", out)
+	}
+	if err := exec.Command(binary, "release", "publish", "--data-dir", dir, "--name", "AD", "--version", "3", "--os", "linux", "--arch", "amd64",
+		"--file", filepath.Join(dir, "ad-1.0.0"), "--signature", filepath.Join(dir, "ad-1.0.0.minisig"), "--deltas", "-1").Run(); err == nil {
+		t.Error("--deltas -1 was accepted")
 	}
 }
