@@ -101,7 +101,10 @@ func TestApplyBoundedMemory(t *testing.T) {
 
 type countingDiscard int64
 
-func (c *countingDiscard) Write(p []byte) (int, error) { *c += countingDiscard(len(p)); return len(p), nil }
+func (c *countingDiscard) Write(p []byte) (int, error) {
+	*c += countingDiscard(len(p))
+	return len(p), nil
+}
 
 // FuzzApply: no patch makes Apply panic or write more than it announced.
 func FuzzApply(f *testing.F) {
