@@ -85,3 +85,10 @@ func (c *byteCountingWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (c *byteCountingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// Flush sends what is buffered, when the underlying writer can.
+func (c *byteCountingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
