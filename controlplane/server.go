@@ -335,7 +335,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		lvl := zap.DebugLevel
-		if rec.status >= 500 {
+		// A 503 with Retry-After is load shedding (the download cap),
+		// counted in /metrics, not a fault: at fleet scale it would flood
+		// the log.
+		if rec.status >= 500 && !(rec.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") != "") {
 			lvl = zap.WarnLevel
 		}
 		if ce := s.log.Check(lvl, "request"); ce != nil {
