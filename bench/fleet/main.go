@@ -503,7 +503,7 @@ type scenario struct {
 	// downloadRate paces each host's download, bytes a second (0: as
 	// fast as loopback goes).
 	downloadRate int64
-	want     okta.AgentUpdateJobStatus
+	want         okta.AgentUpdateJobStatus
 }
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
