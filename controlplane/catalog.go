@@ -197,11 +197,8 @@ type Publish struct {
 	Warn func(msg string)
 }
 
-// PublishRelease copies an artifact into the data dir (content-addressed,
-// fsynced), records its size and SHA-256 and adds it to the catalog. The
-// signature is stored as given: agents verify it against their own pinned
-// keys, never against anything the server says.
-func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+// validate checks a release's name, version, platform and channel.
+func (p Publish) validate() error {
 	var problems []string
 	if p.Name != SelfName && !okta.AgentType(p.Name).Valid() {
 		problems = append(problems, fmt.Sprintf("--name %q: want an agent type (AD, IWA, LDAP, MFA, OPP, RUM, Radius) or poolagent", p.Name))
@@ -221,7 +218,18 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 		problems = append(problems, fmt.Sprintf("--channel %q: want GA, EA, BETA or TEST", p.Channel))
 	}
 	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// PublishRelease copies an artifact into the data dir (content-addressed,
+// fsynced), records its size and SHA-256 and adds it to the catalog. The
+// signature is stored as given: agents verify it against their own pinned
+// keys, never against anything the server says.
+func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
 	}
 	sig, err := os.ReadFile(p.SignatureFile)
 	if err != nil {

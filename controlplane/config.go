@@ -53,6 +53,8 @@ type Config struct {
 	Heartbeat HeartbeatConfig `toml:"heartbeat"`
 	// Rollout configures the rollout engine.
 	Rollout RolloutConfig `toml:"rollout"`
+	// Artifacts configures how poolserver serves artifacts.
+	Artifacts ArtifactsConfig `toml:"artifacts"`
 	// TLSCert and TLSKey are the PEM certificate (chain) and key to serve
 	// HTTPS with; reloaded on SIGHUP. Empty: plain HTTP, on a loopback
 	// address only unless InsecurePlainHTTP.
@@ -92,6 +94,15 @@ type RolloutConfig struct {
 	// SelfUpdate offers every host the newest poolagent release on its
 	// pool's channel when its poolagent is older.
 	SelfUpdate bool `toml:"self_update"`
+}
+
+// ArtifactsConfig configures how poolserver serves artifacts.
+type ArtifactsConfig struct {
+	// MaxConcurrentDownloads caps the artifact downloads (full artifacts
+	// and patches) poolserver serves at once; a download above it gets
+	// 503 with Retry-After and the host comes back later. 0 (the
+	// default): no cap.
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
 }
 
 // loopback reports whether the host of the host:port address addr is a
@@ -204,6 +215,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollout.tick: must be at least 10ms, got %s", c.Rollout.Tick.Duration)
 	case c.Rollout.JobTTL.Duration < time.Second:
 		return fmt.Errorf("rollout.job_ttl: must be at least 1s, got %s", c.Rollout.JobTTL.Duration)
+	case c.Artifacts.MaxConcurrentDownloads < 0:
+		return fmt.Errorf("artifacts.max_concurrent_downloads: must be 0 (no cap) or more, got %d", c.Artifacts.MaxConcurrentDownloads)
 	}
 	return nil
 }

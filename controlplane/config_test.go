@@ -31,6 +31,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`external_url = "ftp://x"`, "external_url"},
 		{`listen = 80`, "listen"},
 		{`db = "mysql://db.example.com/poolserver"`, "db:"},
+		{"[artifacts]\nmax_concurrent_downloads = -1", "artifacts.max_concurrent_downloads"},
+		{"[artifacts]\nmax_concurrent_downloads = \"ten\"", "artifacts.max_concurrent_downloads"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "c.toml")

@@ -32,6 +32,11 @@ type metrics struct {
 	storeLatency *prometheus.HistogramVec
 	clockSkew    prometheus.Histogram
 
+	// Artifact downloads poolserver serves itself (admission.go).
+	artifactBytes    *prometheus.CounterVec
+	artifactInFlight prometheus.Gauge
+	artifactRejected prometheus.Counter
+
 	// seenMu guards seenJobs: the terminal job reports counted, so a report
 	// repeated in later heartbeats is counted once (bounded: cleared when
 	// full, so a rare repeat after a clear counts twice).
@@ -64,7 +69,16 @@ func newMetrics(s *Server) *metrics {
 		clockSkew: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "poolserver_heartbeat_clock_skew_seconds",
 			Help:    "Absolute clock skew of each timestamped heartbeat: the server's receive time minus the host's timestamp.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400}}),
+		artifactBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "poolserver_artifact_bytes_total",
+			Help: "Artifact bytes written to clients, by kind (full: a whole artifact; patch: a binary patch)."}, []string{"kind"}),
+		artifactInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "poolserver_artifact_downloads_in_flight",
+			Help: "Artifact downloads being served now (each holds a slot of artifacts.max_concurrent_downloads)."}),
+		artifactRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "poolserver_artifact_downloads_rejected_total",
+			Help: "Artifact downloads refused with 503 because every slot of artifacts.max_concurrent_downloads was taken."}),
 		seenJobs: map[string]struct{}{},
+	}
+	for _, k := range []string{"full", "patch"} {
+		m.artifactBytes.WithLabelValues(k)
 	}
 	for _, o := range []string{"succeeded", "failed", "cancelled"} {
 		m.jobsFinished.WithLabelValues(o)
@@ -73,7 +87,7 @@ func newMetrics(s *Server) *metrics {
 		m.rateLimited.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.heartbeats, m.hbDuration, m.apiRequests, m.rateLimited, m.jobsDispatch, m.jobsFinished,
-		m.jobsRollback, m.storeLatency, m.clockSkew, &fleetCollector{s: s},
+		m.jobsRollback, m.storeLatency, m.clockSkew, m.artifactBytes, m.artifactInFlight, m.artifactRejected, &fleetCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "poolserver_hosts_clock_skew_max_seconds",
 			Help: "The largest absolute clock skew among the hosts heard from since this server started, at their last heartbeat."},
 			func() float64 { return s.notes.maxSkew().Seconds() }),

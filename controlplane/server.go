@@ -49,6 +49,8 @@ type Server struct {
 	handler http.Handler
 	tls     *tls.Config // nil: plain HTTP
 	metrics *metrics
+	// downloads admits the artifact downloads (admission.go).
+	downloads *downloadGate
 
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
@@ -93,6 +95,7 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
 	s.metrics = newMetrics(s)
+	s.downloads = newDownloadGate(cfg.Artifacts.MaxConcurrentDownloads, s.metrics)
 	s.engine = rollout.New(rollout.Deps{
 		Store: st, Now: s.clock.Now, Log: log.Named("rollout"),
 		Config: rollout.Config{Tick: cfg.Rollout.Tick.Duration, InactiveAfter: s.inactiveAfter(), SelfUpdate: cfg.Rollout.SelfUpdate},
@@ -221,6 +224,10 @@ func (s *Server) routes() http.Handler {
 		if rt.method == "GET" && strings.HasPrefix(rt.path, "/api/v1/") {
 			rt.h = withETag(rt.h) // ETag and 304 for pollers (docs/api.md)
 		}
+		if strings.HasPrefix(rt.path, "/artifacts/") {
+			// Every artifact route, full or patch, shares the download cap.
+			rt.h = s.downloads.wrap(rt.h)
+		}
 		mux.Handle(rt.method+" "+rt.path, rt.h)
 		if served[rt.path] == nil {
 			served[rt.path] = map[string]bool{}
@@ -329,7 +336,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		lvl := zap.DebugLevel
-		if rec.status >= 500 {
+		// A 503 with Retry-After is load shedding (the download cap),
+		// counted in /metrics, not a fault: at fleet scale it would flood
+		// the log.
+		if rec.status >= 500 && !(rec.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") != "") {
 			lvl = zap.WarnLevel
 		}
 		if ce := s.log.Check(lvl, "request"); ce != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -221,8 +222,9 @@ func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64
 	defer f.Close()
 	rep := &reporter{fn: progress, job: jobID, total: size, last: -1}
 	var lastErr error
+	var busyFor time.Duration // waited on busy replies so far
 	for attempt := 0; attempt <= u.cfg.Retries; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 && lastErr != nil {
 			u.log.Info("resuming interrupted download", zap.String("job", jobID), zap.Int("attempt", attempt), zap.Error(lastErr))
 		}
 		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", prehash, rate, rep)
@@ -233,17 +235,77 @@ func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64
 			}
 			return d, resumed, nil
 		}
-		if !retryable(ctx, err) {
+		wait := time.Duration(attempt+1) * 100 * time.Millisecond
+		var busy *busyError
+		if errors.As(err, &busy) && ctx.Err() == nil {
+			// A busy server is not a failed attempt: wait as it asks,
+			// with jitter, within the job's busy budget.
+			wait = busyWait(busy.after, u.cfg.BusyMaxWait, rand.Float64())
+			if busyFor+wait > u.cfg.BusyTimeout {
+				return nil, resumed, fmt.Errorf("%w; still busy after %s of waiting (the limit is %s)", err, busyFor.Round(time.Second), u.cfg.BusyTimeout)
+			}
+			busyFor += wait
+			u.log.Info("artifact server busy; waiting before asking again", zap.String("job", jobID), zap.Int("status", busy.status),
+				zap.Duration("retry_after", busy.after), zap.Duration("wait", wait), zap.Duration("busy_for", busyFor))
+			attempt--
+			lastErr = nil
+		} else if !retryable(ctx, err) {
 			return nil, resumed, err
+		} else {
+			lastErr = err
 		}
-		lastErr = err
 		select {
 		case <-ctx.Done():
 			return nil, resumed, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	return nil, resumed, lastErr
+}
+
+// busyError is a server's 503 or 429: come back later, not a failure of
+// the download. after is its Retry-After (0: none given).
+type busyError struct {
+	status int
+	after  time.Duration
+	err    error
+}
+
+func (e *busyError) Error() string { return e.err.Error() }
+func (e *busyError) Unwrap() error { return e.err }
+
+// defaultBusyWait is the wait after a busy reply without Retry-After.
+const defaultBusyWait = 5 * time.Second
+
+// busyWait is how long to wait after a busy reply that asked for after:
+// at least one second (and the default without a Retry-After), at most
+// maxWait, plus up to half again as jitter (r in [0, 1)) so the hosts a
+// busy server refused together do not all come back together.
+func busyWait(after, maxWait time.Duration, r float64) time.Duration {
+	if after <= 0 {
+		after = defaultBusyWait
+	}
+	base := min(max(after, time.Second), maxWait)
+	return base + time.Duration(r*float64(base)/2)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an
+// HTTP-date. 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 func retryable(ctx context.Context, err error) bool {
@@ -311,6 +373,10 @@ func (u *Updater) attempt(ctx context.Context, f *os.File, rawURL string, size i
 		_ = f.Truncate(0)
 		_ = os.Remove(sidecar)
 		return nil, false, fmt.Errorf("server refused range %d-: %w", offset, ErrDownload)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		after := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return nil, false, &busyError{status: resp.StatusCode, after: after,
+			err: fmt.Errorf("GET %s: HTTP %s (server busy): %w: %w", redact(rawURL), resp.Status, ErrDownload, errHTTPStatus)}
 	default:
 		return nil, false, fmt.Errorf("GET %s: HTTP %s: %w: %w", redact(rawURL), resp.Status, ErrDownload, errHTTPStatus)
 	}

@@ -43,6 +43,14 @@ type Config struct {
 	// Retries is how many times an interrupted download is resumed within
 	// one Fetch. Default 3; negative means none.
 	Retries int
+	// BusyMaxWait caps one wait after a busy reply (503 or 429) to the
+	// server's Retry-After (a missing one counts as 5 s; at least 1 s);
+	// up to half of the wait again is added as jitter. BusyTimeout bounds
+	// the waits of one download in all: busy replies do not use up
+	// Retries, and only a server still busy after BusyTimeout fails the
+	// download. Defaults: 2 min, 1 h.
+	BusyMaxWait time.Duration
+	BusyTimeout time.Duration
 	// SelfConfirmTimeout is how long a new poolagent binary has to call
 	// ConfirmSelf, and SelfMaxAttempts how many starts it gets, before
 	// RecoverSelf restores the previous binary. Defaults: 10 min, 3.
@@ -71,6 +79,12 @@ func (c *Config) setDefaults() {
 		c.Retries = 3
 	} else if c.Retries < 0 {
 		c.Retries = 0
+	}
+	if c.BusyMaxWait <= 0 {
+		c.BusyMaxWait = 2 * time.Minute
+	}
+	if c.BusyTimeout <= 0 {
+		c.BusyTimeout = time.Hour
 	}
 	if c.SelfConfirmTimeout <= 0 {
 		c.SelfConfirmTimeout = 10 * time.Minute

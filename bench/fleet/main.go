@@ -21,6 +21,7 @@
 //	go run ./bench/fleet [-hosts 10000] [-duration 8s] [-interval 5s] [-install 1s]
 //	go run ./bench/fleet -hosts 300000 -rollout-only -timeout 30m [-pg DSN]
 //	go run ./bench/fleet -hosts 300000 -heartbeat-only 2m
+//	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 package main
 
 import (
@@ -64,6 +65,8 @@ type options struct {
 	conns    []int
 	timeout  time.Duration
 	pg       string // a PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL
+	// maxDownloads is the server's artifacts.max_concurrent_downloads.
+	maxDownloads int
 }
 
 func run() error {
@@ -79,6 +82,9 @@ func run() error {
 	rolloutOnly := flag.Bool("rollout-only", false, "measure only the rollout (no load steps, no safety scenarios); with -pg, on PostgreSQL")
 	loadOnly := flag.Bool("load-only", false, "measure only the heartbeat load steps (no rollout, no safety scenarios)")
 	hbOnly := flag.Duration("heartbeat-only", 0, "only play the hosts heartbeating at -rollout-interval for this long, no update: the simulator's own cost and the idle server's")
+	downloadCap := flag.Int("download-cap", 0, "instead of the benchmark, roll out a release whose artifact every host downloads, without a download cap and with artifacts.max_concurrent_downloads = N, and compare")
+	downloadSize := flag.Int64("download-size", 8<<20, "with -download-cap: the artifact's size in bytes")
+	downloadRate := flag.Int64("download-rate", 4<<20, "with -download-cap: each host's download speed in bytes a second (0: unpaced)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
@@ -119,6 +125,9 @@ func run() error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	if *downloadCap > 0 {
+		return runDownloadCap(ctx, bin, work, o, *downloadCap, *downloadSize, *downloadRate)
 	}
 	if *soakFor > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
@@ -396,7 +405,9 @@ rate_limit = 1000000
 [rollout]
 tick = "500ms"
 self_update = false
-`, addr, dir, dsn, cmp.Or(os.Getenv("FLEET_LOG_LEVEL"), "warn"), os.Getenv("FLEET_PPROF"), o.interval)
+[artifacts]
+max_concurrent_downloads = %d
+`, addr, dir, dsn, cmp.Or(os.Getenv("FLEET_LOG_LEVEL"), "warn"), os.Getenv("FLEET_PPROF"), o.interval, o.maxDownloads)
 	path := filepath.Join(dir, "..", "poolserver.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -489,7 +500,10 @@ type scenario struct {
 	update   string // the update body
 	fail     bool   // hosts report their jobs FAILED (a bad release)
 	download bool   // hosts download the artifact, not before the job's startAfter
-	want     okta.AgentUpdateJobStatus
+	// downloadRate paces each host's download, bytes a second (0: as
+	// fast as loopback goes).
+	downloadRate int64
+	want         okta.AgentUpdateJobStatus
 }
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,6 +214,7 @@ type sim struct {
 	// could not keep up).
 	lastTaken, lastDone, behind atomic.Int64
 	inFlight, maxInFlight       atomic.Int64
+	busy                        atomic.Int64 // downloads refused with 503 or 429
 	lat                         latencies
 
 	startsMu sync.Mutex
@@ -335,7 +338,19 @@ func (w *worker) step(ctx context.Context, e event) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 		req.Header.Set("Authorization", s.ids.bearer(i))
 		if resp, err := s.client.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+				// The download cap: come back after Retry-After plus up
+				// to half again, as poolagent does (updater.busyWait).
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				s.busy.Add(1)
+				after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				wait := time.Duration(max(after, 1)) * time.Second
+				wait += time.Duration(rand.Int64N(int64(wait / 2)))
+				s.sched.push(s.sched.now()+int64(wait), i)
+				return
+			}
+			_, _ = io.Copy(io.Discard, &pacedReader{r: resp.Body, rate: s.sc.downloadRate})
 			resp.Body.Close()
 		}
 		h.step = stepInstall
@@ -432,4 +447,32 @@ func storeMax(v *atomic.Int64, x int64) {
 			return
 		}
 	}
+}
+
+// pacedReader reads at most rate bytes a second (0: unpaced), as a host
+// on a slow link: the server's handler, and its download slot, stay busy
+// for the whole transfer.
+type pacedReader struct {
+	r    io.Reader
+	rate int64
+	n    int64
+	t0   time.Time
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.rate <= 0 {
+		return p.r.Read(b)
+	}
+	if p.t0.IsZero() {
+		p.t0 = time.Now()
+	}
+	if len(b) > 32<<10 {
+		b = b[:32<<10]
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if ahead := time.Duration(p.n*int64(time.Second)/p.rate) - time.Since(p.t0); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	return n, err
 }

@@ -10,6 +10,8 @@
 //	poolserver release publish --data-dir DIR --name NAME --version V --os OS --arch ARCH --channel C --file F --signature F.minisig [--deltas K]
 //	poolserver key generate --out PREFIX [--password-file F]
 //	poolserver release sign --key PREFIX.key --name NAME --version V --os OS --arch ARCH --file F
+//	poolserver release export --data-dir DIR --name NAME --version V [--os OS --arch ARCH] --out FILE
+//	poolserver release import --data-dir DIR --file FILE --trusted-key PREFIX.pub [--trusted-key ...]
 //	poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]
 //	poolserver pools list | agents list [--pool ID] | releases list          (over the API, see below)
 //	poolserver updates list|show|create|pause|resume|stop|retry|watch --pool ID [--update ID] ...
@@ -50,6 +52,8 @@ const usage = `usage:
       [--deltas K]        # bsdiff patches from the K previous releases (default 3; 0: none)
   poolserver key generate --out PREFIX [--password-file F]          # writes PREFIX.key, PREFIX.pub
   poolserver release sign --key PREFIX.key [--password-file F] --name NAME --version V --os OS --arch ARCH --file F
+  poolserver release export --data-dir DIR --name NAME --version V [--os OS --arch ARCH] --out FILE   # an offline bundle
+  poolserver release import --data-dir DIR --file FILE --trusted-key PREFIX.pub [--trusted-key ...]  # verified, all or nothing
   poolserver audit list --data-dir DIR [--json] [--limit N] [--since RFC3339]   # newest first
   poolserver version
 
@@ -110,6 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReleasePublish(ctx, rest, stdout)
 	case "release sign":
 		return cmdReleaseSign(ctx, rest, stdout)
+	case "release export":
+		return cmdReleaseExport(ctx, rest, stdout)
+	case "release import":
+		return cmdReleaseImport(ctx, rest, stdout)
 	case "key generate":
 		return cmdKeyGenerate(ctx, rest, stdout)
 	case "pools list":
