@@ -30,7 +30,7 @@ import (
 //	manifest.json                     BundleManifest
 //	artifacts/SHA256                  each artifact, named by its SHA-256
 //	signatures/NAME-VERSION-OS-ARCH.minisig
-//	patches/SHA256                    binary patches (none yet)
+//	patches/SHA256                    binary patches (export writes none)
 //
 // The bundle is not trusted: import checks every size, SHA-256 and
 // signature against keys the importing operator names before it
@@ -44,8 +44,10 @@ type BundleManifest struct {
 	Format     string          `json:"format"`
 	ExportedAt time.Time       `json:"exportedAt"`
 	Releases   []BundleRelease `json:"releases"`
-	// Patches are binary patches between releases. Export writes none
-	// yet (this poolserver keeps no patches), so the list is empty.
+	// Patches are binary patches between releases. Export writes none:
+	// the importing poolserver builds its own (ImportOptions.Deltas)
+	// against the releases it holds, which a patch built elsewhere may
+	// not start from, and a patch needs no trust of its own.
 	Patches []BundlePatch `json:"patches"`
 }
 
@@ -224,6 +226,11 @@ type ImportOptions struct {
 	TrustedKeys []string
 	// MaxEntry caps one artifact or patch entry (default DefaultMaxEntry).
 	MaxEntry int64
+	// Deltas is how many earlier releases of the catalog each imported
+	// release gets binary patches from, as with publish (0: none).
+	Deltas int
+	// Warn receives what building patches left out; nil discards it.
+	Warn func(msg string)
 }
 
 // ImportResult is what ImportBundle did.
@@ -231,8 +238,8 @@ type ImportResult struct {
 	Published []*store.Release
 	// Present are releases the catalog already had, byte for byte.
 	Present []BundleRelease
-	// SkippedPatches were verified but not kept: this poolserver keeps no
-	// patches.
+	// SkippedPatches were verified but not kept: import builds its own
+	// (ImportOptions.Deltas).
 	SkippedPatches int
 }
 
@@ -277,7 +284,7 @@ func ImportBundle(ctx context.Context, st store.Store, dataDir, bundle string, o
 			continue
 		}
 		r, err := PublishRelease(ctx, st, dataDir, Publish{Name: br.Name, Version: br.Version, OS: br.OS, Arch: br.Arch, Channel: br.Channel,
-			File: files[br.Artifact].path, SignatureFile: files[br.Signature].path}, now)
+			File: files[br.Artifact].path, SignatureFile: files[br.Signature].path, Deltas: opts.Deltas, Warn: opts.Warn}, now)
 		if err != nil {
 			return res, fmt.Errorf("import %s: after every check passed, publishing failed (%d of %d published; import again to finish): %w",
 				bundle, len(res.Published), len(manifest.Releases)-len(res.Present), err)

@@ -58,6 +58,7 @@ func cmdReleaseImport(ctx context.Context, args []string, stdout io.Writer) erro
 	db := fs.String("db", "", dbUsage)
 	file := fs.String("file", "", "the bundle (from release export)")
 	maxEntry := fs.Int64("max-entry-size", controlplane.DefaultMaxEntry, "refuse a bundle with an artifact or patch larger than this many bytes")
+	deltas := fs.Int("deltas", controlplane.DefaultDeltas, "build binary patches for each imported release from this many earlier releases of the catalog (0: none)")
 	var keyFiles stringList
 	fs.Var(&keyFiles, "trusted-key", "a minisign public key file (PREFIX.pub from key generate) the releases must be signed by (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
@@ -68,6 +69,9 @@ func cmdReleaseImport(ctx context.Context, args []string, stdout io.Writer) erro
 	}
 	if *dataDir == "" {
 		return usageError{"--data-dir is required: the artifacts live there, with --db too"}
+	}
+	if *deltas < 0 {
+		return usageError{fmt.Sprintf("--deltas %d: want 0 (no patches) or more", *deltas)}
 	}
 	var keys []string
 	for _, kf := range keyFiles {
@@ -82,7 +86,8 @@ func cmdReleaseImport(ctx context.Context, args []string, stdout io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	res, err := controlplane.ImportBundle(ctx, st, *dataDir, *file, controlplane.ImportOptions{TrustedKeys: keys, MaxEntry: *maxEntry}, time.Now())
+	res, err := controlplane.ImportBundle(ctx, st, *dataDir, *file, controlplane.ImportOptions{TrustedKeys: keys, MaxEntry: *maxEntry,
+		Deltas: *deltas, Warn: func(msg string) { fmt.Fprintf(stdout, "note: %s\n", msg) }}, time.Now())
 	if res != nil {
 		for _, r := range res.Published {
 			if aerr := controlplane.AuditCLI(ctx, st, store.AuditEntry{Action: controlplane.AuditReleasePublish,
@@ -96,7 +101,7 @@ func cmdReleaseImport(ctx context.Context, args []string, stdout io.Writer) erro
 			fmt.Fprintf(stdout, "already present %s %s %s/%s sha256=%s\n", r.Name, r.Version, r.OS, r.Arch, r.SHA256)
 		}
 		if res.SkippedPatches > 0 {
-			fmt.Fprintf(stdout, "%d patches verified but not kept: this poolserver keeps no patches\n", res.SkippedPatches)
+			fmt.Fprintf(stdout, "%d patches of the bundle verified but not kept: import builds its own (--deltas)\n", res.SkippedPatches)
 		}
 	}
 	return err

@@ -128,6 +128,28 @@ func TestReleaseExportImport(t *testing.T) {
 		t.Errorf("second import printed %q", out)
 	}
 	cli(t, "release", "export", "--data-dir", dst, "--name", "AD", "--version", "1.1.0", "--out", filepath.Join(dir, "again.tar"))
+
+	// A site that holds 1.0.0 builds its own patch to the imported 1.1.0.
+	site := filepath.Join(dir, "site")
+	old := filepath.Join(dir, "ad-1.0.0.tar")
+	cli(t, "release", "export", "--data-dir", src, "--name", "AD", "--version", "1.0.0", "--out", old)
+	cli(t, "release", "import", "--data-dir", site, "--file", old, "--trusted-key", filepath.Join(dir, "release.pub"))
+	cli(t, "release", "import", "--data-dir", site, "--file", bundle, "--trusted-key", filepath.Join(dir, "release.pub"))
+	st, err := sqlite.Open(context.Background(), site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := st.GetRelease(context.Background(), "AD", "1.1.0", "linux", "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Patches) != 1 || r.Patches[0].FromVersion != "1.0.0" {
+		t.Fatalf("1.1.0 imported beside 1.0.0 has patches %+v, want one from 1.0.0", r.Patches)
+	}
+	if w, err := st.GetRelease(context.Background(), "AD", "1.1.0", "windows", "amd64"); err != nil || len(w.Patches) != 0 {
+		t.Errorf("windows 1.1.0 (no earlier windows release) has patches %+v (%v)", w, err)
+	}
 }
 
 // TestReleaseImportRefusesHostileEntries: entries that escape the bundle,
