@@ -9,12 +9,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/artifacts"
 	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
@@ -167,11 +169,6 @@ func effectiveLatest(p *store.Pool, c *catalog) string {
 	return rollout.EffectiveLatest(p, c)
 }
 
-// artifactPath is where an artifact's bytes live: content-addressed.
-func artifactPath(dataDir, sha string) string {
-	return filepath.Join(dataDir, "artifacts", sha)
-}
-
 // artifactURL is the path an artifact is served at.
 func artifactURL(r *store.Release) string { return rollout.ArtifactPath(r) }
 
@@ -182,11 +179,17 @@ type Publish struct {
 	File, SignatureFile     string
 }
 
-// PublishRelease copies an artifact into the data dir (content-addressed,
-// fsynced), records its size and SHA-256 and adds it to the catalog. The
+// PublishRelease publishes into the data dir's artifact store: see
+// PublishReleaseTo.
+func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+	return PublishReleaseTo(ctx, st, artifacts.NewDataDir(dataDir), p, now)
+}
+
+// PublishReleaseTo hashes an artifact, stores it in arts under its
+// SHA-256, records its size and SHA-256 and adds it to the catalog. The
 // signature is stored as given: agents verify it against their own pinned
 // keys, never against anything the server says.
-func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+func PublishReleaseTo(ctx context.Context, st store.Store, arts ArtifactStore, p Publish, now time.Time) (*store.Release, error) {
 	var problems []string
 	if p.Name != SelfName && !okta.AgentType(p.Name).Valid() {
 		problems = append(problems, fmt.Sprintf("--name %q: want an agent type (AD, IWA, LDAP, MFA, OPP, RUM, Radius) or poolagent", p.Name))
@@ -217,33 +220,19 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 		return nil, fmt.Errorf("read artifact: %w", err)
 	}
 	defer in.Close()
-	dir := filepath.Join(dataDir, "artifacts")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create artifact dir: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
-	}
-	defer os.Remove(tmp.Name())
+	// Hash first: the key is the SHA-256, and the store checks or keys
+	// the upload by it.
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(tmp, h), in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	size, err := io.Copy(h, in)
 	if err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
+		return nil, fmt.Errorf("read artifact: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if err := os.Rename(tmp.Name(), artifactPath(dataDir, sum)); err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read artifact: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := arts.Put(ctx, sum, in, size); err != nil {
+		return nil, err
 	}
 	r := &store.Release{Name: p.Name, Version: p.Version, OS: p.OS, Arch: p.Arch, Channel: p.Channel, Size: size, SHA256: sum,
 		Signature: string(sig), PublishedAt: now.UTC()}
@@ -279,9 +268,17 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 		spInternal(w)
 		return
 	}
-	f, err := os.Open(artifactPath(s.cfg.DataDir, rel.SHA256))
+	// Served from the store (a ranged GET for each Range with S3), not
+	// redirected: an agent's secret never follows a redirect, and an
+	// agent that cannot reach the store still gets its bytes here.
+	f, err := s.arts.Open(r.Context(), rel.SHA256)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		spNotFound(w, "the artifact's file is missing from the artifact store")
+		return
+	}
 	if err != nil {
-		spNotFound(w, "the artifact's file is missing from the data dir")
+		s.log.Error("open artifact", zap.String("sha256", rel.SHA256), zap.Error(err))
+		spInternal(w)
 		return
 	}
 	defer f.Close()
