@@ -83,3 +83,59 @@ func (s *Server) presign(ctx context.Context, sha string, now time.Time) string 
 	s.presigns.m[sha] = presigned{url: u, renewAt: now.Add(expiry / 2)}
 	return u
 }
+
+// artifactSources lists a job's artifact sources before poolserver's own
+// URL: the pool's mirrors (<base>/<sha256>), then the object store's
+// presigned URL. Each heartbeat reply carries them afresh, so a URL near
+// its expiry is replaced before an agent resumes with it.
+func (s *Server) artifactSources(ctx context.Context, mirrors []string, sha string, now time.Time) []string {
+	out := make([]string, 0, len(mirrors)+1)
+	for _, m := range mirrors {
+		out = append(out, m+"/"+sha)
+	}
+	if u := s.presign(ctx, sha, now); u != "" {
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// mirrorCache keeps each pool's artifactMirrors for mirrorTTL, so the
+// heartbeats of a pool do not each read the pool.
+type mirrorCache struct {
+	mu sync.Mutex
+	m  map[string]cachedMirrors
+}
+
+type cachedMirrors struct {
+	urls    []string
+	fetched time.Time
+}
+
+const mirrorTTL = 5 * time.Second
+
+// poolMirrors returns the pool's artifactMirrors (nil when it cannot be
+// read: the agents then skip the mirrors, not the job).
+func (s *Server) poolMirrors(ctx context.Context, poolID string) []string {
+	now := s.clock.Now()
+	s.mirrors.mu.Lock()
+	c, ok := s.mirrors.m[poolID]
+	s.mirrors.mu.Unlock()
+	if ok && now.Sub(c.fetched) < mirrorTTL {
+		return c.urls
+	}
+	p, err := s.store.GetPool(ctx, poolID)
+	if err != nil {
+		s.log.Warn("read the pool's artifact mirrors", zap.String("pool", poolID), zap.Error(err))
+		return nil
+	}
+	s.mirrors.mu.Lock()
+	if s.mirrors.m == nil {
+		s.mirrors.m = map[string]cachedMirrors{}
+	}
+	s.mirrors.m[poolID] = cachedMirrors{urls: p.Settings.ArtifactMirrors, fetched: now}
+	s.mirrors.mu.Unlock()
+	return p.Settings.ArtifactMirrors
+}

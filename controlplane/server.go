@@ -61,6 +61,7 @@ type Server struct {
 	cat         catalogCache
 	arts        ArtifactStore
 	presigns    presignCache
+	mirrors     mirrorCache
 	poolTypesMu sync.Mutex
 	poolTypes   map[string]okta.AgentType
 	notes       hostNotes
