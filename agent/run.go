@@ -68,7 +68,7 @@ func (x *jobExec) target() bool {
 		x.t = d.target(a)
 		d.mu.Unlock()
 	}
-	x.job = updaterJob(j)
+	x.job = d.updaterJobWithSources(j)
 	return true
 }
 
