@@ -52,10 +52,12 @@ func newStoreProxy(t *testing.T, backend string) *storeProxy {
 		if cut {
 			rec.cutAfter = -1 // set from Content-Length below
 		}
+		defer func() { // also when the cut aborts the handler
+			p.mu.Lock()
+			p.presign = append(p.presign, fmt.Sprintf("%d %s", rec.status, r.Header.Get("Range")))
+			p.mu.Unlock()
+		}()
 		rp.ServeHTTP(rec, r)
-		p.mu.Lock()
-		p.presign = append(p.presign, fmt.Sprintf("%d %s", rec.status, r.Header.Get("Range")))
-		p.mu.Unlock()
 	}))
 	t.Cleanup(p.Close)
 	return p
