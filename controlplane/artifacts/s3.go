@@ -81,7 +81,7 @@ func loadCredentials(file, profile string) (*credentials.Credentials, error) {
 	} else {
 		creds = credentials.NewEnvAWS()
 	}
-	v, err := creds.Get()
+	v, err := creds.GetWithContext(nil) // nil: the default HTTP client; these providers read files and the environment
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: read the object store's credentials from %s: %w", where, err)
 	}
