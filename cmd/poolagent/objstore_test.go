@@ -201,3 +201,32 @@ func TestObjectStoreMirrorsAndResume(t *testing.T) {
 		}
 	}
 }
+
+// TestServerMirrorsRefusedByTheHost: a control plane that lists a pool
+// mirror cannot make a host use it when the host's config says no: with
+// artifacts.use_server_mirrors = false, or with the mirror's origin
+// missing from artifacts.allowed_urls, the mirror gets no request at all
+// and the host downloads from poolserver.
+func TestServerMirrorsRefusedByTheHost(t *testing.T) {
+	f := newFleet(t, []release{{"AD", "1.1.0", sampleBins["1.1.0"]}})
+	evil := newMirror(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusTeapot) })
+	if code := f.api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", fmt.Sprintf(`{"artifactMirrors":[%q],"maxUnavailable":2}`, evil.URL), nil); code != 201 {
+		t.Fatalf("set the pool's artifactMirrors: %d", code)
+	}
+	off := f.newHost(hostOpts{artifacts: fmt.Sprintf("use_server_mirrors = false\nallowed_urls = [%q]", evil.URL)})
+	unlisted := f.newHost(hostOpts{})
+	for _, h := range []*host{off, unlisted} {
+		h.enroll()
+		h.start()
+	}
+	u := f.createUpdate(`{"targetVersion":"1.1.0","name":"to 1.1.0"}`)
+	f.waitUpdate(u.ID, "the update to succeed on both hosts", func(u okta.AgentPoolUpdate) bool {
+		return u.Status == okta.JobSuccess && len(u.Agents) == 2 && u.Agents[0].Version == "1.1.0" && u.Agents[1].Version == "1.1.0"
+	})
+	if paths, _ := evil.seen(); len(paths) != 0 {
+		t.Errorf("the refused mirror was contacted: %q", paths)
+	}
+	if !strings.Contains(unlisted.log.String(), "ignoring an artifact mirror from the server") {
+		t.Errorf("the host with the mirror off its allow-list did not log why it ignored it:\n%s", unlisted.log.String())
+	}
+}
