@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -174,10 +175,12 @@ func (d *Daemon) acceptLocked(ctx context.Context, sj *sailpoint.Job, recv, serv
 		if rec.Terminal() {
 			return false
 		}
-		// The same job again: refresh its window and expiry.
+		// The same job again: refresh its window and expiry, and its
+		// artifact's URLs (presigned URLs expire), kept in the state so a
+		// download resumed after a restart uses the fresh ones.
 		rec.Spec.Maintenance, rec.Spec.ExpiresAt = sj.Maintenance, sj.ExpiresAt
 		d.windows[sj.UUID] = parseWindow(sj.Maintenance, recv)
-		return false
+		return refreshArtifact(rec, sj)
 	}
 	d.st.Sequences[key] = sj.Sequence
 	rec = &state.Job{UUID: sj.UUID, UpdateID: sj.UpdateID, Spec: *sj, Received: time.Now()}
@@ -320,6 +323,115 @@ func checkPath(cfg config.Config, p, name, typ, binary string) error {
 		return nil
 	}
 	return fmt.Errorf("path %q does not name this managed process", p)
+}
+
+// refreshArtifact copies the URLs of sj's artifacts into the stored job
+// when they describe the same file (name, version, platform, size, SHA-256
+// and signature), and reports whether anything changed. Anything else in a
+// repeated job is ignored: a job's content never changes under its id.
+func refreshArtifact(rec *state.Job, sj *sailpoint.Job) bool {
+	changed := false
+	for name, mp := range sj.ManagedProcessConfiguration {
+		old, ok := rec.Spec.ManagedProcessConfiguration[name]
+		if !ok || old.Artifact == nil || mp.Artifact == nil {
+			continue
+		}
+		a, b := *old.Artifact, *mp.Artifact
+		if a.Name != b.Name || a.Version != b.Version || a.OS != b.OS || a.Arch != b.Arch || a.Size != b.Size || a.SHA256 != b.SHA256 || a.Signature != b.Signature {
+			continue
+		}
+		if a.URL == b.URL && slices.Equal(a.Mirrors, b.Mirrors) {
+			continue
+		}
+		a.URL, a.Mirrors = b.URL, slices.Clone(b.Mirrors)
+		old.Artifact = &a
+		rec.Spec.ManagedProcessConfiguration[name] = old
+		changed = true
+	}
+	return changed
+}
+
+// mirrors lists the sources tried before the artifact's URL: this host's
+// own artifacts.mirrors, then the server's (the pool's mirrors, the object
+// store's presigned URL) when artifacts.use_server_mirrors allows them and
+// their origin is the server's or in artifacts.allowed_urls: the same
+// allow-list as the artifact URL, so a control plane cannot point this
+// host at an origin its config does not name.
+func mirrors(cfg config.Config, server *url.URL, a *sailpoint.Artifact, log *zap.Logger) []string {
+	var out []string
+	for _, m := range cfg.Artifacts.Mirrors {
+		out = append(out, strings.TrimRight(m, "/")+"/"+strings.ToLower(a.SHA256))
+	}
+	if len(a.Mirrors) == 0 {
+		return out
+	}
+	if !cfg.Artifacts.UseServerMirrors {
+		log.Debug("ignoring the server's artifact mirrors: artifacts.use_server_mirrors is off", zap.Int("mirrors", len(a.Mirrors)))
+		return out
+	}
+	for _, m := range a.Mirrors {
+		if err := allowedSource(cfg, server, m); err != nil {
+			log.Warn("ignoring an artifact mirror from the server", zap.String("mirror", redactURL(m)), zap.Error(err))
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// allowedSource accepts a URL on the server's origin or one in
+// artifacts.allowed_urls, without credentials or "..".
+func allowedSource(cfg config.Config, server *url.URL, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return errors.New("not an http(s) URL without credentials")
+	}
+	if u.Scheme == "http" && !cfg.Artifacts.AllowInsecureHTTP {
+		return errors.New("plain http refused: use https or set artifacts.allow_insecure_http")
+	}
+	if slices.Contains(strings.Split(u.Path, "/"), "..") {
+		return errors.New("contains a .. element")
+	}
+	if o := origin(u); o != origin(server) && !slices.ContainsFunc(cfg.Artifacts.AllowedURLs, func(s string) bool {
+		au, err := url.Parse(s)
+		return err == nil && origin(au) == o
+	}) {
+		return fmt.Errorf("origin %s is neither the server's nor in artifacts.allowed_urls", o)
+	}
+	return nil
+}
+
+// redactURL drops a URL's query (a presigned URL's signature) for logs.
+func redactURL(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		return raw[:i] + "?…"
+	}
+	return raw
+}
+
+// updaterJobWithSources is updaterJob with the artifact's mirrors, and a
+// Refresh reading the stored job (which heartbeat replies refresh).
+func (d *Daemon) updaterJobWithSources(j *state.Job) updater.Job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	job := updaterJob(j)
+	job.Artifact.Mirrors = d.mirrorsLocked(j)
+	job.Refresh = func() updater.Artifact {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		fresh := updaterJob(j).Artifact
+		fresh.Mirrors = d.mirrorsLocked(j)
+		return fresh
+	}
+	return job
+}
+
+func (d *Daemon) mirrorsLocked(j *state.Job) []string {
+	a := j.Spec.ManagedProcessConfiguration[j.Name].Artifact
+	if a == nil {
+		return nil
+	}
+	return mirrors(d.cfg, d.server, a, d.log.With(zap.String("job", j.UUID)))
 }
 
 // updaterJob converts a checked job. AllowDowngrade stays false: the

@@ -68,7 +68,7 @@ func (x *jobExec) target() bool {
 		x.t = d.target(a)
 		d.mu.Unlock()
 	}
-	x.job = updaterJob(j)
+	x.job = d.updaterJobWithSources(j)
 	p, err := d.patchOf(j)
 	if err != nil {
 		x.warnPatch(err)

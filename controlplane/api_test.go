@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -488,27 +489,31 @@ func TestSettings(t *testing.T) {
 	r := e.do("GET", path, e.read, "")
 	r.decode(t, &s)
 	want := okta.AgentPoolUpdateSetting{AgentType: okta.AgentTypeLDAP, PoolID: p.ID, PoolName: "ldap", ReleaseChannel: okta.ChannelGA, MaxUnavailable: 1, MinOperational: 2}
-	if r.status != 200 || s != want {
+	if r.status != 200 || !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults = %d %+v", r.status, s)
 	}
 	r = e.do("POST", path, e.manage, `{"continueOnError":true,"releaseChannel":"EA","minimalSupportedVersion":"3.1.0"}`)
 	r.decode(t, &s)
 	want.ContinueOnError, want.ReleaseChannel, want.MinimalSupportedVersion = true, okta.ChannelEA, "3.1.0"
-	if r.status != 201 || s != want {
+	if r.status != 201 || !reflect.DeepEqual(s, want) {
 		t.Errorf("after POST = %d %+v", r.status, s)
 	}
 	// Only the fields sent change.
-	r = e.do("POST", path, e.manage, `{"poolName":"ldap east","latestVersion":"3.2.0","maxUnavailable":25}`)
+	r = e.do("POST", path, e.manage, `{"poolName":"ldap east","latestVersion":"3.2.0","maxUnavailable":25,"artifactMirrors":["https://m1.example.com/pa/","http://10.0.0.9:8080"]}`)
+	s = okta.AgentPoolUpdateSetting{}
 	r.decode(t, &s)
 	want.PoolName, want.LatestVersion, want.MaxUnavailable = "ldap east", "3.2.0", 25
-	if s != want {
+	want.ArtifactMirrors = []string{"https://m1.example.com/pa", "http://10.0.0.9:8080"}
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("partial POST = %+v, want %+v", s, want)
 	}
+	s = okta.AgentPoolUpdateSetting{}
 	e.do("GET", path, e.read, "").decode(t, &s)
-	if s != want {
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("GET after POST = %+v", s)
 	}
-	for _, body := range []string{`{"releaseChannel":"NIGHTLY"}`, `{"agentType":"AD"}`, `{"maxUnavailable":0}`, `{"continueOnError":"yes"}`, `{"poolName":""}`, `not json`} {
+	for _, body := range []string{`{"releaseChannel":"NIGHTLY"}`, `{"agentType":"AD"}`, `{"maxUnavailable":0}`, `{"continueOnError":"yes"}`, `{"poolName":""}`, `not json`,
+		`{"artifactMirrors":["ftp://m.example.com"]}`, `{"artifactMirrors":["https://u:p@m.example.com"]}`, `{"artifactMirrors":["https://m.example.com/?x=1"]}`} {
 		r := e.do("POST", path, e.manage, body)
 		if r.status != 400 {
 			t.Errorf("%s: %d", body, r.status)

@@ -99,7 +99,7 @@ var (
 // file, and returns its manifest. Each artifact is checked against its
 // recorded SHA-256 and size on the way: a damaged data dir is not
 // exported.
-func ExportBundle(ctx context.Context, st store.Store, dataDir, name, version, goos, arch, out string, now time.Time) (*BundleManifest, error) {
+func ExportBundle(ctx context.Context, st store.Store, arts ArtifactStore, name, version, goos, arch, out string, now time.Time) (*BundleManifest, error) {
 	all, err := st.ListReleases(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("export: list releases: %w", err)
@@ -130,7 +130,7 @@ func ExportBundle(ctx context.Context, st store.Store, dataDir, name, version, g
 			return nil, fmt.Errorf("export: %s %s %s/%s: names unfit for a file name", r.Name, r.Version, r.OS, r.Arch)
 		}
 		if !written[br.Artifact] {
-			if err := exportArtifact(ctx, tw, artifactPath(dataDir, r.SHA256), br, now); err != nil {
+			if err := exportArtifact(ctx, tw, arts, br, now); err != nil {
 				return nil, err
 			}
 			written[br.Artifact] = true
@@ -177,10 +177,10 @@ func orAny(s string) string {
 }
 
 // exportArtifact streams one artifact into the tar, checking its digest.
-func exportArtifact(ctx context.Context, tw *tar.Writer, src string, br BundleRelease, now time.Time) error {
-	f, err := os.Open(src)
+func exportArtifact(ctx context.Context, tw *tar.Writer, arts ArtifactStore, br BundleRelease, now time.Time) error {
+	f, err := arts.Open(ctx, br.SHA256)
 	if err != nil {
-		return fmt.Errorf("export %s %s %s/%s: the artifact's file is missing from the data dir: %w", br.Name, br.Version, br.OS, br.Arch, err)
+		return fmt.Errorf("export %s %s %s/%s: the artifact is missing from the artifact store: %w", br.Name, br.Version, br.OS, br.Arch, err)
 	}
 	defer f.Close()
 	if err := tw.WriteHeader(&tar.Header{Name: br.Artifact, Mode: 0o644, Size: br.Size, ModTime: now.UTC(), Typeflag: tar.TypeReg}); err != nil {
@@ -192,7 +192,7 @@ func exportArtifact(ctx context.Context, tw *tar.Writer, src string, br BundleRe
 		return fmt.Errorf("export %s %s %s/%s: %w", br.Name, br.Version, br.OS, br.Arch, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); n != br.Size || sum != br.SHA256 {
-		return fmt.Errorf("export %s %s %s/%s: the data dir's file does not match the catalog (size %d, sha256 %s; want %d, %s): restore it or publish again",
+		return fmt.Errorf("export %s %s %s/%s: the stored artifact does not match the catalog (size %d, sha256 %s; want %d, %s): restore it or publish again",
 			br.Name, br.Version, br.OS, br.Arch, n, sum, br.Size, br.SHA256)
 	}
 	return nil

@@ -9,12 +9,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/artifacts"
 	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"github.com/poolagent/poolagent/internal/vercmp"
@@ -176,11 +178,6 @@ func effectiveLatest(p *store.Pool, c *catalog) string {
 	return rollout.EffectiveLatest(p, c)
 }
 
-// artifactPath is where an artifact's bytes live: content-addressed.
-func artifactPath(dataDir, sha string) string {
-	return filepath.Join(dataDir, "artifacts", sha)
-}
-
 // artifactURL is the path an artifact is served at.
 func artifactURL(r *store.Release) string { return rollout.ArtifactPath(r) }
 
@@ -195,6 +192,9 @@ type Publish struct {
 	// Warn receives what publish left out (a patch too large to keep, an
 	// earlier artifact missing); nil discards it.
 	Warn func(msg string)
+	// PatchDir is the data dir the patches are kept in, whatever store
+	// holds the artifacts; needed when Deltas > 0.
+	PatchDir string
 }
 
 // validate checks a release's name, version, platform and channel.
@@ -223,13 +223,26 @@ func (p Publish) validate() error {
 	return nil
 }
 
-// PublishRelease copies an artifact into the data dir (content-addressed,
-// fsynced), records its size and SHA-256 and adds it to the catalog. The
-// signature is stored as given: agents verify it against their own pinned
-// keys, never against anything the server says.
+// PublishRelease publishes into the data dir's artifact store (and keeps
+// the patches there): see PublishReleaseTo.
 func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publish, now time.Time) (*store.Release, error) {
+	if p.PatchDir == "" {
+		p.PatchDir = dataDir
+	}
+	return PublishReleaseTo(ctx, st, artifacts.NewDataDir(dataDir), p, now)
+}
+
+// PublishReleaseTo hashes an artifact, stores it in arts under its
+// SHA-256, builds its patches (p.Deltas), records its size and SHA-256 and
+// adds it to the catalog. The signature is stored as given: agents verify
+// it against their own pinned keys, never against anything the server
+// says.
+func PublishReleaseTo(ctx context.Context, st store.Store, arts ArtifactStore, p Publish, now time.Time) (*store.Release, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
+	}
+	if p.Deltas > 0 && p.PatchDir == "" {
+		return nil, errors.New("publish: building patches needs the data dir to keep them in")
 	}
 	sig, err := os.ReadFile(p.SignatureFile)
 	if err != nil {
@@ -243,33 +256,19 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 		return nil, fmt.Errorf("read artifact: %w", err)
 	}
 	defer in.Close()
-	dir := filepath.Join(dataDir, "artifacts")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create artifact dir: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
-	}
-	defer os.Remove(tmp.Name())
+	// Hash first: the key is the SHA-256, and the store checks or keys
+	// the upload by it.
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(tmp, h), in)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	size, err := io.Copy(h, in)
 	if err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
+		return nil, fmt.Errorf("read artifact: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if err := os.Rename(tmp.Name(), artifactPath(dataDir, sum)); err != nil {
-		return nil, fmt.Errorf("store artifact: %w", err)
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read artifact: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := arts.Put(ctx, sum, in, size); err != nil {
+		return nil, err
 	}
 	r := &store.Release{Name: p.Name, Version: p.Version, OS: p.OS, Arch: p.Arch, Channel: p.Channel, Size: size, SHA256: sum,
 		Signature: string(sig), PublishedAt: now.UTC()}
@@ -282,7 +281,7 @@ func PublishRelease(ctx context.Context, st store.Store, dataDir string, p Publi
 		if warn == nil {
 			warn = func(string) {}
 		}
-		if r.Patches, err = buildPatches(ctx, dataDir, patchSources(earlier, p, p.Deltas), sum, size, warn); err != nil {
+		if r.Patches, err = buildPatches(ctx, arts, p.PatchDir, p.File, patchSources(earlier, p, p.Deltas), size, warn); err != nil {
 			return nil, err
 		}
 	}
@@ -318,9 +317,17 @@ func (s *Server) handleArtifact(w http.ResponseWriter, r *http.Request) {
 		spInternal(w)
 		return
 	}
-	f, err := os.Open(artifactPath(s.cfg.DataDir, rel.SHA256))
+	// Served from the store (a ranged GET for each Range with S3), not
+	// redirected: an agent's secret never follows a redirect, and an
+	// agent that cannot reach the store still gets its bytes here.
+	f, err := s.arts.Open(r.Context(), rel.SHA256)
+	if errors.Is(err, artifacts.ErrNotFound) {
+		spNotFound(w, "the artifact's file is missing from the artifact store")
+		return
+	}
 	if err != nil {
-		spNotFound(w, "the artifact's file is missing from the data dir")
+		s.log.Error("open artifact", zap.String("sha256", rel.SHA256), zap.Error(err))
+		spInternal(w)
 		return
 	}
 	defer f.Close()

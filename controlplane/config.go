@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/poolagent/poolagent/controlplane/artifacts"
 	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/tomlconf"
 )
@@ -30,7 +31,8 @@ type Config struct {
 	DataDir string `toml:"data_dir"`
 	// DB is a PostgreSQL URL (postgres://user@host:5432/db?sslmode=...)
 	// to keep the state in instead of SQLite in DataDir; empty: SQLite.
-	// Artifacts stay in DataDir either way.
+	// Artifacts stay in DataDir either way unless [artifacts] names an
+	// object store.
 	DB string `toml:"db"`
 	// ExternalURL is the base URL clients reach the server at, for the
 	// absolute URLs in Link headers and _links; empty: from each request.
@@ -53,7 +55,8 @@ type Config struct {
 	Heartbeat HeartbeatConfig `toml:"heartbeat"`
 	// Rollout configures the rollout engine.
 	Rollout RolloutConfig `toml:"rollout"`
-	// Artifacts configures how poolserver serves artifacts.
+	// Artifacts says where release files are kept and how agents reach
+	// them.
 	Artifacts ArtifactsConfig `toml:"artifacts"`
 	// TLSCert and TLSKey are the PEM certificate (chain) and key to serve
 	// HTTPS with; reloaded on SIGHUP. Empty: plain HTTP, on a loopback
@@ -96,13 +99,75 @@ type RolloutConfig struct {
 	SelfUpdate bool `toml:"self_update"`
 }
 
-// ArtifactsConfig configures how poolserver serves artifacts.
+// Artifact stores.
+const (
+	// StoreDataDir keeps artifacts in data_dir/artifacts.
+	StoreDataDir = "datadir"
+	// StoreS3 keeps them in an S3-compatible bucket.
+	StoreS3 = "s3"
+)
+
+// ArtifactsConfig says where release files live (docs/install.md, "Object
+// store"). With the S3 store, jobs carry presigned GET URLs besides
+// poolserver's own /artifacts URL, which keeps working.
 type ArtifactsConfig struct {
+	// Store is "datadir" (default) or "s3".
+	Store string `toml:"store"`
+	// Endpoint is the S3 base URL, e.g. https://s3.eu-west-1.amazonaws.com.
+	Endpoint string `toml:"endpoint"`
+	// Bucket (required with s3) and Prefix (optional) of the objects.
+	Bucket string `toml:"bucket"`
+	Prefix string `toml:"prefix"`
+	// Region signs requests; empty: us-east-1.
+	Region string `toml:"region"`
+	// CredentialsFile is an AWS shared credentials file read for
+	// CredentialsProfile (default "default"); empty: AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY from the environment.
+	CredentialsFile    string `toml:"credentials_file"`
+	CredentialsProfile string `toml:"credentials_profile"`
+	// PresignExpiry is how long a presigned URL in a job is valid. Each
+	// heartbeat reply refreshes it once less than half is left, so it
+	// must exceed the longest single download request, not the job.
+	PresignExpiry Duration `toml:"presign_expiry"`
 	// MaxConcurrentDownloads caps the artifact downloads (full artifacts
 	// and patches) poolserver serves at once; a download above it gets
 	// 503 with Retry-After and the host comes back later. 0 (the
-	// default): no cap.
+	// default): no cap. Downloads from the object store or a mirror do
+	// not count.
 	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+}
+
+// S3 returns the object store's settings.
+func (a ArtifactsConfig) S3() artifacts.S3Config {
+	return artifacts.S3Config{Endpoint: a.Endpoint, Bucket: a.Bucket, Prefix: a.Prefix, Region: a.Region,
+		CredentialsFile: a.CredentialsFile, Profile: a.CredentialsProfile}
+}
+
+// validate checks the keys that need no credentials nor network.
+func (a ArtifactsConfig) validate() error {
+	switch a.Store {
+	case StoreDataDir:
+		if a.Endpoint != "" || a.Bucket != "" {
+			return errors.New("artifacts.endpoint, artifacts.bucket: set only with store = \"s3\"")
+		}
+	case StoreS3:
+		if a.Endpoint == "" {
+			return errors.New("artifacts.endpoint: required with store = \"s3\" (e.g. https://s3.eu-west-1.amazonaws.com)")
+		}
+		if a.Bucket == "" {
+			return errors.New("artifacts.bucket: required with store = \"s3\"")
+		}
+		if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("artifacts.endpoint: %q is not an http(s) base URL such as https://s3.eu-west-1.amazonaws.com", a.Endpoint)
+		}
+	default:
+		return fmt.Errorf("artifacts.store: %q: want %q or %q", a.Store, StoreDataDir, StoreS3)
+	}
+	// S3 (SigV4) refuses presigned URLs valid longer than 7 days.
+	if d := a.PresignExpiry.Duration; d < time.Minute || d > 7*24*time.Hour {
+		return fmt.Errorf("artifacts.presign_expiry: must be between 1m and 168h, got %s", d)
+	}
+	return nil
 }
 
 // loopback reports whether the host of the host:port address addr is a
@@ -141,6 +206,7 @@ func DefaultConfig() Config {
 		RateLimit:       RateLimitConfig{RequestsPerWindow: 600, Window: Duration{Duration: time.Minute}},
 		Heartbeat:       HeartbeatConfig{Interval: Duration{Duration: 30 * time.Second}, InactiveAfter: 3, RateLimit: 120, FlushInterval: Duration{Duration: 5 * time.Second}},
 		Rollout:         RolloutConfig{Tick: Duration{Duration: time.Second}, JobTTL: Duration{Duration: 10 * time.Minute}, SelfUpdate: true},
+		Artifacts:       ArtifactsConfig{Store: StoreDataDir, PresignExpiry: Duration{Duration: time.Hour}},
 	}
 }
 
@@ -218,5 +284,5 @@ func (c Config) Validate() error {
 	case c.Artifacts.MaxConcurrentDownloads < 0:
 		return fmt.Errorf("artifacts.max_concurrent_downloads: must be 0 (no cap) or more, got %d", c.Artifacts.MaxConcurrentDownloads)
 	}
-	return nil
+	return c.Artifacts.validate()
 }

@@ -33,6 +33,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`db = "mysql://db.example.com/poolserver"`, "db:"},
 		{"[artifacts]\nmax_concurrent_downloads = -1", "artifacts.max_concurrent_downloads"},
 		{"[artifacts]\nmax_concurrent_downloads = \"ten\"", "artifacts.max_concurrent_downloads"},
+		{"[artifacts]\nstore = \"gcs\"", "artifacts.store"},
+		{"[artifacts]\nstore = \"s3\"\nbucket = \"b\"", "artifacts.endpoint: required"},
+		{"[artifacts]\nstore = \"s3\"\nendpoint = \"https://s3.example.com\"", "artifacts.bucket"},
+		{"[artifacts]\nstore = \"s3\"\nendpoint = \"s3.example.com\"\nbucket = \"b\"", "artifacts.endpoint: \"s3.example.com\""},
+		{"[artifacts]\nbucket = \"b\"", "artifacts.endpoint, artifacts.bucket: set only with store"},
+		{"[artifacts]\npresign_expiry = \"10s\"", "artifacts.presign_expiry"},
+		{"[artifacts]\npresign_expiry = \"200h\"", "artifacts.presign_expiry"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(t.TempDir(), "c.toml")

@@ -395,6 +395,8 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 		reported[j.UUID] = j.State
 	}
 	base := s.baseURL(r)
+	var mirrors []string
+	mirrorsRead := false
 	jobs := []sailpoint.Job{}
 	current := map[string]bool{}
 	for _, j := range s.engine.JobsFor(c.ID, now, req.Body.Agents...) {
@@ -413,6 +415,10 @@ func (s *Server) heartbeatReply(r *http.Request, c *store.Client, req *sailpoint
 					p.URL = base + p.URL
 					a.Patch = &p
 				}
+				if !mirrorsRead {
+					mirrors, mirrorsRead = s.poolMirrors(r.Context(), c.PoolID), true
+				}
+				a.Mirrors = s.artifactSources(r.Context(), mirrors, a.SHA256, now)
 				mp.Artifact = &a
 			}
 			mpc[name] = mp

@@ -50,11 +50,11 @@ func patchSources(rs []*store.Release, p Publish, k int) []*store.Release {
 // the artifact is not worth a host's trouble and is dropped. A source
 // whose file cannot be read is skipped with a note (warn); any other
 // failure fails the publish.
-func buildPatches(ctx context.Context, dataDir string, sources []*store.Release, newSHA string, newSize int64, warn func(string)) ([]store.ReleasePatch, error) {
+func buildPatches(ctx context.Context, arts ArtifactStore, dataDir, newFile string, sources []*store.Release, newSize int64, warn func(string)) ([]store.ReleasePatch, error) {
 	if len(sources) == 0 {
 		return nil, nil
 	}
-	newBytes, err := os.ReadFile(artifactPath(dataDir, newSHA))
+	newBytes, err := os.ReadFile(newFile)
 	if err != nil {
 		return nil, fmt.Errorf("read the new artifact to build patches: %w", err)
 	}
@@ -65,7 +65,11 @@ func buildPatches(ctx context.Context, dataDir string, sources []*store.Release,
 	var kept []store.ReleasePatch
 	// Oldest source first, the order the catalog lists them in.
 	for _, src := range slices.Backward(sources) {
-		old, err := os.ReadFile(artifactPath(dataDir, src.SHA256))
+		if src.Size > int64(delta.MaxOld) {
+			warn(fmt.Sprintf("no patch from %s: its artifact is larger than %d bytes", src.Version, int64(delta.MaxOld)))
+			continue
+		}
+		old, err := readArtifact(ctx, arts, src.SHA256)
 		if err != nil {
 			warn(fmt.Sprintf("no patch from %s: read its artifact: %v", src.Version, err))
 			continue
@@ -160,4 +164,14 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Checksum-Sha256", sha)
 	http.ServeContent(w, r, "", rel.PublishedAt, f)
+}
+
+// readArtifact reads a whole artifact from the store.
+func readArtifact(ctx context.Context, arts ArtifactStore, sha string) ([]byte, error) {
+	f, err := arts.Open(ctx, sha)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -42,6 +42,12 @@ func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
 // newFleetLog is newFleet with the server logging to log.
 func newFleetLog(t *testing.T, log *zap.Logger, mutate ...func(*controlplane.Config)) *fleet {
 	t.Helper()
+	return newFleetOpts(t, log, nil, mutate...)
+}
+
+// newFleetOpts is newFleetLog with more server options.
+func newFleetOpts(t *testing.T, log *zap.Logger, opts []controlplane.Option, mutate ...func(*controlplane.Config)) *fleet {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := openTestStore(ctx, t, dir)
@@ -55,7 +61,7 @@ func newFleetLog(t *testing.T, log *zap.Logger, mutate ...func(*controlplane.Con
 		m(&cfg)
 	}
 	clock := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)} // a Monday
-	srv := controlplane.New(cfg, st, log, controlplane.WithClock(clock))
+	srv := controlplane.New(cfg, st, log, append([]controlplane.Option{controlplane.WithClock(clock)}, opts...)...)
 	t.Cleanup(srv.Close)
 	hs := httptestServer(t, srv.Handler())
 	e := &env{t: t, srv: hs, st: st, clock: clock}

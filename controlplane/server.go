@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/poolagent/poolagent/controlplane/artifacts"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -60,6 +61,9 @@ type Server struct {
 	writer      *hbWriter
 	engine      *rollout.Engine
 	cat         catalogCache
+	arts        ArtifactStore
+	presigns    presignCache
+	mirrors     mirrorCache
 	poolTypesMu sync.Mutex
 	poolTypes   map[string]okta.AgentType
 	notes       hostNotes
@@ -85,6 +89,9 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 		notes:     newHostNotes()}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.arts == nil {
+		s.arts = artifacts.NewDataDir(cfg.DataDir)
 	}
 	s.tokens.init(tokenCacheTTL, maxTokens, s.clock.Now)
 	s.clients.init(0, maxHosts, nil)

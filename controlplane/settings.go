@@ -3,6 +3,7 @@ package controlplane
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -25,6 +26,7 @@ func (s *Server) settingsView(r *http.Request, p *store.Pool) okta.AgentPoolUpda
 		MaxUnavailable:          max(p.Settings.MaxUnavailable, 1),
 		MinOperational:          p.Settings.MinOperational,
 		RequireAllConnected:     p.Settings.RequireAllConnected,
+		ArtifactMirrors:         p.Settings.ArtifactMirrors,
 	}
 }
 
@@ -49,6 +51,7 @@ type settingsBody struct {
 	MaxUnavailable          *int                 `json:"maxUnavailable"` // extension
 	MinOperational          *int                 `json:"minOperational"` // extension
 	RequireAllConnected     *bool                `json:"requireAllConnected"`
+	ArtifactMirrors         *[]string            `json:"artifactMirrors"` // extension
 }
 
 // handleSetSettings serves POST /api/v1/agentPools/{poolId}/updates/settings.
@@ -92,6 +95,9 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, tok *
 	if b.MaxUnavailable != nil && (*b.MaxUnavailable < 1 || *b.MaxUnavailable > 1000000) {
 		causes = append(causes, fmt.Sprintf("maxUnavailable: must be from 1 to 1000000, got %d", *b.MaxUnavailable))
 	}
+	if b.ArtifactMirrors != nil {
+		causes = append(causes, checkMirrors(*b.ArtifactMirrors)...)
+	}
 	if b.PoolName != nil && (strings.TrimSpace(*b.PoolName) == "" || len(*b.PoolName) > 255) {
 		causes = append(causes, "poolName: must be 1 to 255 characters")
 	}
@@ -123,6 +129,9 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, tok *
 		if b.RequireAllConnected != nil {
 			p.Settings.RequireAllConnected = *b.RequireAllConnected
 		}
+		if b.ArtifactMirrors != nil {
+			p.Settings.ArtifactMirrors = normalizeMirrors(*b.ArtifactMirrors)
+		}
 		return nil
 	})
 	if err != nil {
@@ -138,6 +147,36 @@ func (s *Server) handleSetSettings(w http.ResponseWriter, r *http.Request, tok *
 // settingsDetail is a pool's settings after a change, for the audit log.
 func settingsDetail(p *store.Pool) string {
 	st := p.Settings
-	return fmt.Sprintf("poolName=%q releaseChannel=%s continueOnError=%t latestVersion=%q minimalSupportedVersion=%q maxUnavailable=%d minOperational=%d requireAllConnected=%t",
-		p.Name, st.ReleaseChannel, st.ContinueOnError, st.LatestVersion, st.MinimalSupportedVersion, st.MaxUnavailable, st.MinOperational, st.RequireAllConnected)
+	return fmt.Sprintf("poolName=%q releaseChannel=%s continueOnError=%t latestVersion=%q minimalSupportedVersion=%q maxUnavailable=%d minOperational=%d requireAllConnected=%t artifactMirrors=%q",
+		p.Name, st.ReleaseChannel, st.ContinueOnError, st.LatestVersion, st.MinimalSupportedVersion, st.MaxUnavailable, st.MinOperational, st.RequireAllConnected,
+		st.ArtifactMirrors)
+}
+
+// maxMirrors bounds a pool's artifactMirrors: each is one more source an
+// agent may try before poolserver.
+const maxMirrors = 16
+
+// checkMirrors validates artifactMirrors: http(s) base URLs without
+// credentials, query or fragment (an agent appends /<sha256>).
+func checkMirrors(ms []string) []string {
+	var causes []string
+	if len(ms) > maxMirrors {
+		causes = append(causes, fmt.Sprintf("artifactMirrors: at most %d mirrors, got %d", maxMirrors, len(ms)))
+	}
+	for i, m := range ms {
+		u, err := url.Parse(m)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(m) > 2048 {
+			causes = append(causes, fmt.Sprintf("artifactMirrors[%d]: %q is not an http(s) base URL without credentials, query or fragment", i, m))
+		}
+	}
+	return causes
+}
+
+// normalizeMirrors drops trailing slashes, so <base>/<sha256> has one.
+func normalizeMirrors(ms []string) []string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, strings.TrimRight(m, "/"))
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -91,34 +92,103 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 
 	part := base + ".part"
 	u.hook(PhaseDownload)
+	// The sources in order: the mirrors, then URL. A source that fails
+	// (unreachable, an HTTP error, bytes that fail verification) is
+	// abandoned for the next; the last one's error is the job's.
+	sources := append(slices.Clone(a.Mirrors), a.URL)
+	var lastErr error
+	for i, src := range sources {
+		f, err := u.fetchFrom(ctx, job, src, part, final, sig, progress)
+		if err == nil {
+			f.PatchErr = patchErr
+			if i > 0 {
+				u.log.Info("artifact downloaded from a fallback source", zap.String("job", job.ID), zap.String("source", redact(src)), zap.Int("index", i))
+			}
+			return f, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil || errors.Is(err, ErrDiskFull) {
+			break
+		}
+		if i < len(sources)-1 {
+			u.log.Warn("artifact source failed; trying the next", zap.String("job", job.ID), zap.String("source", redact(src)),
+				zap.String("next", redact(sources[i+1])), zap.Error(err))
+		}
+	}
+	if len(sources) > 1 && ctx.Err() == nil {
+		return nil, fmt.Errorf("%s: all %d sources failed, the last (%s): %w", op, len(sources), redact(sources[len(sources)-1]), lastErr)
+	}
+	return nil, fmt.Errorf("%s: %w", op, lastErr)
+}
+
+// fetchFrom downloads the artifact from one source into part, verifies it
+// and renames it to final. Bytes that fail verification are dropped.
+func (u *Updater) fetchFrom(ctx context.Context, job Job, src, part, final string, sig []byte, progress ProgressFunc) (*Fetched, error) {
+	a := job.Artifact
+	if err := u.checkURLString(src); err != nil {
+		return nil, fmt.Errorf("source %s: %w", redact(src), err)
+	}
+	cur := u.currentURL(job, src)
 	for fresh := false; ; fresh = true {
 		if fresh {
 			removeDownload(part)
 		}
-		d, resumed, err := u.download(ctx, job.ID, a.URL, a.Size, part, signing.NeedsPrehash(sig), u.rateFor(job), progress)
+		d, resumed, err := u.downloadFrom(ctx, job.ID, cur, a.Size, part, signing.NeedsPrehash(sig), u.rateFor(job), progress)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				removeDownload(part)
 			}
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, err
 		}
 		u.hook(PhaseVerify)
 		if err := u.check(d, a, sig); err != nil {
 			removeDownload(part)
 			if resumed && !fresh && (errors.Is(err, ErrHash) || errors.Is(err, ErrSize)) {
 				// A resumed file can carry a torn tail from a crash; the
-				// whole file once more settles whether the server is wrong.
+				// whole file once more settles whether the source is wrong.
 				u.log.Warn("resumed download failed its hash; downloading from scratch", zap.String("job", job.ID), zap.Error(err))
 				continue
 			}
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, err
 		}
 		if err := os.Rename(part, final); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
+			return nil, err
 		}
 		_ = os.Remove(part + ".etag")
-		return &Fetched{Job: job, Path: final, SHA256: a.SHA256, Size: a.Size, PatchErr: patchErr}, nil
+		return &Fetched{Job: job, Path: final, SHA256: a.SHA256, Size: a.Size}, nil
 	}
+}
+
+// currentURL returns a function giving src as the job's Refresh last
+// describes it: the same object (scheme, host and path) with its newest
+// query, so a presigned URL that expired during a download is replaced
+// before the next attempt resumes it.
+func (u *Updater) currentURL(job Job, src string) func() string {
+	if job.Refresh == nil {
+		return func() string { return src }
+	}
+	key := sourceKey(src)
+	return func() string {
+		fresh := job.Refresh()
+		if fresh.SHA256 != job.Artifact.SHA256 || fresh.Size != job.Artifact.Size {
+			return src
+		}
+		for _, c := range append(slices.Clone(fresh.Mirrors), fresh.URL) {
+			if c != src && sourceKey(c) == key && u.checkURLString(c) == nil {
+				return c
+			}
+		}
+		return src
+	}
+}
+
+// sourceKey is a URL without its query: what identifies the object behind
+// a presigned URL across its refreshes.
+func sourceKey(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		return raw[:i]
+	}
+	return raw
 }
 
 func (u *Updater) checkJob(job Job) error {
@@ -215,6 +285,12 @@ func (u *Updater) verifyFile(path string, a Artifact, sig []byte) (*Fetched, err
 // returns the digest of the whole file. resumed reports whether bytes from
 // an earlier attempt were kept.
 func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64, part string, prehash bool, rate int64, progress ProgressFunc) (d *digester, resumed bool, err error) {
+	return u.downloadFrom(ctx, jobID, func() string { return rawURL }, size, part, prehash, rate, progress)
+}
+
+// downloadFrom is download with the URL asked again before each attempt
+// (a refreshed presigned URL).
+func (u *Updater) downloadFrom(ctx context.Context, jobID string, rawURL func() string, size int64, part string, prehash bool, rate int64, progress ProgressFunc) (d *digester, resumed bool, err error) {
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, false, diskFull(err)
@@ -227,7 +303,7 @@ func (u *Updater) download(ctx context.Context, jobID, rawURL string, size int64
 		if attempt > 0 && lastErr != nil {
 			u.log.Info("resuming interrupted download", zap.String("job", jobID), zap.Int("attempt", attempt), zap.Error(lastErr))
 		}
-		d, resumedNow, err := u.attempt(ctx, f, rawURL, size, part+".etag", prehash, rate, rep)
+		d, resumedNow, err := u.attempt(ctx, f, rawURL(), size, part+".etag", prehash, rate, rep)
 		resumed = resumed || resumedNow
 		if err == nil {
 			if err := f.Sync(); err != nil {
@@ -523,14 +599,15 @@ func (r *reporter) report(n int64) {
 	r.fn(Progress{JobID: r.job, Phase: PhaseDownload, Bytes: n, Total: r.total, Percent: pct})
 }
 
-// readValidator returns the If-Range value saved for rawURL, or "".
+// readValidator returns the If-Range value saved for rawURL's object (its
+// query aside: a refreshed presigned URL resumes the same object), or "".
 func readValidator(sidecar, rawURL string) string {
 	b, err := os.ReadFile(sidecar)
 	if err != nil {
 		return ""
 	}
 	u, v, ok := strings.Cut(string(b), "\n")
-	if !ok || u != rawURL {
+	if !ok || u != sourceKey(rawURL) {
 		return ""
 	}
 	return strings.TrimSpace(v)
@@ -551,7 +628,7 @@ func writeValidator(sidecar, rawURL string, h http.Header) {
 		_ = os.Remove(sidecar)
 		return
 	}
-	_ = os.WriteFile(sidecar, []byte(rawURL+"\n"+v+"\n"), 0o600)
+	_ = os.WriteFile(sidecar, []byte(sourceKey(rawURL)+"\n"+v+"\n"), 0o600)
 }
 
 func removeDownload(part string) {

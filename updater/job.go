@@ -22,6 +22,12 @@ type Job struct {
 	// RateLimit bounds this job's download in bytes per second; 0 means
 	// Config.RateLimit alone. The smaller non-zero limit of the two wins.
 	RateLimit int64
+	// Refresh, if set, returns the artifact as the server last described
+	// it. Before each download attempt a source's URL is replaced by the
+	// refreshed one for the same object (scheme, host and path), so a
+	// presigned URL that expired meanwhile is not resumed with. A refresh
+	// for another SHA-256 or size is ignored.
+	Refresh func() Artifact `json:"-"`
 }
 
 // Meta is what a signature binds an artifact to: program, version and
@@ -32,8 +38,12 @@ type Meta = signing.Meta
 // Its Meta is what the signature must bind.
 type Artifact struct {
 	Meta
-	// URL of the full file (https unless the config allows http).
+	// URL of the full file (https unless the config allows http):
+	// poolserver's, the last source tried.
 	URL string
+	// Mirrors are full URLs of the same file tried before URL, in order.
+	// Bytes from any of them are verified exactly like URL's.
+	Mirrors []string
 	// Size in bytes and SHA256 (hex) of the full file.
 	Size   int64
 	SHA256 string

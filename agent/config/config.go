@@ -105,6 +105,16 @@ type ArtifactsConfig struct {
 	AllowedURLs []string `toml:"allowed_urls"`
 	// AllowInsecureHTTP permits plain http:// (labs and tests only).
 	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
+	// Mirrors are this host's own (site) mirrors: base URLs tried first, in
+	// order, each serving an artifact at <base>/<sha256>. The client
+	// secret is never sent to them.
+	Mirrors []string `toml:"mirrors"`
+	// UseServerMirrors (default on) lets the server add sources: the
+	// pool's artifactMirrors and the object store's presigned URL, each
+	// still only on server_url's origin or one in AllowedURLs. Off, this
+	// host downloads from its own Mirrors and server_url's artifact URL
+	// only.
+	UseServerMirrors bool `toml:"use_server_mirrors"`
 	// StallTimeout: a download below 1 KiB/s for this long is abandoned
 	// (the partial file is kept for the next attempt).
 	StallTimeout Duration `toml:"stall_timeout"`
@@ -222,7 +232,7 @@ func Default() Config {
 		Maintenance:       MaintenanceConfig{Policy: PolicyWindow, DownloadEarly: true, MinRemaining: Duration{Duration: 0}},
 		LocalAPI:          LocalAPIConfig{Listen: "127.0.0.1:8731"},
 		SelfUpdate:        SelfUpdateConfig{Enabled: true, ConfirmTimeout: Duration{Duration: 10 * time.Minute}},
-		Artifacts:         ArtifactsConfig{StallTimeout: Duration{Duration: 60 * time.Second}, AllowRevert: true},
+		Artifacts:         ArtifactsConfig{StallTimeout: Duration{Duration: 60 * time.Second}, AllowRevert: true, UseServerMirrors: true},
 	}
 	if runtime.GOOS == "windows" {
 		c.StateDir = `C:\ProgramData\poolagent`
@@ -321,6 +331,14 @@ func (c Config) Validate() error {
 	for i, u := range c.Artifacts.AllowedURLs {
 		if err := checkOrigin(u); err != nil {
 			return fmt.Errorf("artifacts.allowed_urls[%d]: %w", i, err)
+		}
+	}
+	for i, u := range c.Artifacts.Mirrors {
+		if err := checkOrigin(u); err != nil {
+			return fmt.Errorf("artifacts.mirrors[%d]: %w", i, err)
+		}
+		if strings.HasPrefix(u, "http:") && !c.Artifacts.AllowInsecureHTTP {
+			return fmt.Errorf("artifacts.mirrors[%d]: %q: plain http refused: use https or set artifacts.allow_insecure_http", i, u)
 		}
 	}
 	if c.Artifacts.DownloadRateLimit < 0 {

@@ -55,6 +55,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"root as install root", "install_roots = [\"/\"]\n", "install_roots[0]:"},
 		{"remote local api", base + "[local_api]\nlisten = \"0.0.0.0:1\"\n", "local_api.listen:"},
 		{"bad allowed url", base + "allowed_urls = [\"x\"]\n", "artifacts.allowed_urls[0]:"},
+		{"bad mirror", base + "mirrors = [\"https://m.example.com\", \"ftp://m\"]\n", "artifacts.mirrors[1]:"},
+		{"http mirror", base + "mirrors = [\"http://m.example.com\"]\n", "artifacts.mirrors[0]: \"http://m.example.com\": plain http refused"},
 		{"negative rate limit", base + "download_rate_limit = -1\n", "artifacts.download_rate_limit:"},
 	}
 	for _, tt := range tests {

@@ -289,6 +289,10 @@ type AgentPoolUpdateSetting struct {
 	// RequireAllConnected is an extension: no agent gets a job while any
 	// agent of the pool is disconnected.
 	RequireAllConnected bool `json:"requireAllConnected,omitempty"`
+	// ArtifactMirrors is an extension: base URLs of mirrors of the
+	// artifact store, tried in this order before the store and poolserver.
+	// A mirror serves each artifact at <base>/<sha256>.
+	ArtifactMirrors []string `json:"artifactMirrors,omitempty"`
 }
 
 // ErrorCause is one entry of an Error's errorCauses.

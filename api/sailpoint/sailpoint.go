@@ -361,6 +361,12 @@ type Artifact struct {
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
 	Signature string `json:"signature"` // minisign signature file contents
+	// Mirrors (extension) are further full URLs of the same file, in the
+	// order the server prefers them to URL: the pool's artifactMirrors,
+	// then a presigned URL of the object store. URL (poolserver's) is the
+	// last resort. A host may refuse them (artifacts.use_server_mirrors);
+	// every byte is verified the same whatever the source.
+	Mirrors []string `json:"mirrors,omitempty"`
 	// Patch optionally offers a binary patch from the host's installed
 	// binary; the full file above stays the fallback (extension).
 	Patch *ArtifactPatch `json:"patch,omitempty"`

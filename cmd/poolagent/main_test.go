@@ -85,6 +85,7 @@ type fleet struct {
 	url    string
 	st     store.Store
 	data   string
+	arts   controlplane.ArtifactStore
 	manage string
 	pool   *store.Pool
 	pub    string
@@ -123,6 +124,10 @@ func newFleet(t *testing.T, rels []release, mutate ...func(*controlplane.Config)
 		m(&cfg)
 	}
 	f := &fleet{t: t, url: "http://" + l.Addr().String(), st: st, data: dir}
+	// [artifacts] decides the store, as in poolserver itself.
+	if f.arts, err = controlplane.OpenArtifactStore(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	f.manage, _, err = controlplane.CreateToken(ctx, st, "manage", []store.Scope{store.ScopeManage, store.ScopeRead}, 0, now)
 	if err != nil {
@@ -142,7 +147,7 @@ func newFleet(t *testing.T, rels []release, mutate ...func(*controlplane.Config)
 	for _, r := range rels {
 		f.publish(r.name, r.version, r.file)
 	}
-	srv := controlplane.New(cfg, st, nil)
+	srv := controlplane.New(cfg, st, nil, controlplane.WithArtifactStore(f.arts))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -168,7 +173,7 @@ func (f *fleet) publish(name, version, file string) {
 	if err := os.WriteFile(sigFile, sig, 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	_, err = controlplane.PublishRelease(context.Background(), f.st, f.data, controlplane.Publish{Name: name, Version: version,
+	_, err = controlplane.PublishReleaseTo(context.Background(), f.st, f.arts, controlplane.Publish{Name: name, Version: version,
 		OS: runtime.GOOS, Arch: runtime.GOARCH, Channel: okta.ChannelGA, File: file, SignatureFile: sigFile}, time.Now())
 	if err != nil {
 		f.t.Fatal(err)
@@ -250,6 +255,8 @@ type hostOpts struct {
 	grace       string
 	serverURL   string
 	extraConfig string
+	// artifacts are more keys of the [artifacts] section.
+	artifacts string
 }
 
 func (f *fleet) newHost(o hostOpts) *host {
@@ -284,6 +291,7 @@ install_roots = [%q]
 [artifacts]
 trusted_keys = [%q]
 allow_insecure_http = true
+%s
 
 [maintenance]
 policy = %q
@@ -299,7 +307,7 @@ grace = %q
 url = "http://127.0.0.1:%d/healthz"
 timeout = "3s"
 interval = "100ms"
-`, o.serverURL, state, root, o.extraConfig, f.pub, o.policy, bin, bin, port, o.grace, port)
+`, o.serverURL, state, root, o.extraConfig, f.pub, o.artifacts, o.policy, bin, bin, port, o.grace, port)
 	p := filepath.Join(dir, "poolagent.toml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

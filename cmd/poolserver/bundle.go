@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/controlplane"
+	"github.com/poolagent/poolagent/controlplane/artifacts"
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
@@ -37,7 +38,7 @@ func cmdReleaseExport(ctx context.Context, args []string, stdout io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	m, err := controlplane.ExportBundle(ctx, st, *dataDir, *name, *version, *goos, *arch, *out, time.Now())
+	m, err := controlplane.ExportBundle(ctx, st, artifacts.NewDataDir(*dataDir), *name, *version, *goos, *arch, *out, time.Now())
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 			"only run this way behind a TLS-terminating proxy", zap.String("listen", cfg.Listen))
 	}
 
+	arts, err := controlplane.OpenArtifactStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, controlplane.WithArtifactStore(arts))
 	st, err := openStore(ctx, cfg.DataDir, cfg.DB)
 	if err != nil {
 		return err
@@ -126,7 +131,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	log.Info("poolserver serving", zap.String("version", version.String()), zap.String("listen", l.Addr().String()),
-		zap.String("scheme", scheme), zap.String("dataDir", cfg.DataDir), zap.String("store", storeKind(cfg.DB)))
+		zap.String("scheme", scheme), zap.String("dataDir", cfg.DataDir), zap.String("store", storeKind(cfg.DB)), zap.String("artifacts", cfg.Artifacts.Store))
 	srv := controlplane.New(cfg, st, log, opts...)
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("tell systemd the service is ready", zap.Error(err))
@@ -283,8 +288,9 @@ func cmdEnrollTokenCreate(ctx context.Context, args []string, stdout io.Writer) 
 
 func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("release publish", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "", "data directory")
-	db := fs.String("db", "", dbUsage)
+	configPath := fs.String("config", "", "poolserver.toml: its [artifacts] store (an S3 bucket) receives the file; data_dir and db too unless given")
+	dataDir := fs.String("data-dir", "", "data directory (overrides the config)")
+	db := fs.String("db", "", dbUsage+" (overrides the config)")
 	var p controlplane.Publish
 	var channel string
 	fs.StringVar(&p.Name, "name", "", "an agent type (AD, LDAP, ...) or poolagent")
@@ -305,16 +311,37 @@ func cmdReleasePublish(ctx context.Context, args []string, stdout io.Writer) err
 		return usageError{"--deltas must be 0 (no patches) or more"}
 	}
 	p.Warn = func(msg string) { fmt.Fprintln(stdout, "note:", msg) }
-	if *dataDir == "" {
-		return usageError{"--data-dir is required: the artifacts live there, with --db too"}
+	cfg := controlplane.DefaultConfig()
+	cfg.DataDir = ""
+	if *configPath != "" {
+		var err error
+		if cfg, err = controlplane.LoadConfig(*configPath); err != nil {
+			return err
+		}
 	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "db":
+			cfg.DB = *db
+		}
+	})
+	if cfg.DataDir == "" {
+		return usageError{"--data-dir (or --config) is required: the catalog lives there (or in --db), and the artifacts unless [artifacts] names an object store"}
+	}
+	p.PatchDir = cfg.DataDir
 	p.Channel = okta.ReleaseChannel(strings.ToUpper(channel))
-	st, err := openStore(ctx, *dataDir, *db)
+	arts, err := controlplane.OpenArtifactStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.DataDir, cfg.DB)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := controlplane.PublishRelease(ctx, st, *dataDir, p, time.Now())
+	r, err := controlplane.PublishReleaseTo(ctx, st, arts, p, time.Now())
 	if err != nil {
 		return err
 	}

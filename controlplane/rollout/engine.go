@@ -358,7 +358,7 @@ func (e *Engine) refreshPools(ctx context.Context) error {
 				e.pools[p.ID] = ps
 				continue
 			}
-			if ps.p.Settings != p.Settings {
+			if !ps.p.Settings.Equal(p.Settings) {
 				ps.p = p
 				ps.minDirty = true
 				for _, us := range ps.updates {

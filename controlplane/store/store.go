@@ -12,6 +12,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -39,6 +41,28 @@ type Settings struct {
 	// RequireAllConnected: no agent gets a job while any agent of the pool
 	// is disconnected (SailPoint's "whole cluster connected" rule).
 	RequireAllConnected bool
+	// ArtifactMirrors are base URLs of mirrors of the artifact store, in
+	// the order agents try them (extension; each serves <base>/<sha256>).
+	ArtifactMirrors []string
+}
+
+// Equal reports whether two settings are the same.
+func (s Settings) Equal(o Settings) bool {
+	return s.ReleaseChannel == o.ReleaseChannel && s.ContinueOnError == o.ContinueOnError && s.LatestVersion == o.LatestVersion &&
+		s.MinimalSupportedVersion == o.MinimalSupportedVersion && s.MaxUnavailable == o.MaxUnavailable && s.MinOperational == o.MinOperational &&
+		s.RequireAllConnected == o.RequireAllConnected && slices.Equal(s.ArtifactMirrors, o.ArtifactMirrors)
+}
+
+// JoinURLs and SplitURLs store a list of URLs in one text column, one per
+// line (a URL holds no newline).
+func JoinURLs(us []string) string { return strings.Join(us, "\n") }
+
+// SplitURLs is JoinURLs' inverse; "" is no URL.
+func SplitURLs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
 }
 
 // Pool is a group of agents of one type.

@@ -19,7 +19,7 @@ func TestPoolSetDefaults(t *testing.T) {
 	} {
 		p := &store.Pool{Settings: tc.in}
 		p.SetDefaults()
-		if p.Settings != tc.want {
+		if !p.Settings.Equal(tc.want) {
 			t.Errorf("%s: SetDefaults gave %+v, want %+v", tc.name, p.Settings, tc.want)
 		}
 	}

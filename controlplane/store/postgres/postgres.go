@@ -247,15 +247,17 @@ func strs[T ~string](vs []T) []string {
 
 // Pools.
 
-const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, created_at`
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, artifact_mirrors, created_at`
 
 func scanPool(s pgx.Row) (*store.Pool, error) {
 	var p store.Pool
 	var created int64
+	var mirrors string
 	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
-		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &created); err != nil {
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &mirrors, &created); err != nil {
 		return nil, err
 	}
+	p.Settings.ArtifactMirrors = store.SplitURLs(mirrors)
 	p.CreatedAt = fromMS(created)
 	return &p, nil
 }
@@ -264,10 +266,10 @@ func scanPool(s pgx.Row) (*store.Pool, error) {
 func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
 	p.SetDefaults()
 	err := db.pool.QueryRow(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
-		min_operational, require_all_connected, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		min_operational, require_all_connected, artifact_mirrors, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
 		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, p.Settings.MinOperational, p.Settings.RequireAllConnected,
-		ms(p.CreatedAt)).Scan(&p.Seq)
+		store.JoinURLs(p.Settings.ArtifactMirrors), ms(p.CreatedAt)).Scan(&p.Seq)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
@@ -321,9 +323,9 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE pools SET name = $1, release_channel = $2, continue_on_error = $3, latest_version = $4, minimal_supported_version = $5, max_unavailable = $6,
-			min_operational = $7, require_all_connected = $8 WHERE id = $9`,
+			min_operational = $7, require_all_connected = $8, artifact_mirrors = $9 WHERE id = $10`,
 			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable,
-			p.Settings.MinOperational, p.Settings.RequireAllConnected, id); err != nil {
+			p.Settings.MinOperational, p.Settings.RequireAllConnected, store.JoinURLs(p.Settings.ArtifactMirrors), id); err != nil {
 			return fmt.Errorf("save pool %s: %w", id, err)
 		}
 		return nil

@@ -204,15 +204,17 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 
 // Pools.
 
-const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, created_at`
+const poolCols = `seq, id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable, min_operational, require_all_connected, artifact_mirrors, created_at`
 
 func scanPool(s scanner) (*store.Pool, error) {
 	var p store.Pool
 	var created int64
+	var mirrors string
 	if err := s.Scan(&p.Seq, &p.ID, &p.Name, &p.Type, &p.Settings.ReleaseChannel, &p.Settings.ContinueOnError,
-		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &created); err != nil {
+		&p.Settings.LatestVersion, &p.Settings.MinimalSupportedVersion, &p.Settings.MaxUnavailable, &p.Settings.MinOperational, &p.Settings.RequireAllConnected, &mirrors, &created); err != nil {
 		return nil, err
 	}
+	p.Settings.ArtifactMirrors = store.SplitURLs(mirrors)
 	p.CreatedAt = fromMS(created)
 	return &p, nil
 }
@@ -221,9 +223,10 @@ func scanPool(s scanner) (*store.Pool, error) {
 func (db *DB) CreatePool(ctx context.Context, p *store.Pool) error {
 	p.SetDefaults()
 	res, err := db.w.ExecContext(ctx, `INSERT INTO pools (id, name, type, release_channel, continue_on_error, latest_version, minimal_supported_version, max_unavailable,
-		min_operational, require_all_connected, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
-		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, p.Settings.MinOperational, p.Settings.RequireAllConnected, ms(p.CreatedAt))
+		min_operational, require_all_connected, artifact_mirrors, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.Type, p.Settings.ReleaseChannel, p.Settings.ContinueOnError,
+		p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable, p.Settings.MinOperational, p.Settings.RequireAllConnected,
+		store.JoinURLs(p.Settings.ArtifactMirrors), ms(p.CreatedAt))
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create pool %s: %w", p.ID, store.ErrConflict)
@@ -268,9 +271,9 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE pools SET name = ?, release_channel = ?, continue_on_error = ?, latest_version = ?, minimal_supported_version = ?, max_unavailable = ?,
-			min_operational = ?, require_all_connected = ? WHERE id = ?`,
+			min_operational = ?, require_all_connected = ?, artifact_mirrors = ? WHERE id = ?`,
 			p.Name, p.Settings.ReleaseChannel, p.Settings.ContinueOnError, p.Settings.LatestVersion, p.Settings.MinimalSupportedVersion, p.Settings.MaxUnavailable,
-			p.Settings.MinOperational, p.Settings.RequireAllConnected, id)
+			p.Settings.MinOperational, p.Settings.RequireAllConnected, store.JoinURLs(p.Settings.ArtifactMirrors), id)
 		return err
 	})
 	if err != nil {

@@ -312,6 +312,7 @@ func testPools(t *testing.T, s store.Store) {
 		p.Settings.MinimalSupportedVersion = "1.0.0"
 		p.Settings.MinOperational = 3
 		p.Settings.RequireAllConnected = true
+		p.Settings.ArtifactMirrors = []string{"https://mirror1.example.com/pa", "http://10.0.0.2:8080"}
 		return nil
 	})
 	if err != nil || p.Name != "renamed" {
@@ -319,8 +320,8 @@ func testPools(t *testing.T, s store.Store) {
 	}
 	got, _ = s.GetPool(ctx, ad[1].ID)
 	want := store.Settings{ReleaseChannel: okta.ChannelEA, ContinueOnError: true, LatestVersion: "1.2.3", MinimalSupportedVersion: "1.0.0", MaxUnavailable: 1,
-		MinOperational: 3, RequireAllConnected: true}
-	if got.Name != "renamed" || got.Settings != want {
+		MinOperational: 3, RequireAllConnected: true, ArtifactMirrors: []string{"https://mirror1.example.com/pa", "http://10.0.0.2:8080"}}
+	if got.Name != "renamed" || !got.Settings.Equal(want) {
 		t.Errorf("after ModifyPool: %+v", got)
 	}
 	boom := errors.New("boom")
