@@ -215,4 +215,3 @@ func diffFiles(ctx context.Context, oldPath, newPath, patchPath string) error {
 	}
 	return f.Close()
 }
-
