@@ -3,15 +3,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 
 	"aead.dev/minisign"
 
+	"github.com/poolagent/poolagent/bench/internal/minor"
 	"github.com/poolagent/poolagent/controlplane/delta"
 	"github.com/poolagent/poolagent/signing"
 	"github.com/poolagent/poolagent/updater"
@@ -123,7 +122,7 @@ func patchBench(ctx context.Context, work string, size int64, runs int, pub stri
 	fRSS, pRSS := maxOf(fulls, rssOf)-idle.maxRSS, maxOf(patches, rssOf)-idle.maxRSS
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	fmt.Printf("| updater, minor release of %.0f MB over loopback (%d small edits, %d KB inserted) | patch: download + apply + verify | full download + verify (same run) | ratio patch / full |\n",
-		mib(newSize), minorEdits, minorInserted>>10)
+		mib(newSize), minor.Edits, minor.Inserted>>10)
 	fmt.Println("|---|---|---|---|")
 	fmt.Printf("| bytes downloaded | %d B | %d B | %.6f |\n", patchSize, newSize, float64(patchSize)/float64(newSize))
 	fmt.Printf("| wall time (median of %d) | %.3f s | %.3f s | %.2f |\n", runs, pW, fW, pW/fW)
@@ -132,41 +131,6 @@ func patchBench(ctx context.Context, work string, size int64, runs int, pub stri
 	fmt.Printf("| publish: building the patch (delta.Diff, one child) | %.1f s wall, %.1f s CPU, peak RSS %.0f MB | - | - |\n",
 		build.wall, build.cpu, mib(build.maxRSS))
 	return nil
-}
-
-// minorEdits and minorInserted shape minorRelease: what a small code
-// change does to a binary, in the absence of a real one.
-const (
-	minorEdits    = 24
-	minorInserted = 6 << 10
-)
-
-// minorRelease returns a copy of b changed as a minor release changes a
-// binary: minorEdits small regions (4-64 bytes) rewritten at scattered
-// places, three insertions of new code totalling minorInserted bytes, and
-// one 512-byte region removed. The result is deterministic for a seed.
-func minorRelease(b []byte, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	out := bytes.Clone(b)
-	for range minorEdits {
-		n := 4 + r.IntN(61)
-		i := r.IntN(len(out) - n)
-		for k := range n {
-			out[i+k] = byte(r.Uint32())
-		}
-	}
-	insert := func(at, n int) {
-		ins := make([]byte, n)
-		for k := range ins {
-			ins[k] = byte(r.Uint32())
-		}
-		out = append(out[:at:at], append(ins, out[at:]...)...)
-	}
-	insert(len(out)/5, minorInserted/2)
-	insert(len(out)/2, minorInserted/4)
-	insert(len(out)*4/5, minorInserted/4)
-	cut := len(out) / 3
-	return append(out[:cut:cut], out[cut+512:]...)
 }
 
 // writeMinor writes the minor release made from the file at oldPath.
@@ -179,7 +143,7 @@ func writeMinor(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(minorRelease(old, 19)); err != nil {
+	if _, err := f.Write(minor.Release(old, 19)); err != nil {
 		f.Close()
 		return err
 	}
