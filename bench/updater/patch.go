@@ -18,7 +18,7 @@ import (
 
 // defaultPatchMB is the default size of the patch part's release. At
 // 200 MB, building the patch alone (delta.Diff's suffix sort) took 219 s
-// (177 s of CPU) and 2.2 GB on a shared 2-core machine, against 28 s and
+// (177 s of CPU) and 2.2 GB on a shared 2-core machine, against 25-59 s and
 // 560 MB at 50 MB; -patch-size 200 measures the full size.
 const defaultPatchMB = 50
 
