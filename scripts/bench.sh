@@ -15,6 +15,10 @@ out=bench/last-run.md
 	echo "## fleet (poolserver heartbeats and rollout)"
 	echo
 	go run ./bench/fleet -hosts "${BENCH_HOSTS:-10000}"
+	echo
+	echo "## fleet: a minor release with patches and with full downloads"
+	echo
+	go run ./bench/fleet -delta-only
 	if [ -d bench/agent ]; then
 		echo
 		echo "## agent (poolagent daemon)"

@@ -94,6 +94,12 @@ const setupWorkers = 8
 // Clients are created setupWorkers at a time with the store's
 // CreateClient; their secrets are derived (see identities).
 func setup(ctx context.Context, work string, n int, dsn string) (*fixture, error) {
+	return setupWith(ctx, work, n, dsn, publishBench)
+}
+
+// setupWith is setup with publish instead of the benchmark's release; a
+// nil publish leaves the catalog empty.
+func setupWith(ctx context.Context, work string, n int, dsn string, publish func(ctx context.Context, st store.Store, work, dataDir string, now time.Time) error) (*fixture, error) {
 	f := &fixture{dir: filepath.Join(work, "data"), ids: newIdentities(n)}
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, err
@@ -147,19 +153,30 @@ func setup(ctx context.Context, work string, n int, dsn string) (*fixture, error
 		return nil, err
 	}
 	f.setupTook = time.Since(t0)
+	if publish == nil {
+		return f, nil
+	}
+	if err := publish(ctx, st, work, f.dir, now); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// publishBench publishes the release the benchmark rolls out: 4 KB, 1.1.0.
+func publishBench(ctx context.Context, st store.Store, work, dataDir string, now time.Time) error {
 	// A release to roll out (the server does not check signatures; hosts do).
 	art, sig := filepath.Join(work, "agent"), filepath.Join(work, "agent.minisig")
 	if err := os.WriteFile(art, bytes.Repeat([]byte("A"), 4096), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.WriteFile(sig, []byte("untrusted comment: bench\nRWQ\ntrusted comment: bench\nx\n"), 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := controlplane.PublishRelease(ctx, st, f.dir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
+	if _, err := controlplane.PublishRelease(ctx, st, dataDir, controlplane.Publish{Name: "AD", Version: "1.1.0", OS: "linux", Arch: "amd64",
 		Channel: okta.ChannelGA, File: art, SignatureFile: sig}, now); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err // a PostgreSQL database may already hold it from an earlier run
+		return err // a PostgreSQL database may already hold it from an earlier run
 	}
-	return f, nil
+	return nil
 }
 
 // clone copies a SQLite fixture's data dir (closed, so checkpointed) to
@@ -215,13 +232,15 @@ const (
 	slotVersion
 	slotJobs
 	slotTimestamp
+	slotSHA
 )
 
 // placeholders of the slots in the marshalled template.
 var placeholders = map[slot]string{slotID: "@@ID@@", slotLastSeen: "@@LS@@", slotVersion: "@@VER@@", slotTimestamp: "@@TS@@"}
 
-// sampleBody is the heartbeat the simulator sends, with the given values.
-func sampleBody(id, lastSeen, version, ts string, jobs []sailpoint.JobReport) sailpoint.StatusRequest {
+// sampleBody is the heartbeat the simulator sends, with the given values;
+// sha is the installed binary's SHA-256 ("": not reported).
+func sampleBody(id, lastSeen, version, sha, ts string, jobs []sailpoint.JobReport) sailpoint.StatusRequest {
 	typ := sailpoint.TypeVA
 	return sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Type: &typ, Timestamp: ts,
 		Body: sailpoint.ClientBody{
@@ -231,7 +250,7 @@ func sampleBody(id, lastSeen, version, ts string, jobs []sailpoint.JobReport) sa
 			LastSeen:   sailpoint.Flex(lastSeen),
 			Stacktrace: sailpoint.Flex(bytes.Repeat([]byte(" "), 300)),
 			Agents: []sailpoint.AgentReport{
-				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success"},
+				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success", SHA256: sha},
 				{Name: "fluent", Type: "fluent", Version: "50"},
 				{Name: "toolbox", Type: "toolbox", Version: "6"},
 			},
@@ -240,12 +259,15 @@ func sampleBody(id, lastSeen, version, ts string, jobs []sailpoint.JobReport) sa
 }
 
 func newBodyTemplate() *bodyTemplate {
-	const jobMark = "@@JOB@@"
-	b, err := json.Marshal(sampleBody(placeholders[slotID], placeholders[slotLastSeen], placeholders[slotVersion], placeholders[slotTimestamp],
+	const jobMark, shaMark = "@@JOB@@", "@@SHA@@"
+	b, err := json.Marshal(sampleBody(placeholders[slotID], placeholders[slotLastSeen], placeholders[slotVersion], shaMark, placeholders[slotTimestamp],
 		[]sailpoint.JobReport{{UUID: jobMark}}))
 	if err != nil {
 		panic(err)
 	}
+	// The sha256 field, key and all, becomes a slot too: omitted when
+	// empty, as encoding/json does.
+	b = bytes.Replace(b, []byte(`,"sha256":"`+shaMark+`"`), []byte("@@SHAS@@"), 1)
 	// The jobs field, from its comma to the end of its array, becomes a
 	// slot: present only when there are jobs to report.
 	js := bytes.Index(b, []byte(`,"jobs":[`))
@@ -262,13 +284,16 @@ func newBodyTemplate() *bodyTemplate {
 		if i := bytes.Index(b, []byte("@@JOBS@@")); i >= 0 && i < at {
 			at, which = i, slotJobs
 		}
+		if i := bytes.Index(b, []byte("@@SHAS@@")); i >= 0 && i < at {
+			at, which = i, slotSHA
+		}
 		t.pieces = append(t.pieces, b[:at])
 		if which < 0 {
 			break
 		}
 		t.slots = append(t.slots, which)
-		n := len("@@JOBS@@")
-		if which != slotJobs {
+		n := len("@@JOBS@@") // and @@SHAS@@
+		if which != slotJobs && which != slotSHA {
 			n = len(placeholders[which])
 		}
 		b = b[at+n:]
@@ -276,9 +301,10 @@ func newBodyTemplate() *bodyTemplate {
 	return t
 }
 
-// appendBody appends host i's heartbeat to buf. jobs is the JSON array
-// of job reports, or nil.
-func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version string, jobs []byte, now time.Time) []byte {
+// appendBody appends host i's heartbeat to buf. sha is the installed
+// binary's SHA-256 (hex, or "" for none); jobs is the JSON array of job
+// reports, or nil.
+func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version, sha string, jobs []byte, now time.Time) []byte {
 	for k, p := range t.pieces {
 		buf = append(buf, p...)
 		if k >= len(t.slots) {
@@ -293,6 +319,12 @@ func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version st
 			buf = append(buf, version...)
 		case slotTimestamp:
 			buf = now.UTC().AppendFormat(buf, time.RFC3339Nano)
+		case slotSHA:
+			if sha != "" {
+				buf = append(buf, `,"sha256":"`...)
+				buf = append(buf, sha...)
+				buf = append(buf, '"')
+			}
 		case slotJobs:
 			if jobs != nil {
 				buf = append(buf, `,"jobs":`...)

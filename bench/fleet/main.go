@@ -22,6 +22,7 @@
 //	go run ./bench/fleet -hosts 300000 -rollout-only -timeout 30m [-pg DSN]
 //	go run ./bench/fleet -hosts 300000 -heartbeat-only 2m
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
+//	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
 package main
 
 import (
@@ -86,6 +87,9 @@ func run() error {
 	downloadSize := flag.Int64("download-size", 8<<20, "with -download-cap: the artifact's size in bytes")
 	downloadRate := flag.Int64("download-rate", 4<<20, "with -download-cap: each host's download speed in bytes a second (0: unpaced)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
+	deltaOnly := flag.Bool("delta-only", false, "only compare a minor release rolled out with patches and with full downloads (-delta-hosts, -delta-size, -interval)")
+	deltaHosts := flag.Int("delta-hosts", 1000, "simulated hosts of -delta-only")
+	deltaSize := flag.Int("delta-size", 4, "artifact size in MB of -delta-only")
 	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
 	flag.Parse()
@@ -133,6 +137,14 @@ func run() error {
 		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
 		defer cancel()
 		return soak(ctx, bin, work, o, *soakFor)
+	}
+	if *deltaOnly {
+		if *deltaHosts < 1 || *deltaSize < 1 {
+			return errors.New("-delta-hosts and -delta-size: want at least 1")
+		}
+		do := o
+		do.hosts = *deltaHosts
+		return deltaBench(ctx, bin, work, do, int64(*deltaSize)<<20)
 	}
 	if *rolloutOnly || *hbOnly > 0 {
 		ro := o
@@ -489,6 +501,9 @@ type rolloutResult struct {
 	peakStarts                 int    // most download starts in one second
 	halted                     string // the update's rollout state at the end
 	simRSS                     int64  // the simulator's RSS with every host playing
+	// Artifact bytes the hosts read from poolserver, full files and
+	// patches, and how many downloads of each.
+	fullBytes, patchBytes, fullGets, patchGets int64
 }
 
 // scenario is one rollout the simulator plays: every host heartbeats at
@@ -499,11 +514,14 @@ type scenario struct {
 	settings string // the pool's settings body
 	update   string // the update body
 	fail     bool   // hosts report their jobs FAILED (a bad release)
-	download bool   // hosts download the artifact, not before the job's startAfter
+	download bool   // hosts download the artifact (or its patch, when offered), not before the job's startAfter
 	// downloadRate paces each host's download, bytes a second (0: as
 	// fast as loopback goes).
 	downloadRate int64
 	want         okta.AgentUpdateJobStatus
+	// installedSHA is the SHA-256 of the hosts' installed binary (1.0.0),
+	// reported in their heartbeats; "" reports none.
+	installedSHA string
 }
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
@@ -637,6 +655,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	res.peakStarts = s.peakStarts()
 	res.p50, res.p99 = s.lat.quantile(0.5), s.lat.quantile(0.99)
 	res.beats, res.jobs, res.limited, res.errs = s.beats.Load(), s.jobsTaken.Load(), s.limited.Load(), s.errs.Load()
+	res.fullBytes, res.patchBytes, res.fullGets, res.patchGets = s.fullBytes.Load(), s.patchBytes.Load(), s.fullGets.Load(), s.patchGets.Load()
 	return res, nil
 }
 

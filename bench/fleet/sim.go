@@ -125,6 +125,7 @@ type activeJob struct {
 	uuid       string
 	target     uint8 // index in versions
 	url        string
+	patchURL   string // the patch offered from the host's binary, if any
 	startAfter time.Time
 }
 
@@ -139,7 +140,11 @@ type jobReply struct {
 				Agent struct {
 					Version  string `json:"version"`
 					Artifact *struct {
-						URL string `json:"url"`
+						URL    string `json:"url"`
+						SHA256 string `json:"sha256"`
+						Patch  *struct {
+							URL string `json:"url"`
+						} `json:"patch"`
 					} `json:"artifact"`
 				} `json:"ad-agent"`
 			} `json:"managedProcessConfiguration"`
@@ -203,11 +208,15 @@ type sim struct {
 
 	versionsMu sync.Mutex
 	versions   []string
+	shas       []string // the binary's SHA-256 of each version, "" if unknown
 
 	jobsMu sync.Mutex
 	jobs   map[int]*activeJob
 
 	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
+	// Artifact bytes read from poolserver's response bodies, full files
+	// and patches, and the downloads of each.
+	fullBytes, patchBytes, fullGets, patchGets atomic.Int64
 	// lastTaken and lastDone are when (time.Now().UnixNano()) the last
 	// job was taken and the last one reported done; behind counts the
 	// heartbeats sent a whole interval late (the simulator or the server
@@ -225,7 +234,7 @@ func newSim(base string, ids *identities, interval, install time.Duration, sc sc
 	tr := &http.Transport{MaxIdleConns: simWorkers, MaxIdleConnsPerHost: simWorkers, MaxConnsPerHost: simWorkers, IdleConnTimeout: time.Minute}
 	s := &sim{base: base, ids: ids, tmpl: newBodyTemplate(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		interval: interval, install: install, sc: sc, sched: newScheduler(ids.n), hosts: make([]hostState, ids.n),
-		versions: []string{"1.0.0"}, jobs: map[int]*activeJob{}, starts: map[int64]int{}}
+		versions: []string{"1.0.0"}, shas: []string{sc.installedSHA}, jobs: map[int]*activeJob{}, starts: map[int64]int{}}
 	for i := range s.hosts {
 		// Spread the hosts evenly over one interval.
 		s.hosts[i].next = int64(interval) * int64(i) / int64(ids.n)
@@ -240,15 +249,27 @@ func (s *sim) version(v uint8) string {
 	return s.versions[v]
 }
 
-func (s *sim) internVersion(v string) uint8 {
+func (s *sim) sha(v uint8) string {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
+	return s.shas[v]
+}
+
+// internVersion returns v's index in versions; sha, when not empty, is
+// its binary's SHA-256 (a job's artifact tells it).
+func (s *sim) internVersion(v, sha string) uint8 {
 	s.versionsMu.Lock()
 	defer s.versionsMu.Unlock()
 	for i, have := range s.versions {
 		if have == v {
+			if s.shas[i] == "" {
+				s.shas[i] = sha
+			}
 			return uint8(i)
 		}
 	}
 	s.versions = append(s.versions, v)
+	s.shas = append(s.shas, sha)
 	return uint8(len(s.versions) - 1)
 }
 
@@ -294,7 +315,7 @@ func (w *worker) step(ctx context.Context, e event) {
 	switch h.step {
 	case stepBeat:
 		at := h.next
-		ok := w.beat(ctx, i, s.version(h.version), nil)
+		ok := w.beat(ctx, i, h.version, nil)
 		now := s.sched.now()
 		if h.next = at + int64(s.interval); h.next < now {
 			h.next = now + int64(s.interval) // fallen a whole interval behind
@@ -305,10 +326,15 @@ func (w *worker) step(ctx context.Context, e event) {
 			return
 		}
 		rj := w.rep.Body.Jobs[0]
-		j := &activeJob{uuid: rj.UUID, target: s.internVersion(rj.Config.Agent.Version)}
+		j := &activeJob{uuid: rj.UUID}
+		var sha string
 		if a := rj.Config.Agent.Artifact; a != nil {
-			j.url = a.URL
+			j.url, sha = a.URL, a.SHA256
+			if a.Patch != nil {
+				j.patchURL = a.Patch.URL
+			}
 		}
+		j.target = s.internVersion(rj.Config.Agent.Version, sha)
 		if t, err := time.Parse(time.RFC3339, rj.StartAfter); err == nil {
 			j.startAfter = t
 		}
@@ -320,7 +346,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
 			s.maxInFlight.Store(n) // racy max, good enough for a bound check
 		}
-		w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
+		w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
 		if s.sc.download && j.url != "" {
 			h.step = stepDownload
 			s.sched.push(max(s.sched.now(), int64(j.startAfter.Sub(s.sched.start))), i)
@@ -335,7 +361,13 @@ func (w *worker) step(ctx context.Context, e event) {
 		s.startsMu.Lock()
 		s.starts[s.sched.start.Add(time.Duration(e.at)).Unix()]++
 		s.startsMu.Unlock()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
+		// The patch when the job offers one (as the agent does; the
+		// simulator neither applies nor verifies it), else the full file.
+		url, served, gets := j.url, &s.fullBytes, &s.fullGets
+		if j.patchURL != "" {
+			url, served, gets = j.patchURL, &s.patchBytes, &s.patchGets
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		req.Header.Set("Authorization", s.ids.bearer(i))
 		if resp, err := s.client.Do(req); err == nil {
 			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
@@ -350,8 +382,15 @@ func (w *worker) step(ctx context.Context, e event) {
 				s.sched.push(s.sched.now()+int64(wait), i)
 				return
 			}
-			_, _ = io.Copy(io.Discard, &pacedReader{r: resp.Body, rate: s.sc.downloadRate})
+			n, err := io.Copy(io.Discard, &pacedReader{r: resp.Body, rate: s.sc.downloadRate})
 			resp.Body.Close()
+			served.Add(n)
+			gets.Add(1)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				s.errs.Add(1)
+			}
+		} else {
+			s.errs.Add(1)
 		}
 		h.step = stepInstall
 		s.sched.push(s.sched.now()+int64(s.install), i)
@@ -359,11 +398,11 @@ func (w *worker) step(ctx context.Context, e event) {
 		j := s.job(i)
 		s.inFlight.Add(-1)
 		if s.sc.fail {
-			w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFailed, Progress: 100,
+			w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFailed, Progress: 100,
 				UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: simulated bad release"}))
 		} else {
 			h.version = j.target
-			w.beat(ctx, i, s.version(h.version), w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
+			w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
 		}
 		s.jobsMu.Lock()
 		delete(s.jobs, i)
@@ -386,13 +425,14 @@ func (w *worker) jobsJSON(r sailpoint.JobReport) []byte {
 	return b
 }
 
-// beat sends host i's heartbeat and decodes the reply's jobs into w.rep;
-// false when it failed.
-func (w *worker) beat(ctx context.Context, i int, version string, jobs []byte) bool {
+// beat sends host i's heartbeat (with version v installed: its version
+// and, when known, its binary's SHA-256) and decodes the reply's jobs into
+// w.rep; false when it failed.
+func (w *worker) beat(ctx context.Context, i int, v uint8, jobs []byte) bool {
 	s := w.s
 	w.rep.Body.Jobs = w.rep.Body.Jobs[:0]
 	now := time.Now()
-	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, version, jobs, now)
+	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, s.version(v), s.sha(v), jobs, now)
 	url := heartbeatURL(make([]byte, 0, len(s.base)+64), s.base, s.ids, i)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, string(url), bytes.NewReader(w.body))
 	req.Header.Set("Authorization", s.ids.bearer(i))

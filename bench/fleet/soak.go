@@ -130,7 +130,7 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 			if reports != nil {
 				jobs, _ = json.Marshal(reports)
 			}
-			if !w.beat(ctx, i, s.version(h.version), jobs) {
+			if !w.beat(ctx, i, h.version, jobs) {
 				return
 			}
 			reports = nil
@@ -138,7 +138,7 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 				switch j.State {
 				case sailpoint.JobPending:
 					s.jobsTaken.Add(1)
-					h.version = s.internVersion(j.Config.Agent.Version)
+					h.version = s.internVersion(j.Config.Agent.Version, "")
 					reports = append(reports, sailpoint.JobReport{UUID: j.UUID, State: sailpoint.JobFinished, Progress: 100})
 					done.Add(1)
 				case sailpoint.JobCancelled:

@@ -3,11 +3,13 @@
 // Command updater measures the updater's hot paths against plain baselines
 // measured in the same run on the same disk, and prints one markdown table:
 //
-//	go run ./bench/updater [-size 200] [-dir DIR] [-runs 3] [-swaps 200]
+//	go run ./bench/updater [-size 200] [-dir DIR] [-runs 3] [-swaps 200] [-patch-size 200]
 //
 // The artifact is served over loopback by this process; each measured
 // operation runs in a child process (this program re-executed) so its CPU
 // time and peak RSS come from the kernel's accounting of that child alone.
+// A second table compares taking a minor release as a binary patch with
+// downloading it in full (patch.go).
 package main
 
 import (
@@ -37,13 +39,19 @@ const childEnv = "POOLAGENT_BENCH_CHILD"
 
 // childReq tells a child what to do; it answers with childResp on stdout.
 type childReq struct {
-	Mode     string // idle | update | copy | download | hash
+	Mode     string // idle | update | copy | download | hash | diff | minor
 	Dir      string
 	Src      string
 	URL      string
 	Job      updater.Job
 	PubKey   string
 	Artifact string
+	// Target is the installed binary an update patches (patch.go).
+	Target updater.Target
+	// Patched: the update must have been built from the job's patch.
+	Patched bool
+	// Patch is where diff writes the patch from Src to Artifact.
+	Patch string
 }
 
 type childResp struct {
@@ -72,6 +80,7 @@ func run() error {
 	dir := flag.String("dir", "", "directory on the disk to measure (default: a temp dir)")
 	runs := flag.Int("runs", 3, "runs of each throughput measurement (the median is reported)")
 	swaps := flag.Int("swaps", 200, "swaps timed for the p99")
+	patchMB := flag.Int("patch-size", defaultPatchMB, "size in MB of the minor release taken as a patch against a full download (0: skip)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -99,14 +108,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Every file the children fetch: /a is the artifact; the patch part
+	// writes its release and patch later (fixed before the server starts,
+	// so the handler only reads the map).
+	files := map[string]string{"/a": art, newPath: filepath.Join(work, "minor.bin"), patchPath: filepath.Join(work, "minor.bsdiff")}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.Open(art)
+		path, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		f, err := os.Open(path)
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
 		}
 		defer f.Close()
-		w.Header().Set("ETag", `"`+sha[:16]+`"`)
+		w.Header().Set("ETag", `"`+r.URL.Path+sha[:16]+`"`)
 		http.ServeContent(w, r, "", time.Time{}, f)
 	}))
 	defer srv.Close()
@@ -162,7 +180,11 @@ func run() error {
 		uCPU, bCPU, uCPU/bCPU)
 	fmt.Printf("| swap + directory fsync, p99 of %d (hard link kept) | %.3f ms | p50 %.3f ms | - | < 2 ms |\n", *swaps, p99*1e3, p50*1e3)
 	fmt.Printf("| peak RSS of the update above idle | %.1f MB | idle process: %.1f MB | - | < 64 MB |\n", rss, float64(idle.maxRSS)/(1<<20))
-	return nil
+	if *patchMB <= 0 {
+		return nil
+	}
+	fmt.Println()
+	return patchBench(ctx, work, int64(*patchMB)<<20, *runs, pub.String(), priv, srv.URL, files, idle)
 }
 
 func wallOf(m measured) float64 { return m.wall }
@@ -246,8 +268,20 @@ func do(r childReq) error {
 		if err != nil {
 			return err
 		}
-		_, err = u.Fetch(ctx, r.Job, updater.Target{}, nil)
-		return err
+		f, err := u.Fetch(ctx, r.Job, r.Target, nil)
+		switch {
+		case err != nil:
+			return err
+		case r.Patched && !f.Patched:
+			return fmt.Errorf("the update did not use the patch: %v", f.PatchErr)
+		case !r.Patched && f.Patched:
+			return errors.New("the full download was built from a patch")
+		}
+		return nil
+	case "diff":
+		return diffFiles(ctx, r.Src, r.Artifact, r.Patch)
+	case "minor":
+		return writeMinor(r.Src, r.Artifact)
 	case "copy":
 		in, err := os.Open(r.Src)
 		if err != nil {
