@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,11 +21,13 @@ import (
 
 // deltaBench is -delta-only: one pool of o.hosts hosts with 1.0.0
 // installed (its binary's SHA-256 in every heartbeat) takes 1.1.0, a minor
-// release of size bytes, twice on fresh copies of one registered fleet:
-// once published with --deltas 0 (every host downloads the full file),
-// once with --deltas 1 (every host is offered the patch from 1.0.0 and
-// downloads it). It prints the bytes poolserver served each time, counted
-// from the response bodies the hosts read.
+// release of size bytes, three times on fresh copies of one registered
+// fleet: published with --deltas 0 (every host downloads the full file),
+// with --deltas 1 (every host is offered the patch from 1.0.0 and
+// downloads it), and with --deltas 0 and the pool's artifactMirrors naming
+// a site mirror (every host downloads from it). It prints the bytes
+// poolserver served each time, counted from the response bodies the hosts
+// read.
 func deltaBench(ctx context.Context, bin, work string, o options, size int64) error {
 	base, err := setupWith(ctx, filepath.Join(work, "delta"), o.hosts, "", nil)
 	if err != nil {
@@ -44,17 +48,24 @@ func deltaBench(ctx context.Context, bin, work string, o options, size int64) er
 			return err
 		}
 	}
-	oldSum := sha256.Sum256(old)
+	oldSum, newSum := sha256.Sum256(old), sha256.Sum256(newB)
 	old, newB = nil, nil
+	mirror, err := serveMirror(newFile, hex.EncodeToString(newSum[:]))
+	if err != nil {
+		return err
+	}
+	defer mirror.Close()
 
 	type pass struct {
-		name    string
-		deltas  int
-		publish time.Duration // publishing 1.1.0
-		patches []store.ReleasePatch
-		res     rolloutResult
+		name     string
+		deltas   int
+		settings string        // the pool's settings ("": maxUnavailable only)
+		publish  time.Duration // publishing 1.1.0
+		patches  []store.ReleasePatch
+		res      rolloutResult
 	}
-	passes := []*pass{{name: "full", deltas: 0}, {name: "patch", deltas: 1}}
+	passes := []*pass{{name: "full", deltas: 0}, {name: "patch", deltas: 1},
+		{name: "mirror", deltas: 0, settings: fmt.Sprintf(`{"maxUnavailable":%d,"artifactMirrors":[%q]}`, o.hosts, mirror.base)}}
 	for _, p := range passes {
 		f, err := base.clone(filepath.Join(work, "delta-"+p.name))
 		if err != nil {
@@ -68,36 +79,37 @@ func deltaBench(ctx context.Context, bin, work string, o options, size int64) er
 		if err != nil {
 			return err
 		}
-		p.res, err = rollout(ctx, srv, f, o, scenario{update: `{"targetVersion":"1.1.0"}`, download: true, want: okta.JobSuccess,
+		p.res, err = rollout(ctx, srv, f, o, scenario{settings: p.settings, update: `{"targetVersion":"1.1.0"}`, download: true, want: okta.JobSuccess,
 			installedSHA: hex.EncodeToString(oldSum[:])})
 		stop(srv.cmd)
 		if err != nil {
 			return fmt.Errorf("rollout with --deltas %d: %w", p.deltas, err)
 		}
 		r := p.res
-		fmt.Fprintf(os.Stderr, "delta %s: %d full downloads (%d B), %d patches (%d B); %d heartbeats, %d jobs, %d 429s, %d errors\n",
-			p.name, r.fullGets, r.fullBytes, r.patchGets, r.patchBytes, r.beats, r.jobs, r.limited, r.errs)
+		fmt.Fprintf(os.Stderr, "delta %s: %d full downloads (%d B), %d patches (%d B), %d from the mirror (%d B); %d heartbeats, %d jobs, %d 429s, %d errors\n",
+			p.name, r.fullGets, r.fullBytes, r.patchGets, r.patchBytes, r.mirrorGets, r.mirrorBytes, r.beats, r.jobs, r.limited, r.errs)
 	}
-	full, patch := passes[0], passes[1]
+	full, patch, mir := passes[0], passes[1], passes[2]
 	if len(patch.patches) != 1 {
 		return fmt.Errorf("publish with --deltas 1 kept %d patches, want 1", len(patch.patches))
 	}
-	fb, pb := full.res.fullBytes+full.res.patchBytes, patch.res.fullBytes+patch.res.patchBytes
+	served := func(r rolloutResult) int64 { return r.fullBytes + r.patchBytes }
+	fb, pb, mb := served(full.res), served(patch.res), served(mir.res)
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-	fmt.Printf("| fleet, %d hosts take a minor release of %.1f MB (1.0.0 to 1.1.0), interval %s, SQLite, 2 shared cores | with patches (--deltas 1) | full downloads (--deltas 0), same run | ratio |\n",
+	ratio := func(b int64) float64 { return float64(b) / float64(max(fb, 1)) }
+	fmt.Printf("| fleet, %d hosts take a minor release of %.1f MB (1.0.0 to 1.1.0), interval %s, SQLite | full downloads (--deltas 0) | with patches (--deltas 1) | with a pool mirror (artifactMirrors) |\n",
 		o.hosts, mib(size+minor.Inserted-512), o.interval)
 	fmt.Println("|---|---|---|---|")
-	fmt.Printf("| artifact bytes poolserver served (read by the hosts) | %d B (%.2f MB) | %d B (%.1f MB) | %.6f |\n",
-		pb, mib(pb), fb, mib(fb), float64(pb)/float64(max(fb, 1)))
-	fmt.Printf("| downloads: patches / full files | %d / %d | %d / %d | - |\n",
-		patch.res.patchGets, patch.res.fullGets, full.res.patchGets, full.res.fullGets)
-	fmt.Printf("| rollout: create to all Success | %.1f s | %.1f s | %.2f |\n",
-		patch.res.took.Seconds(), full.res.took.Seconds(), patch.res.took.Seconds()/full.res.took.Seconds())
-	fmt.Printf("| server CPU during the rollout | %.2f s | %.2f s | %.2f |\n",
-		patch.res.cpu, full.res.cpu, patch.res.cpu/max(full.res.cpu, 1e-3))
-	fmt.Printf("| publishing 1.1.0 (in process; with patches, the patch built from 1.0.0) | %.3f s, patch %d B | %.3f s | - |\n",
-		patch.publish.Seconds(), patch.patches[0].Size, full.publish.Seconds())
-	fmt.Printf("| heartbeat errors / 429s | %d / %d | %d / %d | - |\n", patch.res.errs, patch.res.limited, full.res.errs, full.res.limited)
+	fmt.Printf("| artifact bytes poolserver served | %d B (%.1f MB) | %d B (%.2f MB) | %d B (%.2f MB) |\n", fb, mib(fb), pb, mib(pb), mb, mib(mb))
+	fmt.Printf("| ratio to full downloads | 1 | **%.6f** | **%.6f** |\n", ratio(pb), ratio(mb))
+	fmt.Printf("| downloads from poolserver: patches / full files; from the mirror | %d / %d; %d | %d / %d; %d | %d / %d; %d (%.1f MB) |\n",
+		full.res.patchGets, full.res.fullGets, full.res.mirrorGets, patch.res.patchGets, patch.res.fullGets, patch.res.mirrorGets,
+		mir.res.patchGets, mir.res.fullGets, mir.res.mirrorGets, mib(mir.res.mirrorBytes))
+	fmt.Printf("| rollout: create to all Success | %.1f s | %.1f s | %.1f s |\n", full.res.took.Seconds(), patch.res.took.Seconds(), mir.res.took.Seconds())
+	fmt.Printf("| server CPU during the rollout | %.2f s | %.2f s | %.2f s |\n", full.res.cpu, patch.res.cpu, mir.res.cpu)
+	fmt.Printf("| publishing 1.1.0 (in process) | %.3f s | %.3f s, patch %d B | %.3f s |\n",
+		full.publish.Seconds(), patch.publish.Seconds(), patch.patches[0].Size, mir.publish.Seconds())
+	fmt.Printf("| heartbeat errors / 429s | %d / %d | %d / %d | %d / %d |\n", full.res.errs, full.res.limited, patch.res.errs, patch.res.limited, mir.res.errs, mir.res.limited)
 	return nil
 }
 
@@ -124,3 +136,25 @@ func publishMinor(ctx context.Context, dataDir, oldFile, newFile, sig string, de
 	}
 	return time.Since(t0), r.Patches, nil
 }
+
+// mirrorServer is a site mirror: a plain HTTP file server holding one
+// release file at <base>/<sha256>, as docs/api.md describes.
+type mirrorServer struct {
+	base string
+	srv  *http.Server
+}
+
+func serveMirror(file, sha string) (*mirrorServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /m/"+sha, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, file) })
+	m := &mirrorServer{base: "http://" + ln.Addr().String() + "/m", srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	go func() { _ = m.srv.Serve(ln) }()
+	return m, nil
+}
+
+// Close stops the mirror.
+func (m *mirrorServer) Close() { _ = m.srv.Close() }

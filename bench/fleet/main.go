@@ -504,6 +504,7 @@ type rolloutResult struct {
 	// Artifact bytes the hosts read from poolserver, full files and
 	// patches, and how many downloads of each.
 	fullBytes, patchBytes, fullGets, patchGets int64
+	mirrorBytes, mirrorGets                    int64
 }
 
 // scenario is one rollout the simulator plays: every host heartbeats at
@@ -656,6 +657,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	res.p50, res.p99 = s.lat.quantile(0.5), s.lat.quantile(0.99)
 	res.beats, res.jobs, res.limited, res.errs = s.beats.Load(), s.jobsTaken.Load(), s.limited.Load(), s.errs.Load()
 	res.fullBytes, res.patchBytes, res.fullGets, res.patchGets = s.fullBytes.Load(), s.patchBytes.Load(), s.fullGets.Load(), s.patchGets.Load()
+	res.mirrorBytes, res.mirrorGets = s.mirrorBytes.Load(), s.mirrorGets.Load()
 	return res, nil
 }
 

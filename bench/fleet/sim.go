@@ -126,6 +126,7 @@ type activeJob struct {
 	target     uint8 // index in versions
 	url        string
 	patchURL   string // the patch offered from the host's binary, if any
+	mirrorURL  string // the first mirror the job names, if any
 	startAfter time.Time
 }
 
@@ -145,6 +146,7 @@ type jobReply struct {
 						Patch  *struct {
 							URL string `json:"url"`
 						} `json:"patch"`
+						Mirrors []string `json:"mirrors"`
 					} `json:"artifact"`
 				} `json:"ad-agent"`
 			} `json:"managedProcessConfiguration"`
@@ -217,6 +219,7 @@ type sim struct {
 	// Artifact bytes read from poolserver's response bodies, full files
 	// and patches, and the downloads of each.
 	fullBytes, patchBytes, fullGets, patchGets atomic.Int64
+	mirrorBytes, mirrorGets                    atomic.Int64 // read from a mirror, not poolserver
 	// lastTaken and lastDone are when (time.Now().UnixNano()) the last
 	// job was taken and the last one reported done; behind counts the
 	// heartbeats sent a whole interval late (the simulator or the server
@@ -333,6 +336,9 @@ func (w *worker) step(ctx context.Context, e event) {
 			if a.Patch != nil {
 				j.patchURL = a.Patch.URL
 			}
+			if len(a.Mirrors) > 0 {
+				j.mirrorURL = a.Mirrors[0]
+			}
 		}
 		j.target = s.internVersion(rj.Config.Agent.Version, sha)
 		if t, err := time.Parse(time.RFC3339, rj.StartAfter); err == nil {
@@ -364,11 +370,17 @@ func (w *worker) step(ctx context.Context, e event) {
 		// The patch when the job offers one (as the agent does; the
 		// simulator neither applies nor verifies it), else the full file.
 		url, served, gets := j.url, &s.fullBytes, &s.fullGets
-		if j.patchURL != "" {
+		switch {
+		case j.patchURL != "":
 			url, served, gets = j.patchURL, &s.patchBytes, &s.patchGets
+		case j.mirrorURL != "":
+			url, served, gets = j.mirrorURL, &s.mirrorBytes, &s.mirrorGets
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", s.ids.bearer(i))
+		if url != j.mirrorURL {
+			// As poolagent: the secret goes to poolserver only.
+			req.Header.Set("Authorization", s.ids.bearer(i))
+		}
 		if resp, err := s.client.Do(req); err == nil {
 			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
 				// The download cap: come back after Retry-After plus up

@@ -328,6 +328,7 @@ func (r *rig) installed(uuid, v string) {
 }
 
 func TestArbitrarySoftwareInstallation(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	stranger := newKey(t)
 	for _, tc := range []struct {
@@ -349,6 +350,7 @@ func TestArbitrarySoftwareInstallation(t *testing.T) {
 }
 
 func TestWrongSoftwareInstallation(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	other := func(f func(*signing.Meta)) signing.Meta { m := meta("1.1.0"); f(&m); return m }
 	for _, tc := range []struct {
@@ -414,6 +416,7 @@ func (r *rig) signedJob(id, file, v string, data []byte, seq int64, allowDowngra
 // older release. The host decides: without artifacts.allow_downgrade it
 // refuses before downloading anything, whatever the job says.
 func TestRollbackAttack(t *testing.T) {
+	t.Parallel()
 	old := samples["0.9.0"]
 	for _, tc := range []struct {
 		name           string
@@ -441,6 +444,7 @@ func TestRollbackAttack(t *testing.T) {
 // TestDowngradeAllowedByTheHost: with artifacts.allow_downgrade = true in
 // the host's own config, a job that asks for the downgrade installs it.
 func TestDowngradeAllowedByTheHost(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, func(o *e2e.HostOptions) { o.Artifacts = "allow_downgrade = true\n" })
 	r.signedJob("j1", "old", "0.9.0", samples["0.9.0"], 1, true)
 	r.installed("j1", "0.9.0")
@@ -456,6 +460,7 @@ func TestDowngradeAllowedByTheHost(t *testing.T) {
 // default (artifacts.allow_revert), refused with allow_revert = false, and
 // another validly signed build of 1.0.0 is refused.
 func TestRevertToThePreviousRelease(t *testing.T) {
+	t.Parallel()
 	v100, v110 := samples["1.0.0"], samples["1.1.0"]
 	// Another build of 1.0.0, signed by the pinned key: trailing bytes
 	// after the executable leave it runnable, with another SHA-256.
@@ -497,6 +502,7 @@ func TestRevertToThePreviousRelease(t *testing.T) {
 }
 
 func TestEndlessData(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	data := samples["1.1.0"]
 	url := r.e.serveFunc("endless", func(w http.ResponseWriter, r *http.Request) {
@@ -513,6 +519,7 @@ func TestEndlessData(t *testing.T) {
 }
 
 func TestSlowRetrieval(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil) // artifacts.stall_timeout = 2s
 	data := samples["1.1.0"]
 	release := make(chan struct{})
@@ -532,6 +539,7 @@ func TestSlowRetrieval(t *testing.T) {
 }
 
 func TestMixAndMatch(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	good, other := samples["1.1.0"], samples["1.2.0"]
 	// The descriptor and signature of 1.1.0, with the file of 1.2.0.
@@ -546,6 +554,7 @@ func TestMixAndMatch(t *testing.T) {
 }
 
 func TestMaliciousMirror(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	data := samples["1.1.0"]
 	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -560,6 +569,7 @@ func TestMaliciousMirror(t *testing.T) {
 }
 
 func TestPathTraversal(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	for _, tc := range []struct {
 		name   string
@@ -596,6 +606,7 @@ func TestPathTraversal(t *testing.T) {
 }
 
 func TestKeyRotationAndRevocation(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	next, retired := newKey(t), newKey(t)
 	t.Run("a second pinned key signs without reinstalling agents", func(t *testing.T) {
@@ -616,6 +627,7 @@ func TestKeyRotationAndRevocation(t *testing.T) {
 }
 
 func TestFreezeAndReplay(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	t.Run("an expired job is ignored", func(t *testing.T) {
 		r := newRig(t, nil)
@@ -654,6 +666,7 @@ func TestFreezeAndReplay(t *testing.T) {
 }
 
 func TestClockSkewWindowsFollowTheServer(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	for _, skew := range []time.Duration{time.Hour, -time.Hour} {
 		t.Run(fmt.Sprint("server clock ", skew), func(t *testing.T) {

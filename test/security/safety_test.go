@@ -54,6 +54,7 @@ func (r *rig) untouched(hits *atomic.Int32) {
 }
 
 func TestPrechecksLeaveTheHostUntouched(t *testing.T) {
+	t.Parallel()
 	data := samples["1.1.0"]
 	for _, tc := range []struct {
 		name string
@@ -104,6 +105,7 @@ func mountTmpfs(t *testing.T, size string) string {
 // twice the artifact plus the margin; the job's precheck (without
 // freeBytes: the host's own formula) fails with PRECHECK_DISK.
 func TestPrecheckDiskOnASmallStateDir(t *testing.T) {
+	t.Parallel()
 	state := mountTmpfs(t, "12m")
 	data := samples["1.1.0"]
 	r := newRig(t, func(o *e2e.HostOptions) { o.StateDir = state })
@@ -122,6 +124,7 @@ func TestPrecheckDiskOnASmallStateDir(t *testing.T) {
 // TestDiskFullDuringDownload: no precheck, a state dir too small for the
 // artifact: the download fails with DISK_FULL, the old binary stays.
 func TestDiskFullDuringDownload(t *testing.T) {
+	t.Parallel()
 	state := mountTmpfs(t, "2m")
 	data := samples["1.1.0"]
 	r := newRig(t, func(o *e2e.HostOptions) { o.StateDir = state })
@@ -135,6 +138,7 @@ func TestDiskFullDuringDownload(t *testing.T) {
 // stays PENDING in phase splay and nothing is requested before the start
 // time by the server's clock.
 func TestSplayFollowsTheServersClock(t *testing.T) {
+	t.Parallel()
 	const skew = time.Hour
 	r := newSkewedRig(t, skew, nil)
 	data := samples["1.1.0"]
@@ -158,6 +162,7 @@ func TestSplayFollowsTheServersClock(t *testing.T) {
 // window is closed, so the host downloads early and then waits: the
 // download's end is when its status says "waiting".
 func TestDownloadRateLimit(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	data := samples["1.1.0"]
 	url, _, first := r.countingServe("a", data)
@@ -209,6 +214,7 @@ func badRelease(t *testing.T) []byte {
 // health check is rolled back; the FAILED report carries what it printed
 // and the health check's last result, and `poolagent status` shows them.
 func TestDiagnosticsOfAFailingRelease(t *testing.T) {
+	t.Parallel()
 	data := badRelease(t)
 	r := newRig(t, nil)
 	url := r.e.serve("bad", data)
@@ -262,6 +268,7 @@ func TestDiagnosticsOfAFailingRelease(t *testing.T) {
 // TestCancelledByServer: a job the server takes back before its swap is
 // reported CANCELLED with CANCELLED_BY_SERVER.
 func TestCancelledByServer(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, nil)
 	data := samples["1.1.0"]
 	url := r.e.serve("a", data)
