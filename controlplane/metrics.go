@@ -177,6 +177,7 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- hostsDesc
 	ch <- updatesDesc
 	ch <- scrapeErrDesc
+	ch <- poolHostsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -197,7 +198,7 @@ func (c *fleetCollector) query() []prometheus.Metric {
 	s := c.s
 	var out []prometheus.Metric
 	failed := 0.0
-	agents, err := c.allAgents(ctx)
+	pools, agents, err := c.allAgents(ctx)
 	if err != nil {
 		s.log.Warn("metrics: list agents", zap.Error(err))
 		failed = 1
@@ -211,6 +212,7 @@ func (c *fleetCollector) query() []prometheus.Metric {
 		for k, v := range n {
 			out = append(out, prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(v), k.status, k.version))
 		}
+		out = append(out, s.complianceMetrics(ctx, pools, agents, now)...) // the same agents: no query of its own
 	}
 	active := []okta.AgentUpdateJobStatus{okta.JobScheduled, okta.JobInProgress, okta.JobPaused, okta.JobFailed}
 	start := time.Now()
@@ -245,26 +247,29 @@ func (m *metrics) heartbeat(next http.Handler) http.Handler {
 // maxMetricsPools bounds the pools the fleet gauges read.
 const maxMetricsPools = 10000
 
-// allAgents lists the agents of every pool (at most maxMetricsPools pools of each type).
-func (c *fleetCollector) allAgents(ctx context.Context) ([]*store.Agent, error) {
+// allAgents lists the pools (at most maxMetricsPools of each type) and
+// their agents.
+func (c *fleetCollector) allAgents(ctx context.Context) ([]*store.Pool, []*store.Agent, error) {
 	s := c.s
 	var ids []string
+	var all []*store.Pool
 	for _, typ := range okta.AgentTypes {
 		start := time.Now()
 		pools, err := s.store.ListPools(ctx, store.PoolQuery{Type: typ, Limit: maxMetricsPools})
 		s.metrics.observeStore("ListPools", start)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, p := range pools {
 			ids = append(ids, p.ID)
 		}
+		all = append(all, pools...)
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	start := time.Now()
 	agents, err := s.store.ListAgents(ctx, ids...)
 	s.metrics.observeStore("ListAgents", start)
-	return agents, err
+	return all, agents, err
 }

@@ -271,6 +271,7 @@ func (s *Server) routeTable() (routes, extra []route) {
 		{"GET", pools + "/{poolId}/updates", s.oktaAPI(read, s.handleListUpdates)},
 		{"POST", pools + "/{poolId}/updates", s.oktaAPI(manage, s.handleCreateUpdate)},
 		{"GET", pools + "/{poolId}/updates/settings", s.oktaAPI(read, s.handleGetSettings)},
+		{"GET", pools + "/{poolId}/compliance", s.oktaAPI(read, s.handleCompliance)}, // extension: compliance.go
 		{"POST", pools + "/{poolId}/updates/settings", s.oktaAPI(manage, s.handleSetSettings)},
 		{"GET", upd, s.oktaAPI(read, s.handleGetUpdate)},
 		{"POST", upd, s.oktaAPI(manage, s.handleModifyUpdate)},
