@@ -119,6 +119,7 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	audit := f.do("GET", "/api/v1/auditLog", f.read, "")
 	settings := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/settings", f.read, "")
 	pools := f.do("GET", "/api/v1/agentPools", f.read, "")
+	compliance := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/compliance", f.read, "")
 
 	cases := []struct {
 		name, schema string
@@ -137,6 +138,7 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 		{"audit log", "AuditEntry", true, audit.body},
 		{"settings", "AgentPoolUpdateSetting", false, settings.body},
 		{"pools", "AgentPool", true, pools.body},
+		{"compliance", "PoolCompliance", false, compliance.body},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
