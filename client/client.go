@@ -231,3 +231,34 @@ func (c *Client) AuditLog(ctx context.Context, limit int) ([]okta.AuditEntry, er
 func updatePath(poolID, updateID string) string {
 	return "/api/v1/agentPools/" + url.PathEscape(poolID) + "/updates/" + url.PathEscape(updateID)
 }
+
+// PoolCompliance returns a pool's compliance (extension): its agents
+// counted by compliance state, with up to limit of its non-compliant
+// agents (following the pages; limit <= 0: all of them).
+func (c *Client) PoolCompliance(ctx context.Context, poolID string, limit int) (*okta.PoolCompliance, error) {
+	const page = 1000
+	n := page
+	if limit > 0 && limit < page {
+		n = limit
+	}
+	path := fmt.Sprintf("/api/v1/agentPools/%s/compliance?limit=%d", url.PathEscape(poolID), n)
+	var out *okta.PoolCompliance
+	for path != "" {
+		var p okta.PoolCompliance
+		next, err := c.do(ctx, "GET", path, nil, &p)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = &p
+		} else {
+			out.NonCompliant = append(out.NonCompliant, p.NonCompliant...)
+		}
+		if limit > 0 && len(out.NonCompliant) >= limit {
+			out.NonCompliant = out.NonCompliant[:limit]
+			break
+		}
+		path = next
+	}
+	return out, nil
+}

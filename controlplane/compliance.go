@@ -97,6 +97,9 @@ func (c complianceClass) States() []okta.ComplianceState {
 // count adds an agent's class to counts.
 func (c complianceClass) count(n *okta.ComplianceCounts) {
 	n.Total++
+	if !c.Compliant() {
+		n.NonCompliant++
+	}
 	switch c.Version {
 	case okta.ComplianceLatest:
 		n.Latest++

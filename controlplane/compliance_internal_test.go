@@ -58,6 +58,9 @@ func TestClassify(t *testing.T) {
 			if v := n.Latest + n.Updating + n.Outdated + n.Unknown; v != 1 || n.Total != 1 {
 				t.Errorf("version classes add up to %d of %d, want 1 of 1: %+v", v, n.Total, n)
 			}
+			if n.NonCompliant == 1 == c.compliant {
+				t.Errorf("nonCompliant count %d for compliant=%v", n.NonCompliant, c.compliant)
+			}
 			for _, st := range okta.ComplianceStates {
 				want := 0
 				if slices.Contains(c.want, st) {

@@ -58,7 +58,7 @@ func TestPoolComplianceAPI(t *testing.T) {
 	}
 	var c okta.PoolCompliance
 	r.decode(t, &c)
-	want := okta.ComplianceCounts{Latest: 2, Updating: 2, Outdated: 2, BelowMinimum: 1, Unreachable: 1, Degraded: 1, Total: 6}
+	want := okta.ComplianceCounts{Latest: 2, Updating: 2, Outdated: 2, BelowMinimum: 1, Unreachable: 1, Degraded: 1, Total: 6, NonCompliant: 5}
 	if c.Counts != want {
 		t.Errorf("counts %+v, want %+v", c.Counts, want)
 	}

@@ -41,7 +41,8 @@ var ComplianceStates = []ComplianceState{ComplianceLatest, ComplianceUpdating, C
 // ComplianceCounts counts a pool's agents by compliance state. Latest +
 // Updating + Outdated + Unknown = Total; BelowMinimum, Unreachable and
 // Degraded overlap them (Unreachable and Degraded never overlap each
-// other).
+// other). NonCompliant counts the agents the nonCompliant list holds over
+// all its pages.
 type ComplianceCounts struct {
 	Latest       int `json:"latest"`
 	Updating     int `json:"updating"`
@@ -51,6 +52,7 @@ type ComplianceCounts struct {
 	Unreachable  int `json:"unreachable"`
 	Degraded     int `json:"degraded"`
 	Total        int `json:"total"`
+	NonCompliant int `json:"nonCompliant"`
 }
 
 // Of returns the count of one state (0 for an unknown state).

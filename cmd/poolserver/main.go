@@ -60,6 +60,7 @@ const usage = `usage:
 operator commands over a running server's API (--server URL --token T, or $POOLSERVER_URL,
 $POOLSERVER_TOKEN; --ca FILE for a private CA; --json for scripts; docs/cli.md):
   poolserver pools list
+  poolserver pools compliance POOL_ID [--limit N]   # hosts latest, updating, outdated, below minimum, unreachable, degraded
   poolserver agents list [--pool ID]
   poolserver releases list
   poolserver updates list --pool ID
@@ -122,6 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeyGenerate(ctx, rest, stdout)
 	case "pools list":
 		return cmdPoolsList(ctx, rest, stdout)
+	case "pools compliance":
+		return cmdPoolsCompliance(ctx, rest, stdout)
 	case "agents list":
 		return cmdAgentsList(ctx, rest, stdout)
 	case "updates list":
