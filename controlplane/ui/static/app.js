@@ -20,9 +20,14 @@
   const COUNTS = ["Success", "InProgress", "Failed", "Cancelled", "Scheduled"];
   // The per-agent list's status filter: a COUNTS key and the statuses it asks the API for.
   const FILTERS = { InProgress: "InProgress,PendingCompletion" };
+  // The compliance extension's states (docs/api.md#compliance): the version
+  // classes (each agent in one), then the states that overlap them.
+  const VERSION_STATES = [["latest", "Latest"], ["updating", "Updating"], ["outdated", "Outdated"], ["unknown", "Version unknown"]];
+  const OTHER_STATES = [["belowMinimum", "Below minimum"], ["unreachable", "Unreachable"], ["degraded", "Degraded"]];
+  const STATE_WORDS = Object.fromEntries([...VERSION_STATES, ...OTHER_STATES]);
 
   const $ = (id) => document.getElementById(id);
-  const state = { pools: [], selected: sessionStorage.getItem("poolserver.pool") || "", updates: [], settings: null, ticks: 0 };
+  const state = { pools: [], selected: sessionStorage.getItem("poolserver.pool") || "", updates: [], settings: null, compliance: null, ticks: 0 };
   const openDetails = new Set();
   // Per update id, its per-agent list: the filter (a COUNTS key, "" for all,
   // undefined until chosen), pages wanted, and the rows and "more" fetched.
@@ -229,9 +234,50 @@
     sessionStorage.setItem("poolserver.pool", id);
     state.updates = [];
     state.settings = null;
+    state.compliance = null;
     renderPools();
+    renderCompliance();
     renderUpdates();
     refresh().then(() => $("updates-h").focus());
+  }
+
+  // ---- compliance of the selected pool ----
+
+  // renderCompliance draws the pool's compliance extension: the counts of
+  // the whole pool and the first page of its non-compliant agents.
+  function renderCompliance() {
+    const sec = $("compliance-section");
+    const pool = state.pools.find((p) => p.id === state.selected);
+    if (!state.selected || (!pool && state.pools.length)) {
+      sec.hidden = true;
+      return;
+    }
+    sec.hidden = false;
+    $("compliance-h").textContent = `Compliance of pool ${pool ? pool.name : state.selected}`;
+    const c = state.compliance;
+    const counts = (id, states) => $(id).replaceChildren(...(c ? states.map(([k, word]) =>
+      el("li", { "data-state": k }, `${word} `, el("strong", {}, String(c.counts[k] || 0)))) : []));
+    counts("compliance-version-counts", VERSION_STATES);
+    counts("compliance-other-counts", OTHER_STATES);
+    if (!c) {
+      $("compliance-versions").textContent = "Loading...";
+      $("compliance-note").textContent = "";
+      $("compliance").tBodies[0].replaceChildren();
+      return;
+    }
+    $("compliance-versions").textContent = `Latest version ${c.latestVersion || "none published"}; ` +
+      `minimal supported version ${c.minimalSupportedVersion || "none"}; ${c.counts.total} agent${c.counts.total === 1 ? "" : "s"}.`;
+    const n = c.counts.nonCompliant;
+    $("compliance-note").textContent = n === 0
+      ? `All ${c.counts.total} agents are compliant.`
+      : `${n} non-compliant agent${n === 1 ? "" : "s"}` + (c.nonCompliant.length < n ? `; showing the first ${c.nonCompliant.length}.` : ".");
+    const rows = c.nonCompliant.map((a) => el("tr", { "data-id": a.id },
+      el("th", { scope: "row" }, a.name || a.id),
+      el("td", {}, a.version || "unknown"),
+      el("td", {}, status(a.operationalStatus)),
+      el("td", { class: "compliance-states" }, a.states.map((st) => STATE_WORDS[st] || st).join(", "))));
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4 }, "None.")));
+    $("compliance").tBodies[0].replaceChildren(...rows);
   }
 
   // ---- updates ----
@@ -485,6 +531,7 @@
           state.pools = pools;
           fillVersions();
           renderPools();
+          renderCompliance(); // the pool's name heads it
         }
       }
       if (state.selected) {
@@ -497,6 +544,11 @@
           if (openDetails.has(upd.id)) listsChanged = (await fetchAgents(base, upd)) || listsChanged;
         }
         for (const id of lists.keys()) if (!u.data.some((x) => x.id === id)) lists.delete(id);
+        const cp = await api("GET", `${API}/${enc(state.selected)}/compliance?limit=${PAGE}`);
+        if (cp.changed || !state.compliance) {
+          state.compliance = cp.data;
+          renderCompliance();
+        }
         if (u.changed || s.changed || listsChanged || !$("updates").hasChildNodes()) {
           state.updates = u.data;
           state.settings = s.data;
@@ -511,6 +563,7 @@
       } else if (err instanceof ApiError && err.status === 404 && state.selected) {
         state.selected = "";
         sessionStorage.removeItem("poolserver.pool");
+        renderCompliance();
         renderUpdates();
       } else {
         $("checked").textContent = `Live refresh failing: ${err.message}`;
@@ -553,11 +606,12 @@
     sessionStorage.removeItem("poolserver.pool");
     etags.clear();
     lists.clear();
-    Object.assign(state, { pools: [], selected: "", updates: [], settings: null, ticks: 0 });
+    Object.assign(state, { pools: [], selected: "", updates: [], settings: null, compliance: null, ticks: 0 });
     $("pools").tBodies[0].replaceChildren();
     $("agents").tBodies[0].replaceChildren();
     $("updates").replaceChildren();
     $("updates-section").hidden = true;
+    $("compliance-section").hidden = true;
     showApp(false);
     say("Signed out.");
   }

@@ -323,6 +323,11 @@ func TestDashboardInChromium(t *testing.T) {
 	// (the API's errorSummary and errorCauses show), then a good one.
 	do("show updates", chromedp.Click(chromedp.CSS(`#pools tbody tr[data-id="`+s.pool+`"] button`)))
 	until("the updates section", `!document.getElementById("updates-section").hidden && document.getElementById("settings").innerText.includes("Latest version 1.1.0")`)
+	// The pool's compliance: three hosts on 1.0.0, below the latest 1.1.0.
+	until("the compliance section: three hosts outdated", `(() => { const c = document.getElementById("compliance-section");
+		return !c.hidden && c.querySelector('li[data-state="outdated"] strong')?.innerText === "3" && c.querySelector('li[data-state="latest"] strong').innerText === "0" &&
+			document.getElementById("compliance-versions").innerText.includes("Latest version 1.1.0") &&
+			[...c.querySelectorAll("tbody tr[data-id]")].filter(r => r.innerText.includes("1.0.0") && r.querySelector(".compliance-states").innerText === "Outdated").length === 3; })()`)
 	do("fill the create form",
 		chromedp.Click(chromedp.CSS(`#create summary`)),
 		chromedp.SendKeys(chromedp.ID("c-version"), "1.1.0"),
@@ -338,6 +343,9 @@ func TestDashboardInChromium(t *testing.T) {
 	until("the update running on one host (maxUnavailable 1)", `(() => { const a = document.querySelector('#updates article[data-status="InProgress"]');
 		return a && document.getElementById("error").hidden && a.querySelector('li[data-count="InProgress"] strong').innerText === "1" &&
 			a.querySelector('li[data-count="Scheduled"] strong').innerText === "2" && a.querySelector(".next-window").innerText.includes("always open"); })()`)
+	until("the compliance section: one host updating, two outdated", `(() => { const c = document.getElementById("compliance-section");
+		return c.querySelector('li[data-state="updating"] strong').innerText === "1" && c.querySelector('li[data-state="outdated"] strong').innerText === "2" &&
+			[...c.querySelectorAll("tbody .compliance-states")].filter(td => td.innerText === "Updating").length === 1; })()`)
 	id := eval(`document.querySelector("#updates article").dataset.id`)
 
 	// Pause and resume from the keyboard: Enter on Pause; focus lands on
@@ -359,6 +367,10 @@ func TestDashboardInChromium(t *testing.T) {
 	until("the rollout's Success", `(() => { const a = document.querySelector('#updates article[data-status="Success"]');
 		return a && a.querySelector('li[data-count="Success"] strong').innerText === "3" && a.querySelector(".progress-text").innerText === "3 of 3 agents Success" &&
 			a.querySelectorAll(".actions button").length === 0; })()`)
+	until("the compliance section: all three hosts on the latest version", `(() => { const c = document.getElementById("compliance-section");
+		return c.querySelector('li[data-state="latest"] strong')?.innerText === "3" && c.querySelector('li[data-state="outdated"] strong').innerText === "0" &&
+			c.querySelector('li[data-state="updating"] strong').innerText === "0" && document.getElementById("compliance-note").innerText === "All 3 agents are compliant." &&
+			c.querySelectorAll("tbody tr[data-id]").length === 0; })()`)
 	until("every agent at 1.1.0, the latest GA", `[...document.querySelectorAll('#agents tbody tr[data-id]')].filter(r => r.innerText.includes("1.1.0") && r.cells[5].innerText === "yes").length === 3`)
 	do("open the per-agent list", chromedp.Click(chromedp.CSS(`#updates article details summary`)))
 	until("three agents Success in the per-agent list", `[...document.querySelectorAll('#updates article details tbody tr')].filter(r => r.querySelector(".update-status").innerText === "Success").length === 3`)
