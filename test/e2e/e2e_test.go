@@ -2,8 +2,8 @@
 // poolagents as simulated hosts, and the sample managed agent, on
 // 127.0.0.1 (see internal/e2e). It asserts the demo's scenarios and the
 // failure cases an operator meets: windows, pause and resume, stop, a
-// poolagent killed mid-update, a poolserver restarted mid-rollout, and
-// poolagent updating itself.
+// poolagent killed mid-update, a poolserver restarted mid-rollout,
+// poolagent updating itself, and a pool's compliance through a rollout.
 package e2e_test
 
 import (
