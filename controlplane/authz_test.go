@@ -61,6 +61,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{"list pools", "GET", func() string { return "/api/v1/agentPools" }, "", readOK},
 		{"list updates", "GET", func() string { return pool + "/updates" }, "", readOK},
 		{"get settings", "GET", func() string { return pool + "/updates/settings" }, "", readOK},
+		{"compliance", "GET", func() string { return pool + "/compliance" }, "", readOK},
 		{"get update", "GET", func() string { return pool + "/updates/" + newUpdate() }, "", readOK},
 		{"list releases", "GET", func() string { return "/api/v1/releases" }, "", readOK},
 		{"audit log", "GET", func() string { return "/api/v1/auditLog" }, "", readOK},

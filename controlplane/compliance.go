@@ -224,10 +224,7 @@ var poolHostsDesc = prometheus.NewDesc("poolserver_pool_hosts",
 // complianceMetrics counts each pool's agents by compliance state from the
 // agents the fleet collector already read (no store query of its own).
 func (s *Server) complianceMetrics(ctx context.Context, pools []*store.Pool, agents []*store.Agent, now time.Time) []prometheus.Metric {
-	cat, err := s.catalog(ctx)
-	if err != nil {
-		cat = nil // the pinned latest versions still count
-	}
+	cat, _ := s.catalog(ctx) // nil on an error: the pinned latest versions still count
 	byPool := make(map[string][]*store.Agent, len(pools))
 	for _, a := range agents {
 		byPool[a.PoolID] = append(byPool[a.PoolID], a)
