@@ -544,10 +544,14 @@
           if (openDetails.has(upd.id)) listsChanged = (await fetchAgents(base, upd)) || listsChanged;
         }
         for (const id of lists.keys()) if (!u.data.some((x) => x.id === id)) lists.delete(id);
-        const cp = await api("GET", `${API}/${enc(state.selected)}/compliance?limit=${PAGE}`);
-        if (cp.changed || !state.compliance) {
-          state.compliance = cp.data;
-          renderCompliance();
+        // The compliance counts read the whole pool: with the pools list,
+        // every second poll (and at once for a newly chosen pool).
+        if (state.ticks % POOLS_EVERY === 1 || !state.compliance) {
+          const cp = await api("GET", `${API}/${enc(state.selected)}/compliance?limit=${PAGE}`);
+          if (cp.changed || !state.compliance) {
+            state.compliance = cp.data;
+            renderCompliance();
+          }
         }
         if (u.changed || s.changed || listsChanged || !$("updates").hasChildNodes()) {
           state.updates = u.data;
