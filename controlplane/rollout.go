@@ -58,9 +58,16 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		WaveCount         int    `json:"waveCount"`
 		AwaitingPromotion bool   `json:"awaitingPromotion,omitempty"`
 		Halted            string `json:"halted,omitempty"`
+		// CurrentPerMinute is the start rate in force (maxPerMinute,
+		// ramp): the engine's, or the ramp's first before it planned.
+		CurrentPerMinute int `json:"currentPerMinute,omitempty"`
+	}
+	rate := doc.State.CurrentPerMinute
+	if rate == 0 {
+		rate = doc.Policy.RateAt(0)
 	}
 	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
-		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted})
+		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, CurrentPerMinute: rate})
 	return b
 }
 

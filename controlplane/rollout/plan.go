@@ -103,9 +103,11 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	us.touched = false
 	dispatching := u.Status == okta.JobInProgress && u.Enabled
 	dispatched := 0
+	// The start rate in force (maxPerMinute, ramp), shown on the update.
+	doc.State.CurrentPerMinute = us.rateNow()
 	// The pass over the agents: when something changed, or when slots
-	// are free for agents waiting.
-	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0) {
+	// are free for agents waiting (and the start rate lets one start).
+	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0 && us.rateOpen(now)) {
 		blocked := ""
 		if dispatching {
 			blocked = Guard(p, ps.h)
@@ -308,6 +310,9 @@ func (e *Engine) dispatch(us *updState, i int, target string, now time.Time) boo
 	}
 	if ps.free() <= 0 {
 		return wait(okta.InstanceScheduled, fmt.Sprintf("waiting: maxUnavailable %d reached (%d agents unhealthy)", max(p.Settings.MaxUnavailable, 1), ps.h.UnhealthyIdle))
+	}
+	if msg := us.rateWait(now); msg != "" {
+		return wait(okta.InstanceScheduled, msg)
 	}
 	if e.seqNext >= e.seqEnd {
 		return false // reserved too few: the next tick
