@@ -123,7 +123,14 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		if doc.Policy != nil && doc.Policy.ErrorBudget != nil {
 			budgetRoom = max(AllowedFailures(doc.Policy.ErrorBudget, len(u.Agents))+1-us.failed-us.live, 0)
 		}
+		// A pass run only because the start rate has room again stops once
+		// the room is used: the agents after are as the last full pass left
+		// them, so its cost follows the hosts started (ramp.go).
+		rateOnly := !us.replan && doc.Policy.LimitsRate()
 		for i := range u.Agents {
+			if rateOnly && dispatched > 0 && !us.rateOpen(now) {
+				break
+			}
 			ua := &u.Agents[i]
 			switch ua.Status {
 			case okta.InstanceCancelled:

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 func TestRateAt(t *testing.T) {
@@ -176,5 +179,57 @@ func TestParsePolicyRate(t *testing.T) {
 		case c.cause != "" && !strings.Contains(got, c.cause):
 			t.Errorf("%s: causes %q, want %q", c.body, got, c.cause)
 		}
+	}
+}
+
+// TestRateWorkFollowsStarts: under a start rate, a tick that only finds
+// room for one more host writes that host's row, not the fleet's, and the
+// engine keeps the last minute's starts only.
+func TestRateWorkFollowsStarts(t *testing.T) {
+	const n = 500
+	f := newFleet(t, n, store.Settings{})
+	e := f.engine()
+	u := &store.Update{ID: store.NewID("upd"), PoolID: f.pool.ID, AgentType: okta.AgentTypeAD, Enabled: true, Status: okta.JobInProgress,
+		TargetVersion: "1.1.0", AllAgents: true, CreatedAt: f.clock(), ModifiedAt: f.clock()}
+	WriteDoc(u, Doc{Policy: &Policy{MaxPerMinute: 6}})
+	if err := f.st.CreateUpdate(f.ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	heardAll := func() {
+		for _, h := range f.hosts {
+			e.Heard(h, f.clock())
+		}
+	}
+	heardAll()
+	f.tick(e, true)
+	// The first pass writes every row: one job, and why the others wait.
+	if got := f.cs.rowsWritten.Load(); got != n {
+		t.Fatalf("first tick wrote %d rows, want %d", got, n)
+	}
+	us := e.updates[u.ID]
+	for k := 1; k <= 12; k++ {
+		before := f.cs.rowsWritten.Load()
+		f.advance(5 * time.Second)
+		heardAll()
+		f.tick(e, true)
+		want := int64(1 - k%2) // one start per 10 s at 6 a minute
+		if got := f.cs.rowsWritten.Load() - before; got != want {
+			t.Fatalf("tick at %ds wrote %d rows, want %d", 5*k, got, want)
+		}
+		if len(us.rate.starts.at) > 6 {
+			t.Fatalf("the engine keeps %d start times, more than the minute's 6", len(us.rate.starts.at))
+		}
+	}
+	waiting := 0
+	for _, ua := range us.u.Agents {
+		if ua.JobID == "" {
+			waiting++
+			if ua.Message != "waiting: rollout.maxPerMinute 6 reached" {
+				t.Fatalf("a waiting agent says %q", ua.Message)
+			}
+		}
+	}
+	if waiting != n-7 { // started at 0, 10, ..., 60 s
+		t.Errorf("%d agents wait, want %d", waiting, n-7)
 	}
 }
