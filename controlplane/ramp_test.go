@@ -257,4 +257,18 @@ func TestRampSurvivesARestart(t *testing.T) {
 	if n := rf.step(time.Second); n != 1 {
 		t.Fatalf("t=60: %d jobs, want 1", n)
 	}
+	// An operator lowers the cap: the reply shows it at once, the engine
+	// holds to it.
+	r := rf.do("POST", "/api/v1/agentPools/"+rf.pool.ID+"/updates/"+u.ID, rf.manage, `{"rollout":{"maxPerMinute":2}}`)
+	var mod okta.AgentPoolUpdate
+	r.decode(t, &mod)
+	if r.status/100 != 2 || rateOf(t, mod).CurrentPerMinute != 2 {
+		t.Fatalf("modify to maxPerMinute 2: %d %s", r.status, mod.Rollout)
+	}
+	if n := rf.step(0); n != 0 {
+		t.Fatalf("t=60 at 2 a minute: %d jobs, want 0 (the minute holds 4)", n)
+	}
+	if got := waitingMessages(rf.update(u.ID)); got != "waiting: rollout.maxPerMinute 2 reached" {
+		t.Errorf("waiting hosts say %q", got)
+	}
 }

@@ -62,9 +62,16 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		// ramp): the engine's, or the ramp's first before it planned.
 		CurrentPerMinute int `json:"currentPerMinute,omitempty"`
 	}
+	// An operator's change of the policy shows before the engine's next
+	// tick: no rate without one, never above the new cap.
 	rate := doc.State.CurrentPerMinute
-	if rate == 0 {
-		rate = doc.Policy.RateAt(0)
+	switch p := doc.Policy; {
+	case !p.LimitsRate():
+		rate = 0
+	case rate == 0:
+		rate = p.RateAt(0)
+	case p.MaxPerMinute > 0:
+		rate = min(rate, p.MaxPerMinute)
 	}
 	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
 		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, CurrentPerMinute: rate})
