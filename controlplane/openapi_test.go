@@ -114,6 +114,11 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	countsOnly := f.do("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates?agents=none", f.read, "")
 	scheduled := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
 		`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 15 * *","timezone":"Europe/Berlin","duration":120}}`)
+	ramped := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage,
+		`{"targetVersion":"1.1.0","enabled":false,"rollout":{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":1.5,"successesToRaise":5}}}`)
+	if !strings.Contains(string(ramped.body), `"currentPerMinute":6`) || !strings.Contains(string(inProgress.body), `"dispatchedAt":"`) {
+		t.Fatalf("no currentPerMinute in %s or no dispatchedAt in %s", ramped.body, inProgress.body)
+	}
 	notFound := f.do("GET", "/api/v1/agentPools/nope/updates", f.read, "")
 	invalid := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates", f.manage, `{"targetVersion":"../x"}`)
 	audit := f.do("GET", "/api/v1/auditLog", f.read, "")
@@ -128,6 +133,7 @@ func TestOpenAPISchemasMatchReplies(t *testing.T) {
 	}{
 		{"update reply", "AgentPoolUpdate", false, upd.body},
 		{"scheduled update reply", "AgentPoolUpdate", false, scheduled.body},
+		{"update with a ramp", "AgentPoolUpdate", false, ramped.body},
 		{"update with an agent in progress", "AgentPoolUpdate", false, inProgress.body},
 		{"a page of an update's agents", "AgentPoolUpdate", false, page.body},
 		{"updates without agents", "AgentPoolUpdate", true, countsOnly.body},

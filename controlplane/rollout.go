@@ -58,9 +58,23 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		WaveCount         int    `json:"waveCount"`
 		AwaitingPromotion bool   `json:"awaitingPromotion,omitempty"`
 		Halted            string `json:"halted,omitempty"`
+		// CurrentPerMinute is the start rate in force (maxPerMinute,
+		// ramp): the engine's, or the ramp's first before it planned.
+		CurrentPerMinute int `json:"currentPerMinute,omitempty"`
+	}
+	// An operator's change of the policy shows before the engine's next
+	// tick: no rate without one, never above the new cap.
+	rate := doc.State.CurrentPerMinute
+	switch p := doc.Policy; {
+	case !p.LimitsRate():
+		rate = 0
+	case rate == 0:
+		rate = p.RateAt(0)
+	case p.MaxPerMinute > 0:
+		rate = min(rate, p.MaxPerMinute)
 	}
 	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
-		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted})
+		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, CurrentPerMinute: rate})
 	return b
 }
 

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/poolagent/poolagent/api/okta"
@@ -221,6 +222,10 @@ func (s *Server) updateAgent(u *store.Update, ua *store.UpdateAgent, a *store.Ag
 	if ua.JobID != "" { // the host holds (or held) a job of this update
 		progress := ua.Progress
 		av.Progress, av.Phase = &progress, ua.Phase
+		if !ua.DispatchedAt.IsZero() {
+			at := ua.DispatchedAt.UTC()
+			av.DispatchedAt = &at
+		}
 	}
 	return av
 }
@@ -497,12 +502,8 @@ func appendAgent(b []byte, a *okta.Agent, millis bool) []byte {
 		b = appendKey(b, n, "lastConnection")
 		if millis {
 			b = strconv.AppendInt(b, t.UnixMilli(), 10)
-		} else if y := t.Year(); y >= 0 && y <= 9999 {
-			b = append(b, '"')
-			b = t.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
-			b = append(b, '"')
 		} else {
-			b = appendMarshal(b, t)
+			b = appendTime(b, *t)
 		}
 	}
 	str("name", a.Name)
@@ -521,12 +522,26 @@ func appendAgent(b []byte, a *okta.Agent, millis bool) []byte {
 		b = strconv.AppendInt(b, int64(*a.Progress), 10)
 	}
 	str("phase", a.Phase)
+	if t := a.DispatchedAt; t != nil { // an extension: RFC 3339 in every dialect
+		b = appendKey(b, n, "dispatchedAt")
+		b = appendTime(b, *t)
+	}
 	if f := a.ClockSkewSeconds; f != nil && !math.IsNaN(*f) && !math.IsInf(*f, 0) {
 		b = appendKey(b, n, "clockSkewSeconds")
 		b = appendFloat(b, *f)
 	}
 	str("reportedType", a.ReportedType)
 	return append(b, '}')
+}
+
+// appendTime appends t as encoding/json does (RFC 3339 with nanoseconds).
+func appendTime(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return appendMarshal(b, t)
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, "2006-01-02T15:04:05.999999999Z07:00")
+	return append(b, '"')
 }
 
 // appendKey appends `"name":`, after a comma unless it is the object's

@@ -202,6 +202,10 @@ type Agent struct {
 	// Phase is a read-only extension next to Progress: the step the host
 	// last reported (e.g. "download", "swap"), when it named one.
 	Phase string `json:"phase,omitempty"`
+	// DispatchedAt is a read-only extension next to Progress: when the
+	// server handed the agent's host its job of the update (the time the
+	// update's start rate, rollout.maxPerMinute and rollout.ramp, counts).
+	DispatchedAt *time.Time `json:"dispatchedAt,omitempty"`
 	// ClockSkewSeconds is an extension, present once the agent's host
 	// sent a timestamped heartbeat to this server: the server's receive
 	// time minus the host's timestamp, in seconds (positive: the host's

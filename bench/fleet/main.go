@@ -23,6 +23,7 @@
 //	go run ./bench/fleet -hosts 300000 -heartbeat-only 2m
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 //	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
+//	go run ./bench/fleet -ramp '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}' [-ramp-hosts 300]
 package main
 
 import (
@@ -90,6 +91,8 @@ func run() error {
 	deltaOnly := flag.Bool("delta-only", false, "only compare a minor release rolled out with patches and with full downloads (-delta-hosts, -delta-size, -interval)")
 	deltaHosts := flag.Int("delta-hosts", 1000, "simulated hosts of -delta-only")
 	deltaSize := flag.Int("delta-size", 4, "artifact size in MB of -delta-only")
+	rampPolicy := flag.String("ramp", "", `instead of the benchmark, roll out to -ramp-hosts hosts with this rollout object (e.g. '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}') and print the start rate over time`)
+	rampHosts := flag.Int("ramp-hosts", 300, "simulated hosts of -ramp")
 	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
 	flag.Parse()
@@ -137,6 +140,12 @@ func run() error {
 		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
 		defer cancel()
 		return soak(ctx, bin, work, o, *soakFor)
+	}
+	if *rampPolicy != "" {
+		if *rampHosts < 1 {
+			return errors.New("-ramp-hosts: want at least 1")
+		}
+		return rampBench(ctx, bin, work, o, *rampPolicy, *rampHosts)
 	}
 	if *deltaOnly {
 		if *deltaHosts < 1 || *deltaSize < 1 {

@@ -103,9 +103,11 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	us.touched = false
 	dispatching := u.Status == okta.JobInProgress && u.Enabled
 	dispatched := 0
+	// The start rate in force (maxPerMinute, ramp), shown on the update.
+	doc.State.CurrentPerMinute = us.rateNow()
 	// The pass over the agents: when something changed, or when slots
-	// are free for agents waiting.
-	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0) {
+	// are free for agents waiting (and the start rate lets one start).
+	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0 && us.rateOpen(now)) {
 		blocked := ""
 		if dispatching {
 			blocked = Guard(p, ps.h)
@@ -121,7 +123,14 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		if doc.Policy != nil && doc.Policy.ErrorBudget != nil {
 			budgetRoom = max(AllowedFailures(doc.Policy.ErrorBudget, len(u.Agents))+1-us.failed-us.live, 0)
 		}
+		// A pass run only because the start rate has room again stops once
+		// the room is used: the agents after are as the last full pass left
+		// them, so its cost follows the hosts started (ramp.go).
+		rateOnly := !us.replan && doc.Policy.LimitsRate()
 		for i := range u.Agents {
+			if rateOnly && dispatched > 0 && !us.rateOpen(now) {
+				break
+			}
 			ua := &u.Agents[i]
 			switch ua.Status {
 			case okta.InstanceCancelled:
@@ -308,6 +317,9 @@ func (e *Engine) dispatch(us *updState, i int, target string, now time.Time) boo
 	}
 	if ps.free() <= 0 {
 		return wait(okta.InstanceScheduled, fmt.Sprintf("waiting: maxUnavailable %d reached (%d agents unhealthy)", max(p.Settings.MaxUnavailable, 1), ps.h.UnhealthyIdle))
+	}
+	if msg := us.rateWait(now); msg != "" {
+		return wait(okta.InstanceScheduled, msg)
 	}
 	if e.seqNext >= e.seqEnd {
 		return false // reserved too few: the next tick

@@ -37,6 +37,11 @@ type Policy struct {
 	DownloadRateLimit int64 `json:"downloadRateLimit,omitempty"`
 	// MinPoolagentVersion is the oldest poolagent that may run the job.
 	MinPoolagentVersion string `json:"minPoolagentVersion,omitempty"`
+	// MaxPerMinute bounds how many hosts start per minute (0: unlimited);
+	// with a Ramp, the rate the ramp stops at.
+	MaxPerMinute int `json:"maxPerMinute,omitempty"`
+	// Ramp raises the start rate exponentially as hosts succeed (ramp.go).
+	Ramp *Ramp `json:"ramp,omitempty"`
 }
 
 // ErrorBudget is how many failures an update tolerates.
@@ -53,6 +58,9 @@ type State struct {
 	WaveDoneAt        *time.Time `json:"waveDoneAt,omitempty"`
 	AwaitingPromotion bool       `json:"awaitingPromotion,omitempty"`
 	Halted            string     `json:"halted,omitempty"`
+	// CurrentPerMinute is the start rate in force (ramp.go), 0 when the
+	// policy sets none.
+	CurrentPerMinute int `json:"currentPerMinute,omitempty"`
 }
 
 // Doc is what store.Update.Rollout holds: the policy and the state.
@@ -111,6 +119,7 @@ func (p *Policy) Validate() []string {
 	if b := p.ErrorBudget; b != nil && (b.Count < 0 || b.Percent < 0 || b.Percent > 100) {
 		causes = append(causes, "rollout.errorBudget: count must not be negative and percent must be from 0 to 100")
 	}
+	causes = append(causes, p.validateRate()...)
 	return causes
 }
 

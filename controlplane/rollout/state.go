@@ -72,6 +72,9 @@ type updState struct {
 	// changed).
 	replan bool
 	info   *updInfo // what the update's published jobs share
+	// rate is the start-rate bookkeeping of a policy with maxPerMinute or
+	// a ramp (ramp.go).
+	rate rateState
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -340,6 +343,7 @@ func (e *Engine) rowChanged(us *updState, i int, old store.UpdateAgent) {
 	if cur.Status != "" {
 		count(cur, 1)
 	}
+	e.rateRow(us, old, cur)
 	wasLive, isLive := live(&old), live(cur)
 	as := e.agents[cur.AgentID]
 	if wasLive != isLive {

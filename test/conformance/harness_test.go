@@ -273,7 +273,7 @@ func checkError(t *testing.T, e okta.Error, code string, wantCauses bool) {
 // extensions are poolserver's documented additions to Okta's shapes
 // (docs/api.md); the SDK keeps them in AdditionalProperties.
 var extensions = map[string]bool{"maxUnavailable": true, "allowDowngrade": true, "nextWindow": true, "minOperational": true, "requireAllConnected": true, "rollout": true,
-	"progress": true, "phase": true, "agentCounts": true}
+	"progress": true, "phase": true, "dispatchedAt": true, "agentCounts": true}
 
 func noExtra(t *testing.T, what string, extra map[string]any) {
 	t.Helper()
