@@ -109,7 +109,7 @@ func TestRampThroughTheAPI(t *testing.T) {
 	if n := rf.step(0); n != 1 {
 		t.Fatalf("first tick handed out %d jobs, want 1 (6 a minute: one per 10 s)", n)
 	}
-	if got := waitingMessages(rf.update(u.ID)); got != "waiting: ramp at 6 per minute" {
+	if got := waitingMessages(rf.update(u.ID)); got != "waiting: the ramp's start rate is used up (see rollout.currentPerMinute)" {
 		t.Errorf("waiting hosts say %q", got)
 	}
 	if n := rf.step(5 * time.Second); n != 0 {

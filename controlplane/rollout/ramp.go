@@ -64,10 +64,16 @@ func (p *Policy) RateAt(succeeded int) int {
 	return int(min(rate, maxRate))
 }
 
+// RampWaiting is what an agent held back by a ramp below its cap says. It
+// names no rate: a message that changed at each step of the ramp would
+// rewrite every waiting agent's row each time (300,000 rows in a big pool);
+// the rate in force is the update's rollout.currentPerMinute.
+const RampWaiting = "waiting: the ramp's start rate is used up (see rollout.currentPerMinute)"
+
 // rateMessage is what an agent held back by the start rate says.
 func (p *Policy) rateMessage(rate int) string {
 	if p.Ramp != nil && (p.MaxPerMinute == 0 || rate < p.MaxPerMinute) {
-		return fmt.Sprintf("waiting: ramp at %d per minute", rate)
+		return RampWaiting
 	}
 	return fmt.Sprintf("waiting: rollout.maxPerMinute %d reached", rate)
 }

@@ -140,8 +140,8 @@ func TestRateMessages(t *testing.T) {
 		want string
 	}{
 		{&Policy{MaxPerMinute: 10}, 10, "waiting: rollout.maxPerMinute 10 reached"},
-		{&Policy{Ramp: ramp}, 12, "waiting: ramp at 12 per minute"},
-		{&Policy{MaxPerMinute: 120, Ramp: ramp}, 48, "waiting: ramp at 48 per minute"},
+		{&Policy{Ramp: ramp}, 12, RampWaiting},
+		{&Policy{MaxPerMinute: 120, Ramp: ramp}, 48, RampWaiting},
 		{&Policy{MaxPerMinute: 120, Ramp: ramp}, 120, "waiting: rollout.maxPerMinute 120 reached"},
 	}
 	for _, c := range cases {

@@ -23,14 +23,14 @@ func TestRampSpacesTheStarts(t *testing.T) {
 	f.eventually(150*time.Second, "the ramped update succeeds", func() (bool, error) {
 		u = f.update(id)
 		for _, a := range u.Agents {
-			if a.UpdateStatus == okta.InstanceScheduled && a.UpdateMessage == "waiting: ramp at 6 per minute" {
+			if a.UpdateStatus == okta.InstanceScheduled && a.UpdateMessage == "waiting: the ramp's start rate is used up (see rollout.currentPerMinute)" {
 				sawWait = true
 			}
 		}
 		return u.Status == okta.JobSuccess, nil
 	})
 	if !sawWait {
-		t.Error(`no waiting host said "waiting: ramp at 6 per minute"`)
+		t.Error(`no waiting host said "waiting: the ramp's start rate is used up (see rollout.currentPerMinute)"`)
 	}
 	var view struct {
 		CurrentPerMinute int `json:"currentPerMinute"`
