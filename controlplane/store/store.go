@@ -91,7 +91,7 @@ type Agent struct {
 	// host's health watch reported it ("" when healthy or not watched).
 	OperationalMessage string
 	IsHidden           bool
-	CreatedAt         time.Time
+	CreatedAt          time.Time
 	// Rev is the change revision of the row's last write (set by the
 	// store; see Store.ChangesSince).
 	Rev int64
