@@ -63,6 +63,10 @@ type Daemon struct {
 	svcs map[string]*outputService
 	// locks serialise jobs per target.
 	locks map[string]*sync.Mutex
+	// checkHealth runs a managed agent's health check for the watch, and
+	// newTicker paces it (tests replace both).
+	checkHealth func(ctx context.Context, t updater.Target) error
+	newTicker   func(every time.Duration) (<-chan time.Time, func())
 
 	mu        sync.Mutex
 	st        *state.State
@@ -73,6 +77,8 @@ type Daemon struct {
 	interval  time.Duration
 	connected bool
 	lastErr   string
+	// watches are the managed agents' health watches by name.
+	watches map[string]*agentWatch
 	// poolType is the Okta agent type of this client's pool, as the
 	// server last said; warnings are the server's last warnings.
 	poolType string
@@ -116,7 +122,10 @@ func New(cfg config.Config, log *zap.Logger, deps Deps) (*Daemon, error) {
 		beatNow:   make(chan struct{}, 1),
 		interval:  cfg.HeartbeatInterval.Duration,
 		started:   time.Now(),
+		watches:   map[string]*agentWatch{},
+		newTicker: realTicker,
 	}
+	d.checkHealth = d.defaultCheckHealth
 	if d.facts == nil {
 		d.facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
 	}
@@ -188,10 +197,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.resumeJobsLocked(ctx)
 	d.saveLocked()
 	d.mu.Unlock()
+	watching := d.watchAgents(ctx)
 
 	d.log.Info("poolagent started", zap.String("version", version.String()), zap.String("server", d.server.String()),
 		zap.String("client", d.creds.ClientID), zap.Int("agents", len(d.cfg.Agents)))
 	d.heartbeatLoop(ctx)
+	d.stop() // the watches end with the heartbeats (a self-update's restart)
+	watching()
 
 	// Jobs past the swap finish (the updater ignores cancellation there);
 	// the others stop at the next safe point and resume at the next start.
@@ -324,6 +336,7 @@ func (d *Daemon) applyRecovered(results []updater.Result) {
 		case updater.OutcomeCommitted:
 			d.setAgentVersion(r.Name, r.Version)
 			d.rememberPreviousLocked(r.Name, r.PrevVersion, r.PrevSHA256)
+			d.watchInstalledLocked(r.Name, true, time.Now())
 			if j != nil {
 				d.finishLocked(j, nil)
 			}

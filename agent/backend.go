@@ -40,6 +40,7 @@ func (d *Daemon) Status() localapi.Status {
 	}
 	for _, a := range d.cfg.Agents {
 		add(a.Name, a.Type)
+		s.Agents[len(s.Agents)-1].Health = d.healthStatusLocked(a)
 	}
 	add(config.SelfName, config.SelfName)
 	now := time.Now()

@@ -272,6 +272,7 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 		if s != nil {
 			r.Version, r.UpdateStatus, r.UpdateMessage = s.Version, s.UpdateStatus, s.UpdateMessage
 		}
+		r.Health = d.healthReportLocked(a.Name)
 		req.Body.Agents = append(req.Body.Agents, r)
 	}
 	self := sailpoint.AgentReport{Name: config.SelfName, Type: config.SelfName, Version: version.String(), SHA256: sums[config.SelfName]}
@@ -298,6 +299,11 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 	}
 	if seq > 0 {
 		req.Body.Sequence = sailpoint.Flex(strconv.FormatInt(seq, 10))
+	}
+	if d.unhealthyLocked() {
+		// SailPoint's word for a host that runs but not well; the
+		// agent's own health (above) says which and why.
+		req.Status = sailpoint.StatusWarning
 	}
 	for _, s := range d.st.Agents {
 		// A failed rollback leaves the journal for an operator.

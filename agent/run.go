@@ -272,6 +272,10 @@ func (x *jobExec) install() {
 	} else if res.Version != "" {
 		d.setAgentVersion(j.Name, res.Version)
 	}
+	if res.Outcome == updater.OutcomeCommitted || res.Outcome == updater.OutcomeRolledBack {
+		// Another version runs now: its watch starts afresh.
+		d.watchInstalledLocked(j.Name, res.Outcome == updater.OutcomeCommitted, time.Now())
+	}
 	if err != nil {
 		x.log.Error("job failed", zap.Error(err), zap.String("outcome", string(res.Outcome)))
 	}

@@ -403,7 +403,7 @@ func (d *hbDecoder) body(b *sailpoint.ClientBody) bool {
 	})
 }
 
-var agentKeys = []string{"name", "type", "version", "updateStatus", "updateMessage", "sha256"}
+var agentKeys = []string{"name", "type", "version", "updateStatus", "updateMessage", "sha256", "health"}
 
 func (d *hbDecoder) agents(out *[]sailpoint.AgentReport) bool {
 	agents := make([]sailpoint.AgentReport, 0, 4)
@@ -412,6 +412,18 @@ func (d *hbDecoder) agents(out *[]sailpoint.AgentReport) bool {
 		var a sailpoint.AgentReport
 		fields := [...]*string{&a.Name, &a.Type, &a.Version, &a.UpdateStatus, &a.UpdateMessage, &a.SHA256}
 		if !d.object(agentKeys, func(k int) bool {
+			if k == len(fields) {
+				if d.peek() == 'n' {
+					a.Health = nil
+					return d.literal("null")
+				}
+				start := d.i
+				if d.peek() != '{' || !d.skip(0) {
+					return false
+				}
+				a.Health = &sailpoint.AgentHealth{}
+				return json.Unmarshal(d.b[start:d.i], a.Health) == nil
+			}
 			var ok bool
 			*fields[k], ok = d.str()
 			return ok

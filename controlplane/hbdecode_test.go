@@ -46,7 +46,9 @@ func TestStatusDecoderMatchesJSON(t *testing.T) {
 	agentBody, _ := json.Marshal(sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Type: &typ, Timestamp: "2026-01-01T00:00:00.123Z",
 		Body: sailpoint.ClientBody{ID: "c1", Hostname: "h.example.com", InternalIP: "10.0.0.1", OS: "linux", Arch: "amd64",
 			UptimeSeconds: "864000", AgentVersion: "0.3.0", LastSeen: "1620843964604", Stacktrace: "  ",
-			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: "1.0.0", UpdateStatus: "Success"}, {Name: "f", Type: "fluent", Version: "50"}},
+			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: "1.0.0", UpdateStatus: "Success",
+				Health: &sailpoint.AgentHealth{OK: false, CheckedAt: "2026-01-01T00:00:00Z", Reason: "health check failed: GET http://127.0.0.1:8089/healthz: HTTP 503", Restarts: new(3)}},
+				{Name: "f", Type: "fluent", Version: "50"}},
 			Jobs: []sailpoint.JobReport{{UUID: "j1", State: sailpoint.JobFailed, Progress: 40, Phase: "health", UpdateMessage: "rolled back <&>",
 				Diagnostics: &sailpoint.Diagnostics{Output: "line 1\nline 2\t\"q\"", Health: "HTTP 503"}}}}})
 	tests := []struct {
@@ -64,6 +66,9 @@ func TestStatusDecoderMatchesJSON(t *testing.T) {
 		{"type null", `{"status":"NORMAL","type":null,"body":{}}`, true},
 		{"whitespace everywhere", " \r\n{ \"status\" : \"NORMAL\" ,\t\"body\" : { \"agents\" : [ { \"name\" : \"a\" } ] } } \n", true},
 		{"diagnostics null", `{"status":"NORMAL","body":{"jobs":[{"uuid":"j","state":"FAILED","diagnostics":null}]}}`, true},
+		{"health null", `{"status":"NORMAL","body":{"agents":[{"name":"a","health":null}]}}`, true},
+		{"health with unknown keys", `{"status":"NORMAL","body":{"agents":[{"name":"a","health":{"ok":true,"x":[1]}}]}}`, true},
+		{"health not an object", `{"status":"NORMAL","body":{"agents":[{"name":"a","health":true}]}}`, false},
 		{"key in another case", `{"STATUS":"NORMAL","body":{}}`, false},
 		{"key in another case inside", `{"status":"NORMAL","body":{"HostName":"x"}}`, false},
 		{"duplicate key", `{"status":"NORMAL","status":"ERROR"}`, false},

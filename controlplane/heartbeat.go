@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -63,6 +64,28 @@ func clientStatusToOperational(s sailpoint.ClientStatus) okta.OperationalStatus 
 		return okta.OperationalStatusDisrupted
 	}
 	return okta.OperationalStatusDegraded
+}
+
+// agentOperational is one agent's operationalStatus and the reason for it
+// (operationalMessage): the host's status, op, unless the host watches the
+// agent's health (health, extension): then, on a host that reports NORMAL
+// or WARNING (a WARNING may be another agent's failing watch), the agent's
+// own health decides: OPERATIONAL, or DEGRADED with the watch's reason.
+func agentOperational(host sailpoint.ClientStatus, op okta.OperationalStatus, health *sailpoint.AgentHealth) (okta.OperationalStatus, string) {
+	if health == nil {
+		return op, ""
+	}
+	msg := ""
+	if !health.OK {
+		msg = truncate(cmp.Or(health.Reason, "the host's health check of the agent failed"), 1024)
+	}
+	if host != sailpoint.StatusNormal && host != sailpoint.StatusWarning {
+		return op, msg
+	}
+	if health.OK {
+		return okta.OperationalStatusOperational, ""
+	}
+	return okta.OperationalStatusDegraded, msg
 }
 
 // jobStateToInstance maps a host's job report to the agent's updateStatus.
@@ -293,7 +316,8 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		if ofType > 1 {
 			name = host + "/" + a.Name
 		}
-		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: op})
+		st, msg := agentOperational(req.Status, op, a.Health)
+		hb.Agents = append(hb.Agents, store.AgentSeen{AgentName: a.Name, Name: name, Type: poolType, Version: a.Version, Status: st, Message: msg})
 	}
 	for _, j := range b.Jobs {
 		if strings.HasPrefix(j.UUID, rollout.SelfJobPrefix) {
@@ -330,6 +354,15 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		field(a.Version)
 		field(a.UpdateStatus)
 		field(a.UpdateMessage)
+		if h := a.Health; h != nil {
+			// Not checkedAt: a watch that finds nothing new writes
+			// nothing.
+			field(strconv.FormatBool(h.OK))
+			field(h.Reason)
+			if h.Restarts != nil {
+				field(strconv.Itoa(*h.Restarts))
+			}
+		}
 	}
 	fp[0] = h.Sum64()
 	h.Reset()
@@ -338,6 +371,8 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 		field(a.AgentName)
 		field(a.Name)
 		field(a.Version)
+		field(string(a.Status))
+		field(a.Message)
 	}
 	fp[1] = h.Sum64()
 	h.Reset()

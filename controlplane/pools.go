@@ -200,6 +200,8 @@ func (s *Server) agentView(a *store.Agent, cat *catalog) okta.Agent {
 	}
 	if last.IsZero() || s.clock.Now().Sub(last) > s.inactiveAfter() {
 		v.OperationalStatus = okta.OperationalStatusInactive
+	} else if v.OperationalStatus != okta.OperationalStatusOperational {
+		v.OperationalMessage = a.OperationalMessage
 	}
 	if skew, ok := s.notes.skew(a.ClientID); ok {
 		v.ClockSkewSeconds = skewSeconds(skew)

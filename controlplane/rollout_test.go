@@ -32,6 +32,7 @@ type host struct {
 	self                          string                         // poolagent's own version
 	jobs                          map[string]sailpoint.JobReport // reported job states
 	status                        sailpoint.ClientStatus         // default NORMAL
+	health                        *sailpoint.AgentHealth         // the agent's watch result, if any
 }
 
 func newFleet(t *testing.T, mutate ...func(*controlplane.Config)) *fleet {
@@ -130,7 +131,7 @@ func (f *fleet) body(h *host) string {
 	}
 	req := sailpoint.StatusRequest{Status: st, Timestamp: f.clock.Now().Format("2006-01-02T15:04:05.000000Z07:00"),
 		Body: sailpoint.ClientBody{Hostname: sailpoint.Flex(h.hostname), OS: "linux", Arch: "amd64", InternalIP: "10.0.0.1", AgentVersion: sailpoint.Flex(h.self),
-			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: h.version}}}}
+			Agents: []sailpoint.AgentReport{{Name: "ad-agent", Type: "AD", Version: h.version, Health: h.health}}}}
 	for _, j := range h.jobs {
 		req.Body.Jobs = append(req.Body.Jobs, j)
 	}

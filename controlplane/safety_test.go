@@ -113,8 +113,18 @@ func TestCanaryAndWaves(t *testing.T) {
 	}
 	runWave(4)
 	f.tick()
+	// The last wave's hosts are watched for the soak (watchMinutes'
+	// default): the update ends when their watch does.
+	if got := f.update(u.ID); got.Status != okta.JobInProgress {
+		t.Errorf("after the last wave, within its watch: %s", got.Status)
+	}
+	f.clock.Advance(5 * time.Minute)
+	for _, h := range hs {
+		f.beat(h)
+	}
+	f.tick()
 	if got := f.update(u.ID); got.Status != okta.JobSuccess {
-		t.Errorf("after the last wave: %s", got.Status)
+		t.Errorf("after the last wave's watch: %s", got.Status)
 	}
 	// Waves are stable: the same update id ranks agents the same way.
 	if string(f.update(u.ID).Rollout) == "" {

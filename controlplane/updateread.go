@@ -508,6 +508,7 @@ func appendAgent(b []byte, a *okta.Agent, millis bool) []byte {
 	}
 	str("name", a.Name)
 	str("operationalStatus", string(a.OperationalStatus))
+	str("operationalMessage", a.OperationalMessage)
 	str("poolId", a.PoolID)
 	str("type", string(a.Type))
 	str("updateMessage", a.UpdateMessage)

@@ -59,6 +59,32 @@ func (u *Updater) healthCheck(ctx context.Context, svc Service, h HealthCheck) e
 			}
 		}
 	}
+	return u.probe(ctx, svc, h)
+}
+
+// CheckHealth runs a target's health check on the version that runs now:
+// the check after a swap without its grace period (the service must be
+// running, URL answer 2xx and Command exit 0, each polled every Interval
+// until Timeout). poolagent's watch runs it every watch_interval after an
+// install. The error says what an operator should look at; it wraps
+// ErrHealthCheck.
+func (u *Updater) CheckHealth(ctx context.Context, svc Service, h HealthCheck) error {
+	h = h.withDefaults()
+	if svc != nil {
+		up, err := svc.Running(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: query service: %w", ErrHealthCheck, err)
+		}
+		if !up {
+			return fmt.Errorf("%w: the process is not running (see the program's own log)", ErrHealthCheck)
+		}
+	}
+	return u.probe(ctx, svc, h)
+}
+
+// probe runs the URL and command checks and looks at the process once
+// more; h has its defaults.
+func (u *Updater) probe(ctx context.Context, svc Service, h HealthCheck) error {
 	if h.URL != "" {
 		if err := u.poll(ctx, h, func(ctx context.Context) error { return u.probeURL(ctx, h.URL) }); err != nil {
 			return fmt.Errorf("%w: GET %s: %w", ErrHealthCheck, redact(h.URL), err)

@@ -219,6 +219,25 @@ type HealthConfig struct {
 	// Timeout for URL and Command; Interval between their polls.
 	Timeout  Duration `toml:"timeout"`
 	Interval Duration `toml:"interval"`
+	// WatchInterval is how often the same check runs after the install,
+	// for as long as poolagent runs (its result goes in every heartbeat);
+	// nil: DefaultWatchInterval, 0: no watch. Read it with Watch.
+	WatchInterval *Duration `toml:"watch_interval"`
+}
+
+// DefaultWatchInterval is health.watch_interval when the config gives
+// none.
+const DefaultWatchInterval = time.Minute
+
+// MinWatchInterval is the shortest health.watch_interval other than 0.
+const MinWatchInterval = time.Second
+
+// Watch returns how often the agent's health is watched (0: not watched).
+func (h HealthConfig) Watch() time.Duration {
+	if h.WatchInterval == nil {
+		return DefaultWatchInterval
+	}
+	return h.WatchInterval.Duration
 }
 
 // Default returns the defaults every key starts from.
@@ -415,6 +434,8 @@ func (c Config) validateAgent(a Agent) error {
 		return errors.New("health.timeout: must not be negative")
 	case h.Interval.Duration < 0:
 		return errors.New("health.interval: must not be negative")
+	case h.Watch() < 0 || (h.Watch() > 0 && h.Watch() < MinWatchInterval):
+		return fmt.Errorf("health.watch_interval: must be 0s (no watch) or at least %s, got %s", MinWatchInterval, h.Watch())
 	}
 	if h.URL != "" {
 		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

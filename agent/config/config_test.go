@@ -58,6 +58,11 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad mirror", base + "mirrors = [\"https://m.example.com\", \"ftp://m\"]\n", "artifacts.mirrors[1]:"},
 		{"http mirror", base + "mirrors = [\"http://m.example.com\"]\n", "artifacts.mirrors[0]: \"http://m.example.com\": plain http refused"},
 		{"negative rate limit", base + "download_rate_limit = -1\n", "artifacts.download_rate_limit:"},
+		{"watch off", base + agent + "[agents.health]\nwatch_interval = \"0s\"\n", ""},
+		{"watch short", base + agent + "[agents.health]\nwatch_interval = \"1s\"\n", ""},
+		{"watch too short", base + agent + "[agents.health]\nwatch_interval = \"10ms\"\n", "agents[0].health.watch_interval: must be 0s (no watch) or at least 1s, got 10ms"},
+		{"watch negative", base + agent + "[agents.health]\nwatch_interval = \"-1m\"\n", "agents[0].health.watch_interval:"},
+		{"watch not a duration", base + agent + "[agents.health]\nwatch_interval = \"often\"\n", "watch_interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,5 +194,34 @@ func TestValidateWantsOktaSpelling(t *testing.T) {
 	c.Normalize()
 	if err := c.Validate(); err != nil || c.Agents[0].Type != "Radius" {
 		t.Fatalf("after Normalize: type %q, Validate() = %v", c.Agents[0].Type, err)
+	}
+}
+
+// TestWatchInterval: the watch runs every minute unless the agent's
+// health table says otherwise; "0s" turns it off.
+func TestWatchInterval(t *testing.T) {
+	const key = "RWToP03U6r2QQUpQcU+hkJOjz6O2XmRUAxgeHPJBtRWHyTM2LBLC34L0"
+	base := "state_dir = \"/var/lib/pa\"\ninstall_roots = [\"/opt/okta\"]\n[artifacts]\ntrusted_keys = [\"" + key + "\"]\n" +
+		"[[agents]]\nname = \"ad\"\ntype = \"AD\"\nbinary = \"/opt/okta/ad/agent\"\n"
+	for _, tt := range []struct {
+		health string
+		want   time.Duration
+	}{
+		{"", time.Minute},
+		{"[agents.health]\nurl = \"http://127.0.0.1:1/healthz\"\n", time.Minute},
+		{"[agents.health]\nwatch_interval = \"0s\"\n", 0},
+		{"[agents.health]\nwatch_interval = \"5s\"\n", 5 * time.Second},
+	} {
+		p := filepath.Join(t.TempDir(), "poolagent.toml")
+		if err := os.WriteFile(p, []byte(base+tt.health), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Agents[0].Health.Watch(); got != tt.want {
+			t.Errorf("%q: watch every %s, want %s", tt.health, got, tt.want)
+		}
 	}
 }

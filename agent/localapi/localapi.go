@@ -68,6 +68,22 @@ type Agent struct {
 	Version       string `json:"version"`
 	UpdateStatus  string `json:"updateStatus,omitempty"`
 	UpdateMessage string `json:"updateMessage,omitempty"`
+	// Health is the health watch's last result (absent before the first
+	// check, or when the agent is not watched).
+	Health *Health `json:"health,omitempty"`
+}
+
+// Health is the last result of a managed agent's health watch.
+type Health struct {
+	OK        bool      `json:"ok"`
+	CheckedAt time.Time `json:"checkedAt"`
+	// Reason says why the agent is not healthy.
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts the service manager's restarts of the agent since
+	// the watch of its installed version began (absent where unknown).
+	Restarts *int `json:"restarts,omitempty"`
+	// Every is the watch interval.
+	Every time.Duration `json:"every"`
 }
 
 // Job is one job and its progress.

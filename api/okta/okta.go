@@ -183,18 +183,22 @@ type LinksSelf struct {
 
 // Agent is one managed program on one host, as a member of a pool.
 type Agent struct {
-	ID                  string                    `json:"id,omitempty"`
-	IsHidden            *bool                     `json:"isHidden,omitempty"`
-	IsLatestGAedVersion *bool                     `json:"isLatestGAedVersion,omitempty"`
-	LastConnection      *time.Time                `json:"lastConnection,omitempty"`
-	Name                string                    `json:"name,omitempty"`
-	OperationalStatus   OperationalStatus         `json:"operationalStatus,omitempty"`
-	PoolID              string                    `json:"poolId,omitempty"`
-	Type                AgentType                 `json:"type,omitempty"`
-	UpdateMessage       string                    `json:"updateMessage,omitempty"`
-	UpdateStatus        AgentUpdateInstanceStatus `json:"updateStatus,omitempty"`
-	Version             string                    `json:"version,omitempty"`
-	Links               *LinksSelf                `json:"_links,omitempty"`
+	ID                  string            `json:"id,omitempty"`
+	IsHidden            *bool             `json:"isHidden,omitempty"`
+	IsLatestGAedVersion *bool             `json:"isLatestGAedVersion,omitempty"`
+	LastConnection      *time.Time        `json:"lastConnection,omitempty"`
+	Name                string            `json:"name,omitempty"`
+	OperationalStatus   OperationalStatus `json:"operationalStatus,omitempty"`
+	// OperationalMessage is a read-only extension, present when the
+	// agent is not OPERATIONAL because its host's health watch failed:
+	// why ("health check failed: GET ...: HTTP 503", "crash loop: ...").
+	OperationalMessage string                    `json:"operationalMessage,omitempty"`
+	PoolID             string                    `json:"poolId,omitempty"`
+	Type               AgentType                 `json:"type,omitempty"`
+	UpdateMessage      string                    `json:"updateMessage,omitempty"`
+	UpdateStatus       AgentUpdateInstanceStatus `json:"updateStatus,omitempty"`
+	Version            string                    `json:"version,omitempty"`
+	Links              *LinksSelf                `json:"_links,omitempty"`
 	// Progress is a read-only extension of an update's agents, present
 	// once the agent's host has been handed a job of the update: the
 	// host's last reported progress, 0 to 100.

@@ -179,6 +179,27 @@ type AgentReport struct {
 	// SHA256 (hex) of the installed binary: the server offers a patch
 	// only from these exact bytes.
 	SHA256 string `json:"sha256,omitempty"`
+	// Health is the last result of the host's watch of the agent (its
+	// health check run every watch_interval after the install); absent
+	// when the host does not watch it (extension).
+	Health *AgentHealth `json:"health,omitempty"`
+}
+
+// AgentHealth is a managed agent's health as its host last checked it
+// (extension of AgentReport).
+type AgentHealth struct {
+	// OK is the check's result.
+	OK bool `json:"ok"`
+	// CheckedAt is when the host checked (RFC 3339, the host's clock).
+	CheckedAt string `json:"checkedAt,omitempty"`
+	// Reason says why the agent is not healthy ("" when OK): "health
+	// check failed: GET http://127.0.0.1:8089/healthz: HTTP 503", or
+	// "crash loop: ...".
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts the restarts of the agent's service the host's
+	// service manager reported since the host started watching the
+	// installed version; absent where the service manager does not tell.
+	Restarts *int `json:"restarts,omitempty"`
 }
 
 // JobReport is the progress of one job on the host (extension).

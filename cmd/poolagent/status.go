@@ -44,11 +44,17 @@ func printStatus(w io.Writer, st localapi.Status, now time.Time) {
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tTYPE\tVERSION\tUPDATE STATUS\tMESSAGE")
+	fmt.Fprintln(tw, "AGENT\tTYPE\tVERSION\tUPDATE STATUS\tHEALTH\tMESSAGE")
 	for _, a := range st.Agents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Type, dash(a.Version), dash(a.UpdateStatus), a.UpdateMessage)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, a.Type, dash(a.Version), dash(a.UpdateStatus), healthWord(a.Health, now), a.UpdateMessage)
 	}
 	tw.Flush()
+	// Why a watched agent is failing, in full.
+	for _, a := range st.Agents {
+		if a.Health != nil && !a.Health.OK {
+			fmt.Fprintf(w, "UNHEALTHY:       %s: %s (checked %s ago, every %s)\n", a.Name, a.Health.Reason, ago(now.Sub(a.Health.CheckedAt)), a.Health.Every)
+		}
+	}
 
 	var cur *localapi.Job
 	for i := range st.Jobs {
@@ -150,4 +156,20 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// healthWord sums up the health watch's last result for the agents table.
+func healthWord(h *localapi.Health, now time.Time) string {
+	if h == nil {
+		return "-"
+	}
+	word := "ok"
+	if !h.OK {
+		word = "FAILING"
+	}
+	word += " " + ago(now.Sub(h.CheckedAt)) + " ago"
+	if h.Restarts != nil && *h.Restarts > 0 {
+		word += fmt.Sprintf(", %d restarts", *h.Restarts)
+	}
+	return word
 }

@@ -114,6 +114,15 @@ type Engine struct {
 	clients map[string]*clientState
 	updates map[string]*updState
 	live    liveHeap
+	// watches ends the hosts' watches after their installs; suspects are
+	// watched agents whose health or connection changed (watch.go).
+	watches  watchHeap
+	suspects map[*agentState]struct{}
+	// loadedAt is when the state was last loaded; silentAgain: the
+	// watched hosts that look silent are to be looked at again once
+	// InactiveAfter has passed since (watch.go).
+	loadedAt    time.Time
+	silentAgain bool
 	// dirty clients need their published jobs rebuilt after the writes.
 	dirty map[*clientState]struct{}
 	// own are the revisions of the engine's writes since the feed was
@@ -271,6 +280,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		e.d.Log.Warn("read which hosts other replicas heard from", zap.Error(err))
 	}
 	e.liveness(now)
+	e.watchTick(now, lead)
 	e.publishSummaries() // before a long plan: pollers see new updates now
 	e.stats.read = time.Since(start)
 	if lead {
@@ -300,6 +310,9 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	e.clients = map[string]*clientState{}
 	e.updates = map[string]*updState{}
 	e.live = liveHeap{}
+	e.watches = watchHeap{}
+	e.suspects = map[*agentState]struct{}{}
+	e.loadedAt, e.silentAgain = now, true
 	e.dirty = map[*clientState]struct{}{}
 	if err := e.refreshPools(ctx); err != nil {
 		return err

@@ -200,7 +200,10 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			doc.State.Halted = why
 		case us.failed > 0 && budget == nil && !p.Settings.ContinueOnError:
 			u.Status, finished = okta.JobFailed, true
-		case total > 0 && us.done == total:
+		case total > 0 && us.done == total && len(us.watching) == 0:
+			// Every host finished and none is still watched: the
+			// update's end. (While some are, it stays as it is, so a
+			// regression within the watch still fails it.)
 			u.Status, finished = okta.JobSuccess, true
 			if us.failed > 0 {
 				u.Status = okta.JobFailed

@@ -42,6 +42,21 @@ type Policy struct {
 	MaxPerMinute int `json:"maxPerMinute,omitempty"`
 	// Ramp raises the start rate exponentially as hosts succeed (ramp.go).
 	Ramp *Ramp `json:"ramp,omitempty"`
+	// WatchMinutes is how long after a host's install its agent is
+	// watched: turning unhealthy, crash-looping or going silent within it
+	// fails the host (REGRESSION). nil: SoakMinutes; 0: no watch.
+	WatchMinutes *int `json:"watchMinutes,omitempty"`
+}
+
+// Watch is how long after a host's install the update watches it.
+func (p *Policy) Watch() time.Duration {
+	switch {
+	case p == nil:
+		return 0
+	case p.WatchMinutes != nil:
+		return time.Duration(*p.WatchMinutes) * time.Minute
+	}
+	return time.Duration(p.SoakMinutes) * time.Minute
 }
 
 // ErrorBudget is how many failures an update tolerates.
@@ -109,6 +124,9 @@ func (p *Policy) Validate() []string {
 	}
 	if p.SoakMinutes < 0 || p.SoakMinutes > 7*24*60 {
 		causes = append(causes, "rollout.soakMinutes: must be from 0 to 10080")
+	}
+	if p.WatchMinutes != nil && (*p.WatchMinutes < 0 || *p.WatchMinutes > 7*24*60) {
+		causes = append(causes, "rollout.watchMinutes: must be from 0 to 10080")
 	}
 	if p.SplayMinutes < 0 || p.SplayMinutes > 7*24*60 {
 		causes = append(causes, "rollout.splayMinutes: must be from 0 to 10080")

@@ -33,6 +33,8 @@ type agentState struct {
 	pool   *poolState
 	client *clientState
 	busy   int // jobs in flight for this agent
+	// watchedBy are the updates watching this agent after its install.
+	watchedBy []*updState
 	// What the agent adds to its pool's Health now.
 	counted             bool
 	op, disc, idleUnfit bool
@@ -75,6 +77,9 @@ type updState struct {
 	// rate is the start-rate bookkeeping of a policy with maxPerMinute or
 	// a ramp (ramp.go).
 	rate rateState
+	// watching maps the agents this update watches after their install
+	// to the end of their watch (watch.go).
+	watching map[string]time.Time
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -223,6 +228,9 @@ func (e *Engine) uncount(as *agentState) {
 // is silent; unfit and idle (using up a slot of maxUnavailable) when not
 // OPERATIONAL and holding no job.
 func (e *Engine) reclass(as *agentState) {
+	if len(as.watchedBy) > 0 {
+		e.suspects[as] = struct{}{} // its health or connection may have changed
+	}
 	if as.pool == nil {
 		return
 	}
@@ -367,6 +375,7 @@ func (e *Engine) rowChanged(us *updState, i int, old store.UpdateAgent) {
 	if as != nil && (wasLive || isLive) && (old.JobID != cur.JobID || old.Status != cur.Status || wasLive != isLive) {
 		e.markClient(as.client)
 	}
+	e.watchRow(us, cur, &old, as)
 }
 
 // wavesOf returns the update's wave assignment, computed again when its

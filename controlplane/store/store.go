@@ -87,8 +87,11 @@ type Agent struct {
 	Version           string
 	LastConnection    time.Time // zero when never seen
 	OperationalStatus okta.OperationalStatus
-	IsHidden          bool
-	CreatedAt         time.Time
+	// OperationalMessage says why the agent is not OPERATIONAL, as its
+	// host's health watch reported it ("" when healthy or not watched).
+	OperationalMessage string
+	IsHidden           bool
+	CreatedAt          time.Time
 	// Rev is the change revision of the row's last write (set by the
 	// store; see Store.ChangesSince).
 	Rev int64
@@ -246,6 +249,9 @@ type AgentSeen struct {
 	Type      okta.AgentType
 	Version   string
 	Status    okta.OperationalStatus
+	// Message says why Status is not OPERATIONAL (the host's health
+	// watch), or "".
+	Message string
 }
 
 // JobReport is a host's report of one job's progress.

@@ -13,6 +13,11 @@
 //
 // A build with healthy=false starts and stays up like a good one, but its
 // /healthz answers 503, so poolagent's health check fails and rolls it back.
+// A build with failAfter (a Go duration) is healthy for that long after
+// it starts, then answers 503: it passes the install's check and fails
+// poolagent's health watch afterwards (a regression):
+//
+//	go build -ldflags "-X main.version=1.3.0 -X main.failAfter=20s" ./examples/sampleagent
 package main
 
 import (
@@ -34,8 +39,9 @@ import (
 
 // Link-time stamps (strings, as -ldflags -X requires).
 var (
-	version = "dev"
-	healthy = "true"
+	version   = "dev"
+	healthy   = "true"
+	failAfter = ""
 )
 
 // defaultListen is used when neither --listen nor SAMPLEAGENT_LISTEN is set.
@@ -83,6 +89,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// failsAfter is the failAfter stamp: how long after its start the build
+// turns unhealthy (0: never).
+func failsAfter() time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(failAfter))
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
+}
+
 // isHealthy reports the link-time health stamp: only "false" (any case)
 // makes a build unhealthy.
 func isHealthy() bool {
@@ -112,8 +128,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer os.Remove(o.pidfile)
 	}
 
-	srv := &http.Server{Handler: newHandler(isHealthy()), ReadHeaderTimeout: 10 * time.Second}
-	logger.Printf("version %s listening on %s (healthy=%t, pid %d)", version, ln.Addr(), isHealthy(), os.Getpid())
+	ok := isHealthy()
+	health := func() bool { return ok }
+	if d := failsAfter(); d > 0 {
+		start := time.Now()
+		health = func() bool { return ok && time.Since(start) < d }
+		logger.Printf("/healthz answers 503 from %s after the start on (failAfter)", d)
+	}
+	srv := &http.Server{Handler: healthHandler(health), ReadHeaderTimeout: 10 * time.Second}
+	logger.Printf("version %s listening on %s (healthy=%t, pid %d)", version, ln.Addr(), ok, os.Getpid())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -133,11 +156,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // newHandler serves /healthz (200 "ok", or 503 when unhealthy) and /version.
-func newHandler(ok bool) http.Handler {
+func newHandler(ok bool) http.Handler { return healthHandler(func() bool { return ok }) }
+
+// healthHandler is newHandler whose health healthy tells at each request.
+func healthHandler(healthy func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !ok {
+		if !healthy() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "unhealthy")
 			return

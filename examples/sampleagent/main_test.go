@@ -206,3 +206,26 @@ func TestBinary(t *testing.T) {
 		})
 	}
 }
+
+// TestFailAfter: the failAfter stamp parses as a duration (anything else
+// is never), and /healthz follows the health it is given at each request.
+func TestFailAfter(t *testing.T) {
+	old := failAfter
+	t.Cleanup(func() { failAfter = old })
+	for in, want := range map[string]time.Duration{"": 0, "20s": 20 * time.Second, " 1m ": time.Minute, "soon": 0, "-5s": 0} {
+		failAfter = in
+		if got := failsAfter(); got != want {
+			t.Errorf("failAfter=%q: %s, want %s", in, got, want)
+		}
+	}
+	ok := true
+	h := healthHandler(func() bool { return ok })
+	for _, want := range []int{http.StatusOK, http.StatusServiceUnavailable} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		if rec.Code != want {
+			t.Errorf("healthy %v: /healthz %d, want %d", ok, rec.Code, want)
+		}
+		ok = false
+	}
+}

@@ -100,6 +100,14 @@ func (b *Bins) BuildSample(ctx context.Context, version string, healthy bool) (s
 	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", ld)
 }
 
+// BuildSampleFailingAfter builds the sample managed agent at version whose
+// health check passes for after from its start, then fails (503): a
+// release that passes the install's check and regresses later.
+func (b *Bins) BuildSampleFailingAfter(ctx context.Context, version string, after time.Duration) (string, error) {
+	out := filepath.Join(b.Dir, "sampleagent-"+version)
+	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", "-X main.version="+version+" -X main.failAfter="+after.String())
+}
+
 // FreeAddr returns a free 127.0.0.1 address.
 func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

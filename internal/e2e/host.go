@@ -56,6 +56,9 @@ type HostOptions struct {
 	Artifacts string
 	// SelfConfirmTimeout is self_update.confirm_timeout (default 30s).
 	SelfConfirmTimeout time.Duration
+	// WatchInterval is the agent's health.watch_interval (default: the
+	// config's default, 1m).
+	WatchInterval time.Duration
 }
 
 func quoteList(items []string) string {
@@ -114,6 +117,10 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	if confirm == 0 {
 		confirm = 30 * time.Second
 	}
+	watch := ""
+	if o.WatchInterval != 0 {
+		watch = fmt.Sprintf("watch_interval = %q\n", o.WatchInterval.String())
+	}
 	serverCA := ""
 	if o.ServerCA != "" {
 		serverCA = fmt.Sprintf("server_ca = %q\n", o.ServerCA)
@@ -151,9 +158,9 @@ grace = "1s"
 url = "http://%s/healthz"
 timeout = "5s"
 interval = "200ms"
-%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
+%s%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
 		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, confirm.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
-		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
+		h.Binary, h.Binary, addr, addr, watch, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -267,6 +274,14 @@ type AgentStatus struct {
 // entry is named "poolagent").
 type AgentReport struct {
 	Name, Version, UpdateStatus, UpdateMessage string
+	// Health is the health watch's last result, if any.
+	Health *AgentHealth
+}
+
+// AgentHealth is an agent's health watch result in AgentStatus.
+type AgentHealth struct {
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason"`
 }
 
 // AgentJob is one job in AgentStatus.

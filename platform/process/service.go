@@ -72,3 +72,14 @@ func (s *SystemService) Logs(ctx context.Context, since time.Time, lines int) (s
 	}
 	return s.logs(ctx, at, lines)
 }
+
+// Restarts returns how many times the service manager restarted the
+// service on its own (a crash and its Restart= policy): systemd's NRestarts
+// on Linux, launchd's runs minus one on macOS. It returns ErrUnsupported
+// where the service manager does not tell (Windows).
+func (s *SystemService) Restarts(ctx context.Context) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := s.restarts(ctx)
+	return n, wrap("query", s.Name, err)
+}

@@ -2,6 +2,8 @@ package process
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -40,4 +42,21 @@ func (s *SystemService) running(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	return strings.Contains(out, "state = running"), nil
+}
+
+var runsRE = regexp.MustCompile(`(?m)^\s*runs = (\d+)`)
+
+// restarts reads launchd's run count: every start after the first is a
+// restart (KeepAlive).
+func (s *SystemService) restarts(ctx context.Context) (int, error) {
+	out, err := run(ctx, "launchctl", "print", s.target())
+	if err != nil {
+		return 0, err
+	}
+	m := runsRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, ErrUnsupported
+	}
+	n, _ := strconv.Atoi(m[1])
+	return max(n-1, 0), nil
 }

@@ -3,7 +3,10 @@ package process
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
+	"strconv"
+	"strings"
 )
 
 func (s *SystemService) start(ctx context.Context) error {
@@ -28,4 +31,16 @@ func (s *SystemService) running(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+func (s *SystemService) restarts(ctx context.Context) (int, error) {
+	out, err := run(ctx, "systemctl", "show", "--property=NRestarts", "--value", s.Name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		return 0, fmt.Errorf("systemctl show NRestarts: %q is not a count (systemd before 235 does not keep one): %w", strings.TrimSpace(out), ErrUnsupported)
+	}
+	return n, nil
 }

@@ -98,3 +98,6 @@ func waitState(ctx context.Context, sv *mgr.Service, want svc.State) error {
 		}
 	}
 }
+
+// restarts: the Service Control Manager keeps no restart count.
+func (s *SystemService) restarts(context.Context) (int, error) { return 0, ErrUnsupported }

@@ -118,13 +118,14 @@ func newFleetWith(t *testing.T, n int, o e2e.ServerOptions) *fleet {
 	return f
 }
 
-// addHost enrolls and starts a host; more may set SelfConfirmTimeout.
+// addHost enrolls and starts a host; more may set SelfConfirmTimeout and
+// WatchInterval.
 func (f *fleet) addHost(name, poolagent string, more ...e2e.HostOptions) *e2e.Host {
 	f.t.Helper()
 	o := e2e.HostOptions{Name: name, AgentType: "AD", SampleAgent: samples["1.0.0"],
 		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, Poolagent: poolagent}
 	for _, m := range more {
-		o.SelfConfirmTimeout = m.SelfConfirmTimeout
+		o.SelfConfirmTimeout, o.WatchInterval = m.SelfConfirmTimeout, m.WatchInterval
 	}
 	h, err := e2e.NewHost(bins, f.t.TempDir(), o)
 	if err != nil {

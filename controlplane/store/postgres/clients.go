@@ -148,14 +148,15 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 		}
 		for _, a := range hb.Agents {
 			agents = append(agents, keyed{hb.ClientID, a.AgentName, stmt{`INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status,
-				created_at, rev)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				operational_message, created_at, rev)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 				ON CONFLICT (client_id, agent_name) WHERE client_id <> '' DO UPDATE SET version = excluded.version,
 					last_connection = GREATEST(agents.last_connection, excluded.last_connection), operational_status = excluded.operational_status,
-					pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
-					rev = CASE WHEN agents.version <> excluded.version OR agents.operational_status <> excluded.operational_status OR agents.pool_id <> excluded.pool_id
+					operational_message = excluded.operational_message, pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
+					rev = CASE WHEN agents.version <> excluded.version OR agents.operational_status <> excluded.operational_status
+						OR agents.operational_message <> excluded.operational_message OR agents.pool_id <> excluded.pool_id
 						OR agents.name <> excluded.name OR agents.type <> excluded.type THEN excluded.rev ELSE agents.rev END`,
-				[]any{store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen, revArg},
+				[]any{store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, a.Message, seen, revArg},
 				who + ": agent " + a.AgentName}})
 		}
 		for _, j := range hb.Jobs {

@@ -141,13 +141,13 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7 THEN ?10 ELSE rev END
 			WHERE id = ?9`},
 		{&st.seen, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`},
-		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, created_at, rev)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, created_at, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
 				last_connection = max(last_connection, excluded.last_connection), operational_status = excluded.operational_status,
-				pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
-				rev = CASE WHEN version != excluded.version OR operational_status != excluded.operational_status OR pool_id != excluded.pool_id
-					OR name != excluded.name OR type != excluded.type THEN excluded.rev ELSE rev END`},
+				operational_message = excluded.operational_message, pool_id = excluded.pool_id, name = excluded.name, type = excluded.type,
+				rev = CASE WHEN version != excluded.version OR operational_status != excluded.operational_status OR operational_message != excluded.operational_message
+					OR pool_id != excluded.pool_id OR name != excluded.name OR type != excluded.type THEN excluded.rev ELSE rev END`},
 		{&st.job, `UPDATE update_agents SET status = ?, message = ?, progress = ?, phase = ?, modified_at = ?,
 			diagnostics = CASE WHEN ? != '' THEN ? ELSE diagnostics END, rev = ? WHERE job_id = ? AND job_id != ''`},
 		{&st.progress, `UPDATE update_agents SET progress = ?1, phase = ?2, rev = ?3 WHERE job_id = ?4 AND job_id != '' AND (progress != ?1 OR phase != ?2)`},
@@ -180,7 +180,7 @@ func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat, rev int64) er
 		return err
 	}
 	for _, a := range hb.Agents {
-		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, seen, rev); err != nil {
+		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, a.Message, seen, rev); err != nil {
 			return fmt.Errorf("agent %s: %w", a.AgentName, err)
 		}
 	}

@@ -284,12 +284,12 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 
 // Agents.
 
-const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev`
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, is_hidden, created_at, rev`
 
 func scanAgent(s scanner) (*store.Agent, error) {
 	var a store.Agent
 	var last, created int64
-	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.IsHidden, &created, &a.Rev); err != nil {
+	if err := s.Scan(&a.Seq, &a.ID, &a.PoolID, &a.ClientID, &a.AgentName, &a.Name, &a.Type, &a.Version, &last, &a.OperationalStatus, &a.OperationalMessage, &a.IsHidden, &created, &a.Rev); err != nil {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
@@ -306,8 +306,8 @@ func (db *DB) CreateAgent(ctx context.Context, a *store.Agent) error {
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, is_hidden, created_at, rev)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.IsHidden,
+		res, err := tx.ExecContext(ctx, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, is_hidden, created_at, rev)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.PoolID, a.ClientID, a.AgentName, a.Name, a.Type, a.Version, ms(a.LastConnection), a.OperationalStatus, a.OperationalMessage, a.IsHidden,
 			ms(a.CreatedAt), rev)
 		if err != nil {
 			if isUnique(err) {

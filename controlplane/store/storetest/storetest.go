@@ -112,6 +112,25 @@ func testHeartbeats(t *testing.T, s store.Store) {
 	if got, _ := s.GetClient(ctx, "host-1"); got.Hostname != "dc1.example.com" {
 		t.Errorf("a heartbeat without facts cleared them: %+v", got)
 	}
+	// The host's health watch: the reason is kept with the status, and a
+	// new reason alone is a change of the row.
+	revBefore := agents[0].Rev
+	hb3 := store.Heartbeat{ClientID: "host-1", PoolID: p.ID, Seen: seen.Add(2 * time.Minute),
+		Agents: []store.AgentSeen{{AgentName: "ad", Name: "dc1.example.com", Type: okta.AgentTypeAD, Version: "1.1.0",
+			Status: okta.OperationalStatusDegraded, Message: "health check failed: GET http://127.0.0.1:8089/healthz: HTTP 503"}}}
+	hb4 := hb3
+	hb4.Agents = []store.AgentSeen{hb3.Agents[0]}
+	hb4.Agents[0].Message = "crash loop: the service manager restarted the service 3 times in the last 2m"
+	for _, hb := range []store.Heartbeat{hb3, hb4} {
+		if err := s.ApplyHeartbeats(ctx, []store.Heartbeat{hb}); err != nil {
+			t.Fatal(err)
+		}
+		agents, _ = s.ListAgents(ctx, p.ID)
+		if a := agents[0]; a.OperationalStatus != okta.OperationalStatusDegraded || a.OperationalMessage != hb.Agents[0].Message || a.Rev <= revBefore {
+			t.Errorf("agent after a failing watch = %+v (rev before %d)", a, revBefore)
+		}
+		revBefore = agents[0].Rev
+	}
 	// Touch moves last-seen forward, never back.
 	later := seen.Add(time.Hour)
 	if err := s.TouchClients(ctx, map[string]time.Time{"host-1": later}); err != nil {

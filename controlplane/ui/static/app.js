@@ -216,7 +216,8 @@
       el("th", { scope: "row" }, a.name || a.id),
       el("td", {}, p.name),
       el("td", {}, a.version || "unknown"),
-      el("td", {}, status(a.operationalStatus)),
+      // operationalMessage: why its host's health watch says it is not well.
+      el("td", {}, status(a.operationalStatus), a.operationalMessage ? " " + a.operationalMessage : ""),
       timeCell(a.lastConnection),
       el("td", {}, a.isLatestGAedVersion === true ? "yes" : a.isLatestGAedVersion === false ? "no" : "unknown"),
       el("td", { title: typeof a.clockSkewSeconds === "number" ? `clock skew ${a.clockSkewSeconds} s` : "" }, skewText(a.clockSkewSeconds)),
