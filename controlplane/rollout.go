@@ -58,9 +58,11 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		WaveCount         int    `json:"waveCount"`
 		AwaitingPromotion bool   `json:"awaitingPromotion,omitempty"`
 		Halted            string `json:"halted,omitempty"`
+		// Rollback is the fleet rollback's progress (rollback.go).
+		Rollback *rollout.Rollback `json:"rollback,omitempty"`
 	}
 	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
-		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted})
+		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, Rollback: doc.State.Rollback})
 	return b
 }
 

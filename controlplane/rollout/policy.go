@@ -37,6 +37,10 @@ type Policy struct {
 	DownloadRateLimit int64 `json:"downloadRateLimit,omitempty"`
 	// MinPoolagentVersion is the oldest poolagent that may run the job.
 	MinPoolagentVersion string `json:"minPoolagentVersion,omitempty"`
+	// RollbackOnHalt: when the update halts (error budget, regression),
+	// every host it moved gets a job back to the version it ran before
+	// (rollback.go).
+	RollbackOnHalt bool `json:"rollbackOnHalt,omitempty"`
 }
 
 // ErrorBudget is how many failures an update tolerates.
@@ -53,6 +57,8 @@ type State struct {
 	WaveDoneAt        *time.Time `json:"waveDoneAt,omitempty"`
 	AwaitingPromotion bool       `json:"awaitingPromotion,omitempty"`
 	Halted            string     `json:"halted,omitempty"`
+	// Rollback is the fleet rollback after the halt, if any.
+	Rollback *Rollback `json:"rollback,omitempty"`
 }
 
 // Doc is what store.Update.Rollout holds: the policy and the state.

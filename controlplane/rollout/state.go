@@ -72,6 +72,9 @@ type updState struct {
 	// changed).
 	replan bool
 	info   *updInfo // what the update's published jobs share
+	// rbPending counts hosts a fleet rollback found moved that wait for
+	// a slot (rollback.go).
+	rbPending int
 }
 
 // live reports whether an agent's share holds a job in flight.
