@@ -13,6 +13,8 @@
 //
 // A build with healthy=false starts and stays up like a good one, but its
 // /healthz answers 503, so poolagent's health check fails and rolls it back.
+// A build with -X main.unhealthyIf=NAME is unhealthy only where the
+// environment variable NAME is set: a release that fails on some hosts.
 package main
 
 import (
@@ -36,6 +38,9 @@ import (
 var (
 	version = "dev"
 	healthy = "true"
+	// unhealthyIf names an environment variable that, when set, makes
+	// the build unhealthy (empty: none).
+	unhealthyIf = ""
 )
 
 // defaultListen is used when neither --listen nor SAMPLEAGENT_LISTEN is set.
@@ -84,8 +89,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // isHealthy reports the link-time health stamp: only "false" (any case)
-// makes a build unhealthy.
+// makes a build unhealthy, or the variable unhealthyIf names being set.
 func isHealthy() bool {
+	if unhealthyIf != "" && os.Getenv(unhealthyIf) != "" {
+		return false
+	}
 	return !strings.EqualFold(strings.TrimSpace(healthy), "false")
 }
 

@@ -56,6 +56,8 @@ type HostOptions struct {
 	Artifacts string
 	// SelfConfirmTimeout is self_update.confirm_timeout (default 30s).
 	SelfConfirmTimeout time.Duration
+	// AgentEnv is the managed agent's extra environment (NAME=value).
+	AgentEnv []string
 }
 
 func quoteList(items []string) string {
@@ -145,6 +147,7 @@ name = "ad-agent"
 type = %q
 binary = %q
 command = [%q, "--listen", %q]
+env = [%s]
 
 [agents.health]
 grace = "1s"
@@ -153,7 +156,7 @@ timeout = "5s"
 interval = "200ms"
 %s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
 		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, confirm.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
-		h.Binary, h.Binary, addr, addr, o.ExtraConfig)
+		h.Binary, h.Binary, addr, quoteList(o.AgentEnv), addr, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
