@@ -70,14 +70,15 @@ func (f *fleet) allOnDisk(version string) {
 // on two of six hosts (dc4, dc6). The error budget tolerates one failure;
 // the second halts the update after dc1, dc2, dc3 and dc5 took it. With
 // rollbackOnHalt every host it reached goes back to 1.0.0 on disk, under
-// the host's own allow_revert (the default), and the API says ROLLED_BACK.
+// the host's own allow_revert (the default), from the binary it kept (no
+// download), and the API says ROLLED_BACK.
 func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
 	bad, err := bins.BuildSampleUnhealthyIf(t.Context(), "1.3.0", "SAMPLEAGENT_BAD_HOST")
 	if err != nil {
 		t.Fatal(err)
 	}
 	samples["1.3.0"] = bad
-	f := newFleet(t, 0)
+	f := newFleetWith(t, 0, e2e.ServerOptions{LogLevel: "debug"}) // Requests counts the downloads
 	if err := f.srv.Publish(f.ctx, f.keys, "AD", "1.3.0", runtime.GOOS, runtime.GOARCH, bad, "GA"); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +113,14 @@ func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
 		}
 	}
 	f.allOnDisk("1.0.0")
+	// Each host went back to the binary it kept when 1.3.0 replaced it:
+	// nothing was downloaded.
+	if n, err := f.srv.Requests("/artifacts/AD/1.0.0/"); err != nil || n != 0 {
+		t.Errorf("the reverts downloaded 1.0.0 %d times (%v), want none", n, err)
+	}
+	if n, err := f.srv.Requests("/artifacts/AD/1.3.0/"); err != nil || n < 4 {
+		t.Errorf("1.3.0 downloaded %d times (%v): is the count working?", n, err)
+	}
 }
 
 // TestStopWithRollbackThroughRealHosts: an operator stops a healthy
