@@ -3,6 +3,8 @@ package controlplane_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -155,6 +157,17 @@ func TestRollbackOnHalt(t *testing.T) {
 			t.Errorf("%s after its revert: %s %q", h.hostname, a.UpdateStatus, a.UpdateMessage)
 		case k == 3 && !strings.HasPrefix(a.UpdateMessage, "DOWNGRADE_REFUSED: "):
 			t.Errorf("%s refused: %s %q", h.hostname, a.UpdateStatus, a.UpdateMessage)
+		}
+	}
+	resp, err := http.Get(f.env.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`poolserver_fleet_reverts_total{outcome="succeeded"} 3`, `poolserver_fleet_reverts_total{outcome="failed"} 1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	// Done: nothing more is handed out.
