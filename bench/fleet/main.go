@@ -23,6 +23,7 @@
 //	go run ./bench/fleet -hosts 300000 -heartbeat-only 2m
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 //	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
+//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500]
 package main
 
 import (
