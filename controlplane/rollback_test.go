@@ -300,3 +300,35 @@ func TestStopWithRollback(t *testing.T) {
 		t.Errorf("pause?rollback=true: %d", r.status)
 	}
 }
+
+// Without an error budget the first failure halts (continueOnError off):
+// with rollbackOnHalt that halt rolls back too.
+func TestRollbackOnHaltWithoutABudget(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.0.0")
+	f.publish("1.1.0")
+	f.settings(`{"maxUnavailable":1}`)
+	hs := []*host{f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0"), f.host("dc3", "1.0.0")}
+	u := f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0","rollout":{"rollbackOnHalt":true}}`)
+	for k, h := range hs[:2] {
+		f.tick()
+		for _, j := range f.beat(h).Body.Jobs {
+			f.run(h, j, k == 0)
+		}
+	}
+	f.tick()
+	got := f.update(u.ID)
+	rb := rollbackOf(t, got)
+	if got.Status != okta.JobFailed || rb.Halted != "FAILED: 1 of 3 hosts failed and the pool does not continue on error" || rb.Rollback == nil {
+		t.Fatalf("after dc2 failed: %s %s", got.Status, got.Rollout)
+	}
+	jobs := revertJobs(t, f, hs)
+	if len(jobs) != 1 || jobs[hs[0]].UUID == "" {
+		t.Fatalf("revert jobs %v, want dc1's alone", jobs)
+	}
+	f.run(hs[0], jobs[hs[0]], true)
+	f.tick()
+	if rb := rollbackOf(t, f.update(u.ID)); rb.Rollback == nil || rb.Rollback.State != "Done" || rb.Rollback.Reverted != 1 {
+		t.Errorf("after dc1's revert: %+v", rb.Rollback)
+	}
+}

@@ -195,6 +195,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			doc.State.Halted = why
 		case us.failed > 0 && budget == nil && !p.Settings.ContinueOnError:
 			u.Status, finished = okta.JobFailed, true
+			if doc.Policy != nil && doc.Policy.RollbackOnHalt {
+				doc.State.Halted = haltedOnFailure(us.failed, total) // a halt: the fleet rollback follows
+			}
 		case total > 0 && us.done == total:
 			u.Status, finished = okta.JobSuccess, true
 			if us.failed > 0 {

@@ -96,6 +96,12 @@ func clearRollback(u *store.Update) {
 	}
 }
 
+// haltedOnFailure is rollout.halted of an update without an error budget
+// that a failure halted (continueOnError off), when it rolls back.
+func haltedOnFailure(failed, total int) string {
+	return fmt.Sprintf("FAILED: %d of %d hosts failed and the pool does not continue on error", failed, total)
+}
+
 // tracked reports whether the engine keeps u in memory: an active status,
 // or a rollback in progress.
 func tracked(u *store.Update) bool { return isActive(u.Status) || RollbackActive(u) }
