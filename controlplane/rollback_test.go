@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
@@ -330,5 +331,44 @@ func TestRollbackOnHaltWithoutABudget(t *testing.T) {
 	f.tick()
 	if rb := rollbackOf(t, f.update(u.ID)); rb.Rollback == nil || rb.Rollback.State != "Done" || rb.Rollback.Reverted != 1 {
 		t.Errorf("after dc1's revert: %+v", rb.Rollback)
+	}
+}
+
+// A moved host that is not connected waits; its next heartbeat gets it
+// its revert.
+func TestRollbackWaitsForADisconnectedHost(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.0.0")
+	f.publish("1.1.0")
+	f.settings(`{"maxUnavailable":5}`)
+	hs := []*host{f.host("dc0", "1.0.0"), f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0")}
+	u := f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0"}`)
+	f.tick()
+	for _, h := range hs[:2] {
+		for _, j := range f.beat(h).Body.Jobs {
+			f.run(h, j, true)
+		}
+	}
+	f.clock.Advance(2 * time.Minute) // every host INACTIVE...
+	f.beat(hs[1])                    // ...but dc1 and dc2
+	f.beat(hs[2])
+	f.tick()
+	if r := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID+"/stop?rollback=true", f.manage, ""); r.status != 201 {
+		t.Fatalf("stop?rollback=true: %d %s", r.status, r.body)
+	}
+	f.tick()
+	rb := rollbackOf(t, f.update(u.ID))
+	if rb.Rollback == nil || rb.Rollback.State != "InProgress" || rb.Rollback.ToRevert != 2 || rb.Rollback.Reverting != 1 {
+		t.Fatalf("with dc0 silent: %+v", rb.Rollback)
+	}
+	f.tick() // quiet: nothing changed
+	if jobs := revertJobs(t, f, hs[1:]); len(jobs) != 1 {
+		t.Fatalf("dc1: %d revert jobs", len(jobs))
+	}
+	hs[0].jobs = map[string]sailpoint.JobReport{} // its report was acknowledged: it repeats none
+	f.beat(hs[0])                                 // back
+	f.tick()
+	if jobs := revertJobs(t, f, hs[:1]); len(jobs) != 1 {
+		t.Fatalf("dc0 back: %d revert jobs", len(jobs))
 	}
 }

@@ -109,8 +109,8 @@ func tracked(u *store.Update) bool { return isActive(u.Status) || RollbackActive
 // planRollback runs an update's fleet rollback: it starts one when the
 // update halted and its policy asks for it, hands out revert jobs, turns
 // the hosts' reports into ROLLED_BACK, and counts. The pass over the rows
-// runs only when a row or an agent's version changed, or a slot freed
-// while hosts wait.
+// runs only when a row or an agent's version changed, a slot freed while
+// hosts wait for one, or a host it waits for connected.
 //
 // Which hosts: every agent whose share holds a job of this update that
 // ended with the agent on another version than its FromVersion (a host
@@ -147,7 +147,7 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 		}
 	}
 	var c Rollback
-	inflight, pending := 0, 0
+	inflight, pending, offline := 0, 0, 0
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		if ua.JobID == "" {
@@ -206,7 +206,11 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 			c.Failed++
 			continue
 		}
-		if !cs.connected || room <= 0 || e.seqNext >= e.seqEnd {
+		if !cs.connected {
+			offline++ // its reconnection triggers a pass (reclass)
+			continue
+		}
+		if room <= 0 || e.seqNext >= e.seqEnd {
 			pending++
 			continue
 		}
@@ -221,7 +225,8 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 		})
 		c.Reverting++
 	}
-	us.rbPending = pending
+	us.rbPending, us.rbOffline = pending, offline
+	pending += offline
 	c.ToRevert = pending + c.Reverting + c.Reverted + c.Failed
 	c.State, c.Reason = RollbackInProgress, rb.Reason
 	if inflight == 0 && pending == 0 && c.Reverting == 0 {

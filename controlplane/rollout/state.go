@@ -73,8 +73,9 @@ type updState struct {
 	replan bool
 	info   *updInfo // what the update's published jobs share
 	// rbPending counts hosts a fleet rollback found moved that wait for
-	// a slot (rollback.go).
-	rbPending int
+	// a slot, rbOffline those that wait for their host to connect
+	// (rollback.go).
+	rbPending, rbOffline int
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -250,7 +251,7 @@ func (e *Engine) reclass(as *agentState) {
 	}
 	as.op, as.disc, as.idleUnfit, as.counted = op, disc, unfit, true
 	for _, us := range as.pool.updates {
-		if us.waiting > 0 {
+		if us.waiting > 0 || us.rbOffline > 0 {
 			us.replan = true
 		}
 	}
