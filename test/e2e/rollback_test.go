@@ -82,14 +82,14 @@ func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
 	if err := f.srv.Publish(f.ctx, f.keys, "AD", "1.3.0", runtime.GOOS, runtime.GOARCH, bad, "GA"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"dc1", "dc2", "dc3", "dc4", "dc5", "dc6"} {
+	for k, name := range []string{"dc1", "dc2", "dc3", "dc4", "dc5", "dc6"} {
 		var env []string
 		if name == "dc4" || name == "dc6" {
 			env = []string{"SAMPLEAGENT_BAD_HOST=1"}
 		}
 		f.addHost(name, "", e2e.HostOptions{AgentEnv: env})
+		f.waitAgents(k + 1) // one at a time: the pool's order is the order they joined
 	}
-	f.waitAgents(6)
 	// maxUnavailable 1 (the default): the hosts go one at a time, in the
 	// pool's order.
 	id := f.create(`{"targetVersion":"1.3.0","rollout":{"errorBudget":{"count":1},"rollbackOnHalt":true}}`)
