@@ -141,13 +141,9 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 	if !changed && (us.rbPending == 0 || room <= 0) {
 		return nil
 	}
-	if room > 0 {
-		if err := e.reserveSeqs(ctx, room); err != nil {
-			return err
-		}
-	}
 	var c Rollback
-	inflight, pending, offline := 0, 0, 0
+	inflight, offline := 0, 0
+	var ready []int // moved hosts that may get their revert now
 	for i := range u.Agents {
 		ua := &u.Agents[i]
 		if ua.JobID == "" {
@@ -210,21 +206,26 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 			offline++ // its reconnection triggers a pass (reclass)
 			continue
 		}
-		if room <= 0 || e.seqNext >= e.seqEnd {
-			pending++
-			continue
+		ready = append(ready, i)
+	}
+	// Revert jobs for as many as the pool has slots, in the pool's order.
+	n := min(max(room, 0), len(ready))
+	if n > 0 {
+		if err := e.reserveSeqs(ctx, n); err != nil {
+			return err
 		}
+	}
+	for _, i := range ready[:n] {
 		seq := e.seqNext
 		e.seqNext++
-		room--
-		msg := fmt.Sprintf("%s: to %s after %s", CodeRollingBack, ua.FromVersion, rb.Reason)
 		e.mutate(us, i, func(ua *store.UpdateAgent) {
 			ua.JobID, ua.JobSeq, ua.DispatchedAt = RevertJobPrefix+uuid.NewString(), seq, now
 			ua.Progress, ua.Phase = 0, ""
-			ua.Status, ua.Message, ua.ModifiedAt = okta.InstanceScheduled, msg, now
+			ua.Status, ua.Message, ua.ModifiedAt = okta.InstanceScheduled, CodeRollingBack+": to "+ua.FromVersion+" after "+rb.Reason, now
 		})
-		c.Reverting++
 	}
+	c.Reverting += n
+	pending := len(ready) - n
 	us.rbPending, us.rbOffline = pending, offline
 	pending += offline
 	c.ToRevert = pending + c.Reverting + c.Reverted + c.Failed
