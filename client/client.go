@@ -214,6 +214,17 @@ func (c *Client) Do(ctx context.Context, poolID, updateID string, a okta.UpdateA
 	return &out, nil
 }
 
+// StopWithRollback stops an update and rolls back every host it moved to
+// the version it ran before (POST .../stop?rollback=true, extension); on
+// an update already Failed or Cancelled it starts the rollback alone.
+func (c *Client) StopWithRollback(ctx context.Context, poolID, updateID string) (*okta.AgentPoolUpdate, error) {
+	var out okta.AgentPoolUpdate
+	if _, err := c.do(ctx, "POST", updatePath(poolID, updateID)+"/"+string(okta.ActionStop)+"?rollback=true", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ListReleases returns the release catalog, oldest first.
 func (c *Client) ListReleases(ctx context.Context) ([]okta.Release, error) {
 	var out []okta.Release

@@ -15,6 +15,7 @@ import (
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/controlplane/rollout"
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
@@ -29,6 +30,7 @@ type metrics struct {
 	jobsDispatch prometheus.Counter
 	jobsFinished *prometheus.CounterVec
 	jobsRollback prometheus.Counter
+	fleetReverts *prometheus.CounterVec
 	storeLatency *prometheus.HistogramVec
 	clockSkew    prometheus.Histogram
 
@@ -64,6 +66,8 @@ func newMetrics(s *Server) *metrics {
 			Help: "Update jobs hosts reported ended, by outcome (succeeded, failed, cancelled)."}, []string{"outcome"}),
 		jobsRollback: prometheus.NewCounter(prometheus.CounterOpts{Name: "poolserver_jobs_rolled_back_total",
 			Help: "Failed update jobs after which the host rolled back to the previous version."}),
+		fleetReverts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "poolserver_fleet_reverts_total",
+			Help: "Revert jobs of fleet rollbacks hosts reported ended, by outcome (succeeded, failed, cancelled)."}, []string{"outcome"}),
 		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "poolserver_store_duration_seconds",
 			Help: "Latency of store operations, by operation.", Buckets: prometheus.DefBuckets}, []string{"op"}),
 		clockSkew: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "poolserver_heartbeat_clock_skew_seconds",
@@ -82,12 +86,13 @@ func newMetrics(s *Server) *metrics {
 	}
 	for _, o := range []string{"succeeded", "failed", "cancelled"} {
 		m.jobsFinished.WithLabelValues(o)
+		m.fleetReverts.WithLabelValues(o)
 	}
 	for _, l := range []string{"api", "heartbeat"} {
 		m.rateLimited.WithLabelValues(l)
 	}
 	m.reg.MustRegister(m.heartbeats, m.hbDuration, m.apiRequests, m.rateLimited, m.jobsDispatch, m.jobsFinished,
-		m.jobsRollback, m.storeLatency, m.clockSkew, m.artifactBytes, m.artifactInFlight, m.artifactRejected, &fleetCollector{s: s},
+		m.jobsRollback, m.fleetReverts, m.storeLatency, m.clockSkew, m.artifactBytes, m.artifactInFlight, m.artifactRejected, &fleetCollector{s: s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "poolserver_hosts_clock_skew_max_seconds",
 			Help: "The largest absolute clock skew among the hosts heard from since this server started, at their last heartbeat."},
 			func() float64 { return s.notes.maxSkew().Seconds() }),
@@ -116,6 +121,16 @@ func (m *metrics) jobReported(j sailpoint.JobReport) {
 	m.seenMu.Unlock()
 	if dup {
 		return
+	}
+	if strings.HasPrefix(j.UUID, rollout.RevertJobPrefix) {
+		switch j.State {
+		case sailpoint.JobFinished:
+			m.fleetReverts.WithLabelValues("succeeded").Inc()
+		case sailpoint.JobFailed:
+			m.fleetReverts.WithLabelValues("failed").Inc()
+		case sailpoint.JobCancelled:
+			m.fleetReverts.WithLabelValues("cancelled").Inc()
+		}
 	}
 	switch j.State {
 	case sailpoint.JobFinished:

@@ -61,6 +61,8 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		// CurrentPerMinute is the start rate in force (maxPerMinute,
 		// ramp): the engine's, or the ramp's first before it planned.
 		CurrentPerMinute int `json:"currentPerMinute,omitempty"`
+		// Rollback is the fleet rollback's progress (rollback.go).
+		Rollback *rollout.Rollback `json:"rollback,omitempty"`
 	}
 	// An operator's change of the policy shows before the engine's next
 	// tick: no rate without one, never above the new cap.
@@ -74,7 +76,7 @@ func rolloutViewN(u *store.Update, n int) json.RawMessage {
 		rate = min(rate, p.MaxPerMinute)
 	}
 	b, _ := json.Marshal(view{RolloutPolicy: doc.Policy, Wave: doc.State.Wave + 1, WaveCount: rollout.WaveCount(n, doc.Policy),
-		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, CurrentPerMinute: rate})
+		AwaitingPromotion: doc.State.AwaitingPromotion, Halted: doc.State.Halted, CurrentPerMinute: rate, Rollback: doc.State.Rollback})
 	return b
 }
 

@@ -336,7 +336,7 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 		if _, ok := rollout.FindTransition(u, okta.ActionDelete); !ok {
 			return illegal(u, okta.ActionDelete)
 		}
-		return nil
+		return refuseDuringRollback(u, okta.ActionDelete)
 	})
 	if err != nil {
 		return updateErr(r, err)
@@ -356,13 +356,17 @@ func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r
 		if err != nil {
 			return err
 		}
+		rollback, err := rollbackQuery(r, a)
+		if err != nil {
+			return err
+		}
 		p, q, agents, list := in.pool, in.reply, in.agents, in.list
 		now := s.clock.Now().UTC()
 		var from okta.AgentUpdateJobStatus
 		u, err := s.store.ModifyUpdate(r.Context(), p.ID, r.PathValue("updateId"), func(u *store.Update) error {
 			from = u.Status
 			completeAgents(u, list) // rows the engine has not written yet are written here
-			return applyAction(u, a, now)
+			return applyActionRollback(u, a, rollback, now)
 		})
 		if err != nil {
 			return updateErr(r, err)

@@ -147,6 +147,7 @@ func (u *Updater) finishForward(ctx context.Context, e *entry, t Target) (Result
 
 func (u *Updater) commit(e *entry) (Result, error) {
 	res := Result{JobID: e.JobID, Name: e.Name, Outcome: OutcomeCommitted, Version: e.To, PrevVersion: e.From, PrevSHA256: e.OldSHA256}
+	u.keepPrevious(e) // for a revert without a download (kept.go)
 	if err := removeSync(e.Prev); err != nil {
 		// The new version runs; a leftover file is only disk space.
 		u.log.Warn("remove previous binary", zap.String("path", e.Prev), zap.Error(err))

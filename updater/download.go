@@ -33,6 +33,9 @@ type Fetched struct {
 	Size   int64
 	// Patched reports that a binary patch produced the file.
 	Patched bool
+	// Kept reports that the file is the binary the last update replaced,
+	// kept in the state dir (kept.go): nothing was downloaded.
+	Kept bool
 	// PatchErr is why the job's patch was not used and the full artifact
 	// was downloaded instead (wraps ErrPatch); nil when the job offered
 	// none or it was used.
@@ -59,6 +62,12 @@ func (u *Updater) Fetch(ctx context.Context, job Job, t Target, progress Progres
 	}
 	base := filepath.Join(u.cfg.StateDir, "downloads", fileKey(a))
 	final := base + ".bin"
+
+	// A revert to the release the last update replaced uses the binary
+	// kept then.
+	if f := u.fetchKept(job, t, sig); f != nil {
+		return f, nil
+	}
 
 	// A file verified by an earlier Fetch is verified again: the state dir
 	// is not a trust boundary we rely on.

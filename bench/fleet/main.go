@@ -24,6 +24,7 @@
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 //	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
 //	go run ./bench/fleet -ramp '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}' [-ramp-hosts 300]
+//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500]
 package main
 
 import (
@@ -87,6 +88,9 @@ func run() error {
 	downloadCap := flag.Int("download-cap", 0, "instead of the benchmark, roll out a release whose artifact every host downloads, without a download cap and with artifacts.max_concurrent_downloads = N, and compare")
 	downloadSize := flag.Int64("download-size", 8<<20, "with -download-cap: the artifact's size in bytes")
 	downloadRate := flag.Int64("download-rate", 4<<20, "with -download-cap: each host's download speed in bytes a second (0: unpaced)")
+	rollbackOnly := flag.Bool("rollback-only", false, "only the fleet rollback: a release that regresses -regress-after its install, waves [1,10,50,100], a 2% error budget, rollbackOnHalt")
+	regressAfter := flag.Duration("regress-after", time.Minute, "with -rollback-only: how long after its install each host reports the regression")
+	rollbackGuard := flag.Int("rollback-max-unavailable", 500, "with -rollback-only: the pool's maxUnavailable")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	deltaOnly := flag.Bool("delta-only", false, "only compare a minor release rolled out with patches and with full downloads (-delta-hosts, -delta-size, -interval)")
 	deltaHosts := flag.Int("delta-hosts", 1000, "simulated hosts of -delta-only")
@@ -135,6 +139,9 @@ func run() error {
 	}
 	if *downloadCap > 0 {
 		return runDownloadCap(ctx, bin, work, o, *downloadCap, *downloadSize, *downloadRate)
+	}
+	if *rollbackOnly {
+		return runRollback(ctx, bin, work, o, *regressAfter, *rollbackGuard)
 	}
 	if *soakFor > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
@@ -514,6 +521,12 @@ type rolloutResult struct {
 	// patches, and how many downloads of each.
 	fullBytes, patchBytes, fullGets, patchGets int64
 	mirrorBytes, mirrorGets                    int64
+	// The fleet rollback (rollback.go): hosts that ran the bad release,
+	// reverts finished, the rollback's end and the last host back, after
+	// the halt was seen.
+	badHosts, reverted     int64
+	rollbackDone, lastBack time.Duration
+	rollbackState          string
 }
 
 // scenario is one rollout the simulator plays: every host heartbeats at
@@ -532,6 +545,14 @@ type scenario struct {
 	// installedSHA is the SHA-256 of the hosts' installed binary (1.0.0),
 	// reported in their heartbeats; "" reports none.
 	installedSHA string
+	// regressAfter > 0: the release installs fine, and this long after
+	// its install each host reports the job FAILED with REGRESSION (a
+	// stand-in for poolagent's health watch, rollback.go); revert jobs
+	// finish normally.
+	regressAfter time.Duration
+	// waitRollback: once the update reached want, wait for its fleet
+	// rollback to be Done (rollback.go).
+	waitRollback bool
 }
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
@@ -652,6 +673,17 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		}
 	}
 	res.took = time.Since(t0)
+	if sc.waitRollback {
+		if err := waitRollback(ctx, s, &res, func() (string, []byte, error) {
+			cur, err := api("GET", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.id+"?agents=none", "")
+			if err == nil && cur.code != 200 {
+				err = fmt.Errorf("GET the update: %d %s", cur.code, cur.errMsg)
+			}
+			return cur.status, cur.rollout, err
+		}); err != nil {
+			return res, err
+		}
+	}
 	res.lastTaken = time.Duration(s.lastTaken.Load() - t0.UnixNano())
 	res.lastDone = time.Duration(s.lastDone.Load() - t0.UnixNano())
 	res.behind = s.behind.Load() - behind0

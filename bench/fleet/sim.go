@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,6 +215,12 @@ type sim struct {
 
 	jobsMu sync.Mutex
 	jobs   map[int]*activeJob
+	// regress holds, per host, the bad release's job it will report
+	// FAILED and when (scenario.regressAfter).
+	regress map[int]regression
+	// badHosts counts hosts that finished the bad release, reverts the
+	// revert jobs finished; lastRevert is when the last one was.
+	badHosts, reverts, lastRevert atomic.Int64
 
 	beats, jobsTaken, jobsDone, limited, errs atomic.Int64
 	// Artifact bytes read from poolserver's response bodies, full files
@@ -237,7 +244,8 @@ func newSim(base string, ids *identities, interval, install time.Duration, sc sc
 	tr := &http.Transport{MaxIdleConns: simWorkers, MaxIdleConnsPerHost: simWorkers, MaxConnsPerHost: simWorkers, IdleConnTimeout: time.Minute}
 	s := &sim{base: base, ids: ids, tmpl: newBodyTemplate(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		interval: interval, install: install, sc: sc, sched: newScheduler(ids.n), hosts: make([]hostState, ids.n),
-		versions: []string{"1.0.0"}, shas: []string{sc.installedSHA}, jobs: map[int]*activeJob{}, starts: map[int64]int{}}
+		versions: []string{"1.0.0"}, shas: []string{sc.installedSHA}, jobs: map[int]*activeJob{}, starts: map[int64]int{},
+		regress: map[int]regression{}}
 	for i := range s.hosts {
 		// Spread the hosts evenly over one interval.
 		s.hosts[i].next = int64(interval) * int64(i) / int64(ids.n)
@@ -318,7 +326,7 @@ func (w *worker) step(ctx context.Context, e event) {
 	switch h.step {
 	case stepBeat:
 		at := h.next
-		ok := w.beat(ctx, i, h.version, nil)
+		ok := w.beat(ctx, i, h.version, w.regression(i))
 		now := s.sched.now()
 		if h.next = at + int64(s.interval); h.next < now {
 			h.next = now + int64(s.interval) // fallen a whole interval behind
@@ -346,6 +354,9 @@ func (w *worker) step(ctx context.Context, e event) {
 		}
 		s.jobsMu.Lock()
 		s.jobs[i] = j
+		if strings.HasPrefix(j.uuid, "revert-") {
+			delete(s.regress, i) // going back before its regression showed
+		}
 		s.jobsMu.Unlock()
 		s.jobsTaken.Add(1)
 		storeMax(&s.lastTaken, time.Now().UnixNano())
@@ -415,6 +426,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		} else {
 			h.version = j.target
 			w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
+			s.finished(i, j)
 		}
 		s.jobsMu.Lock()
 		delete(s.jobs, i)

@@ -66,8 +66,8 @@ $POOLSERVER_TOKEN; --ca FILE for a private CA; --json for scripts; docs/cli.md):
   poolserver updates list --pool ID
   poolserver updates show --pool ID --update ID
   poolserver updates create --pool ID --version V [--name N] [--schedule-cron C --timezone TZ --duration MIN --delay DAYS]
-  poolserver updates pause|resume|stop|retry --pool ID --update ID
-  poolserver updates watch --pool ID --update ID [--interval 2s] [--timeout 1h]   # until it ends
+  poolserver updates pause|resume|stop|retry --pool ID --update ID   # stop --rollback: also revert the hosts it moved
+  poolserver updates watch --pool ID --update ID [--interval 2s] [--timeout 1h]   # until it ends (and its rollback)
 
 every command with --data-dir also takes --db postgres://USER@HOST:PORT/DB: the state
   in PostgreSQL instead of SQLite (artifacts stay in --data-dir; see docs/scaling.md)

@@ -298,14 +298,25 @@ func cmdUpdatesCreate(ctx context.Context, args []string, stdout io.Writer) erro
 func cmdUpdatesAction(a okta.UpdateAction) func(ctx context.Context, args []string, stdout io.Writer) error {
 	return func(ctx context.Context, args []string, stdout io.Writer) error {
 		var pool, update string
-		c, rf, err := remoteCommand("updates "+string(a), args, poolUpdateFlags(&pool, &update))
+		var rollback bool
+		c, rf, err := remoteCommand("updates "+string(a), args, func(fs *flag.FlagSet) {
+			poolUpdateFlags(&pool, &update)(fs)
+			if a == okta.ActionStop {
+				fs.BoolVar(&rollback, "rollback", false, "also roll back every host the update moved to the version it ran before")
+			}
+		})
 		if err != nil {
 			return err
 		}
 		if err := needPoolUpdate(pool, update); err != nil {
 			return err
 		}
-		u, err := c.Do(ctx, pool, update, a)
+		var u *okta.AgentPoolUpdate
+		if rollback {
+			u, err = c.StopWithRollback(ctx, pool, update)
+		} else {
+			u, err = c.Do(ctx, pool, update, a)
+		}
 		if err != nil {
 			return err
 		}
@@ -358,6 +369,9 @@ func progressBar(u *okta.AgentPoolUpdate, width int) string {
 func watchBlock(u *okta.AgentPoolUpdate) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %-10s %s\n", progressBar(u, 30), u.Status, summary(u))
+	if line := rollbackLine(u); line != "" {
+		fmt.Fprintln(&b, line)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	for _, a := range u.Agents {
 		name := a.Name
@@ -413,7 +427,7 @@ func cmdUpdatesWatch(ctx context.Context, args []string, stdout io.Writer) error
 			fmt.Fprintln(stdout, line)
 			last = line
 		}
-		if ended(u.Status) {
+		if ended(u.Status) && !rollingBack(u) {
 			if u.Status != okta.JobSuccess {
 				return fmt.Errorf("update %s ended %s: %s", update, u.Status, summary(u))
 			}

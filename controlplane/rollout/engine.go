@@ -344,6 +344,16 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	for _, u := range us {
 		e.addUpdate(u)
 	}
+	// A stopped update is kept while its fleet rollback runs.
+	stopped, err := e.d.Store.ListActiveUpdates(ctx, okta.JobCancelled)
+	if err != nil {
+		return fmt.Errorf("load stopped updates: %w", err)
+	}
+	for _, u := range stopped {
+		if RollbackActive(u) {
+			e.addUpdate(u)
+		}
+	}
 	// Every client's jobs are published afresh.
 	e.table.clear()
 	for _, c := range e.clients {
@@ -425,7 +435,7 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 		switch {
 		case us != nil && h.Rev <= us.u.Rev:
 			// The engine's own write coming back.
-		case !isActive(h.Status):
+		case !tracked(h):
 			if us != nil {
 				e.removeUpdate(us)
 			}
@@ -445,7 +455,7 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 			if us != nil {
 				e.removeUpdate(us)
 			}
-			if isActive(u.Status) {
+			if tracked(u) {
 				e.addUpdate(u)
 			}
 		}

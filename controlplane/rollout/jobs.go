@@ -60,6 +60,9 @@ type jobSnap struct {
 	typ         string
 	rel         *store.Release
 	fromVersion string
+	// revert: a fleet rollback's job back to version (rollback.go).
+	revert  bool
+	version string
 }
 
 // selfSnap is a published poolagent self-update offer.
@@ -225,9 +228,16 @@ func (e *Engine) publishClient(cs *clientState) {
 			if !live(ua) {
 				continue
 			}
+			if IsRevertJob(ua) {
+				cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
+					agentID: ua.AgentID, agentName: as.a.AgentName, typ: string(as.a.Type), revert: true, version: ua.FromVersion,
+					rel: e.cat.Get(string(as.a.Type), ua.FromVersion, cs.c.OS, cs.c.Arch)})
+				continue
+			}
 			// A paused or halted update lets running jobs finish and
-			// hands out nothing new.
-			if us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled {
+			// hands out nothing new; a stopped one (kept for its
+			// rollback) cancels them.
+			if us.u.Status == okta.JobCancelled || (us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled) {
 				continue
 			}
 			cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
@@ -315,6 +325,10 @@ func (e *Engine) JobsFor(clientID string, now time.Time, installed ...sailpoint.
 		state := sailpoint.JobPending
 		if s.running {
 			state = sailpoint.JobRunning
+		}
+		if s.revert {
+			out = append(out, revertJob(clientID, s, now, installed))
+			continue
 		}
 		mp := sailpoint.ManagedProcess{Version: in.target, Path: s.typ + "/" + s.agentName, Type: s.typ}
 		if s.rel != nil {

@@ -100,6 +100,7 @@ func Apply(u *store.Update, a okta.UpdateAction, now time.Time) bool {
 		u.Enabled = true
 		if from != u.Status { // a finished scheduled update armed again
 			ResetAgents(u, nil, now)
+			clearRollback(u)
 		}
 	case okta.ActionDeactivate:
 		u.Enabled = false
@@ -124,7 +125,7 @@ func Apply(u *store.Update, a okta.UpdateAction, now time.Time) bool {
 	case okta.ActionRetry:
 		ResetAgents(u, []okta.AgentUpdateInstanceStatus{okta.InstanceFailed, okta.InstanceCancelled}, now)
 		doc := ReadDoc(u)
-		doc.State.Halted = ""
+		doc.State.Halted, doc.State.Rollback = "", nil
 		WriteDoc(u, doc)
 	case okta.ActionResume:
 		// A wave held for promotion (manual, or after failures): resuming

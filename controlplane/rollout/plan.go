@@ -100,6 +100,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	if u.Status == okta.JobInProgress && doc.State.Wave < lastWave && (us.touched || us.replan || doc.State.WaveDoneAt != nil) {
 		e.promote(us, &doc, waves, now) // before dispatch: a promoted wave starts in this tick
 	}
+	rbChanged := us.touched || us.replan
 	us.touched = false
 	dispatching := u.Status == okta.JobInProgress && u.Enabled
 	dispatched := 0
@@ -132,6 +133,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 				break
 			}
 			ua := &u.Agents[i]
+			if IsRevertJob(ua) {
+				continue // a fleet rollback's (rollback.go)
+			}
 			switch ua.Status {
 			case okta.InstanceCancelled:
 				// A host cancels a job when the server takes it back or
@@ -200,6 +204,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			doc.State.Halted = why
 		case us.failed > 0 && budget == nil && !p.Settings.ContinueOnError:
 			u.Status, finished = okta.JobFailed, true
+			if doc.Policy != nil && doc.Policy.RollbackOnHalt {
+				doc.State.Halted = haltedOnFailure(us.failed, total) // a halt: the fleet rollback follows
+			}
 		case total > 0 && us.done == total && len(us.watching) == 0:
 			// Every host finished and none is still watched: the
 			// update's end. (While some are, it stays as it is, so a
@@ -211,7 +218,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		}
 		if finished {
 			for i := range u.Agents {
-				if u.Agents[i].Status == okta.InstanceScheduled && u.Agents[i].JobID != "" {
+				if u.Agents[i].Status == okta.InstanceScheduled && u.Agents[i].JobID != "" && !IsRevertJob(&u.Agents[i]) {
 					e.mutate(us, i, func(ua *store.UpdateAgent) { revoke(ua, now) })
 				}
 			}
@@ -223,6 +230,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			us.hdrDirty = true
 			ps.minDirty = true
 		}
+	}
+	if err := e.planRollback(ctx, us, &doc, rbChanged, now); err != nil {
+		return dispatched, err
 	}
 	us.doc = doc
 	if docString(u, doc) != docBefore {
@@ -370,7 +380,7 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 				refs = append(refs, r)
 			}
 			clear(us.dirty)
-			if !isActive(us.u.Status) {
+			if !tracked(us.u) {
 				done = append(done, us)
 			}
 		}
@@ -465,7 +475,7 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
 			return fmt.Errorf("read update %s: %w", us.u.ID, err)
-		case isActive(u.Status):
+		case tracked(u):
 			e.addUpdate(u)
 		}
 	}

@@ -46,6 +46,10 @@ type Policy struct {
 	// watched: turning unhealthy, crash-looping or going silent within it
 	// fails the host (REGRESSION). nil: SoakMinutes; 0: no watch.
 	WatchMinutes *int `json:"watchMinutes,omitempty"`
+	// RollbackOnHalt: when the update halts (error budget, regression),
+	// every host it moved gets a job back to the version it ran before
+	// (rollback.go).
+	RollbackOnHalt bool `json:"rollbackOnHalt,omitempty"`
 }
 
 // Watch is how long after a host's install the update watches it.
@@ -76,6 +80,8 @@ type State struct {
 	// CurrentPerMinute is the start rate in force (ramp.go), 0 when the
 	// policy sets none.
 	CurrentPerMinute int `json:"currentPerMinute,omitempty"`
+	// Rollback is the fleet rollback after the halt, if any.
+	Rollback *Rollback `json:"rollback,omitempty"`
 }
 
 // Doc is what store.Update.Rollout holds: the policy and the state.

@@ -80,6 +80,10 @@ type updState struct {
 	// watching maps the agents this update watches after their install
 	// to the end of their watch (watch.go).
 	watching map[string]time.Time
+	// rbPending counts hosts a fleet rollback found moved that wait for
+	// a slot, rbOffline those that wait for their host to connect
+	// (rollback.go).
+	rbPending, rbOffline int
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -258,7 +262,7 @@ func (e *Engine) reclass(as *agentState) {
 	}
 	as.op, as.disc, as.idleUnfit, as.counted = op, disc, unfit, true
 	for _, us := range as.pool.updates {
-		if us.waiting > 0 {
+		if us.waiting > 0 || us.rbOffline > 0 {
 			us.replan = true
 		}
 	}

@@ -65,7 +65,9 @@ func (h *watchHeap) Pop() any {
 // installed reports whether a row is a finished install (not an agent
 // found already at the target): what a watch follows.
 func installed(ua *store.UpdateAgent) bool {
-	return ua.Status == okta.InstanceSuccess && ua.JobID != ""
+	// A finished revert (fleet rollback) is not watched: its host is
+	// going back, and an unhealthy one is ROLLED_BACK, not a REGRESSION.
+	return ua.Status == okta.InstanceSuccess && ua.JobID != "" && !IsRevertJob(ua)
 }
 
 // watchRow starts or ends a row's watch as it changes from old to cur

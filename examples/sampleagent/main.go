@@ -18,6 +18,9 @@
 // poolagent's health watch afterwards (a regression):
 //
 //	go build -ldflags "-X main.version=1.3.0 -X main.failAfter=20s" ./examples/sampleagent
+//
+// A build with -X main.unhealthyIf=NAME is unhealthy only where the
+// environment variable NAME is set: a release that fails on some hosts.
 package main
 
 import (
@@ -42,6 +45,9 @@ var (
 	version   = "dev"
 	healthy   = "true"
 	failAfter = ""
+	// unhealthyIf names an environment variable that, when set, makes
+	// the build unhealthy (empty: none).
+	unhealthyIf = ""
 )
 
 // defaultListen is used when neither --listen nor SAMPLEAGENT_LISTEN is set.
@@ -100,8 +106,11 @@ func failsAfter() time.Duration {
 }
 
 // isHealthy reports the link-time health stamp: only "false" (any case)
-// makes a build unhealthy.
+// makes a build unhealthy, or the variable unhealthyIf names being set.
 func isHealthy() bool {
+	if unhealthyIf != "" && os.Getenv(unhealthyIf) != "" {
+		return false
+	}
 	return !strings.EqualFold(strings.TrimSpace(healthy), "false")
 }
 

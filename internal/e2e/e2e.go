@@ -89,6 +89,13 @@ func (b *Bins) BuildAgent(ctx context.Context, out, version string) error {
 	return goBuild(ctx, b.root, out, "./cmd/poolagent", "-X github.com/poolagent/poolagent/internal/version.Version="+version)
 }
 
+// BuildSampleUnhealthyIf builds the sample managed agent at version,
+// unhealthy on hosts whose agent environment sets the variable env.
+func (b *Bins) BuildSampleUnhealthyIf(ctx context.Context, version, env string) (string, error) {
+	out := filepath.Join(b.Dir, "sampleagent-"+version)
+	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", "-X main.version="+version+" -X main.unhealthyIf="+env)
+}
+
 // BuildSample builds the sample managed agent at version; healthy=false
 // builds a release whose health check fails.
 func (b *Bins) BuildSample(ctx context.Context, version string, healthy bool) (string, error) {

@@ -59,6 +59,8 @@ type HostOptions struct {
 	// WatchInterval is the agent's health.watch_interval (default: the
 	// config's default, 1m).
 	WatchInterval time.Duration
+	// AgentEnv is the managed agent's extra environment (NAME=value).
+	AgentEnv []string
 }
 
 func quoteList(items []string) string {
@@ -152,6 +154,7 @@ name = "ad-agent"
 type = %q
 binary = %q
 command = [%q, "--listen", %q]
+env = [%s]
 
 [agents.health]
 grace = "1s"
@@ -160,7 +163,7 @@ timeout = "5s"
 interval = "200ms"
 %s%s`, o.ServerURL, o.Name, h.StateDir, o.Interval.String(), root, quoteList(append([]string{o.TrustedKey}, o.MoreTrustedKeys...)),
 		quoteList(o.RevokedKeyIDs), stall.String(), o.Artifacts, confirm.String(), filepath.Join(h.Dir, "api.sock"), o.AgentType,
-		h.Binary, h.Binary, addr, addr, watch, o.ExtraConfig)
+		h.Binary, h.Binary, addr, quoteList(o.AgentEnv), addr, watch, o.ExtraConfig)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,10 @@
     Scheduled: ["pause", "stop"], InProgress: ["pause", "stop"], Paused: ["resume", "stop"],
     Failed: ["retry"], Cancelled: ["retry"], Success: [],
   };
+  // "rollback" is stop?rollback=true (docs/rollout.md, fleet rollback),
+  // offered where the API takes it and no rollback ran yet.
+  const ROLLBACK_FROM = ["Scheduled", "InProgress", "Paused", "Failed", "Cancelled"];
+  const ACTION_LABEL = { rollback: "Stop and roll back" };
   const COUNTS = ["Success", "InProgress", "Failed", "Cancelled", "Scheduled"];
   // The per-agent list's status filter: a COUNTS key and the statuses it asks the API for.
   const FILTERS = { InProgress: "InProgress,PendingCompletion" };
@@ -332,6 +336,30 @@
 
   function updateTitle(u) { return u.name || `Update ${u.id}`; }
 
+  // rolloutFacts shows why an update halted and its fleet rollback's
+  // progress: hosts back on their previous version of those it moved.
+  function rolloutFacts(u) {
+    const r = u.rollout || {};
+    const out = [];
+    if (r.halted) out.push(el("dt", {}, "Halted"), el("dd", { class: "halted" }, r.halted));
+    const rb = r.rollback;
+    if (rb) {
+      const n = rb.toRevert || 0;
+      const pct = n ? Math.round(((rb.reverted || 0) + (rb.failed || 0)) * 100 / n) : 100;
+      out.push(el("dt", {}, "Rollback"), el("dd", { class: "rollback", "data-state": rb.state },
+        el("progress", { max: "100", value: String(pct), "aria-hidden": "true" }), " ",
+        `${rb.state}: ${rb.reverted || 0} of ${n} host${n === 1 ? "" : "s"} back on their previous version, ` +
+        `${rb.reverting || 0} reverting, ${rb.failed || 0} failed`));
+    }
+    return out;
+  }
+
+  function actionsOf(u) {
+    const list = (ACTIONS[u.status] || []).slice();
+    if (ROLLBACK_FROM.includes(u.status) && !(u.rollout && u.rollout.rollback)) list.push("rollback");
+    return list;
+  }
+
   function renderUpdate(u) {
     const title = updateTitle(u);
     const hid = "u-" + u.id;
@@ -343,11 +371,12 @@
       el("dt", {}, "Next window"), el("dd", { class: "next-window" }, nw
         ? [el("time", { datetime: nw.start }, fmtTime(nw.start)), " to ", el("time", { datetime: nw.finish }, fmtTime(nw.finish))]
         : (u.schedule ? "none pending" : "always open (no schedule)")),
-      u.schedule && u.schedule.lastUpdated ? [el("dt", {}, "Last run finished"), el("dd", {}, fmtTime(u.schedule.lastUpdated))] : null);
-    const actions = el("div", { class: "actions" }, (ACTIONS[u.status] || []).map((a) => el("button", {
-      type: "button", "data-key": `act:${u.id}:${a}`, "data-action": a, "aria-label": `${cap(a)} update ${title}`,
+      u.schedule && u.schedule.lastUpdated ? [el("dt", {}, "Last run finished"), el("dd", {}, fmtTime(u.schedule.lastUpdated))] : null,
+      rolloutFacts(u));
+    const actions = el("div", { class: "actions" }, actionsOf(u).map((a) => el("button", {
+      type: "button", "data-key": `act:${u.id}:${a}`, "data-action": a, "aria-label": `${ACTION_LABEL[a] || cap(a)} update ${title}`,
       onclick: (ev) => act(u, a, ev.currentTarget),
-    }, cap(a))));
+    }, ACTION_LABEL[a] || cap(a))));
     const c = countAgents(u);
     const list = listOf(u);
     const rows = (list.rows || []).map((a) => el("tr", {},
@@ -463,10 +492,11 @@
     clearError();
     button.disabled = true;
     try {
-      const r = await api("POST", `${API}/${enc(state.selected)}/updates/${enc(u.id)}/${action}`);
-      say(`${cap(action)}: ${updateTitle(r.data)} is now ${r.data.status}.`);
+      const path = action === "rollback" ? "stop?rollback=true" : action;
+      const r = await api("POST", `${API}/${enc(state.selected)}/updates/${enc(u.id)}/${path}`);
+      say(`${ACTION_LABEL[action] || cap(action)}: ${updateTitle(r.data)} is now ${r.data.status}.`);
     } catch (err) {
-      showError(err, `${cap(action)} ${updateTitle(u)}`);
+      showError(err, `${ACTION_LABEL[action] || cap(action)} ${updateTitle(u)}`);
     } finally {
       button.disabled = false;
     }

@@ -1,0 +1,153 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poolagent/poolagent/api/okta"
+	"github.com/poolagent/poolagent/internal/e2e"
+)
+
+// rollbackState is an update's rollout.halted and rollout.rollback.
+type rollbackState struct {
+	Halted   string
+	Rollback *struct {
+		State                                 string
+		ToRevert, Reverting, Reverted, Failed int
+	}
+}
+
+func rollbackStateOf(t *testing.T, u okta.AgentPoolUpdate) rollbackState {
+	t.Helper()
+	var v rollbackState
+	if len(u.Rollout) > 0 {
+		if err := json.Unmarshal(u.Rollout, &v); err != nil {
+			t.Fatalf("rollout %s: %v", u.Rollout, err)
+		}
+	}
+	return v
+}
+
+// waitRollbackDone waits for the update's fleet rollback to finish.
+func (f *fleet) waitRollbackDone(id string) (okta.AgentPoolUpdate, rollbackState) {
+	f.t.Helper()
+	var u okta.AgentPoolUpdate
+	var rb rollbackState
+	f.eventually(2*time.Minute, "the fleet rollback finishes", func() (bool, error) {
+		u = f.update(id)
+		rb = rollbackStateOf(f.t, u)
+		return rb.Rollback != nil && rb.Rollback.State == "Done", nil
+	})
+	return u, rb
+}
+
+// onDisk checks that every host's installed agent binary is the 1.0.0
+// release, byte for byte, and says so.
+func (f *fleet) allOnDisk(version string) {
+	f.t.Helper()
+	want, err := os.ReadFile(samples[version])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i, v := range f.versions() {
+		h := f.hosts[i]
+		got, err := os.ReadFile(h.Binary)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if v != version || !bytes.Equal(got, want) {
+			f.t.Errorf("%s: %s on disk (the %s binary: %t), want %s", h.Name, v, version, bytes.Equal(got, want), version)
+		}
+	}
+}
+
+// TestRollbackOnHaltThroughRealHosts: release 1.3.0 fails its health check
+// on two of six hosts (dc4, dc6). The error budget tolerates one failure;
+// the second halts the update after dc1, dc2, dc3 and dc5 took it. With
+// rollbackOnHalt every host it reached goes back to 1.0.0 on disk, under
+// the host's own allow_revert (the default), from the binary it kept (no
+// download), and the API says ROLLED_BACK.
+func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
+	bad, err := bins.BuildSampleUnhealthyIf(t.Context(), "1.3.0", "SAMPLEAGENT_BAD_HOST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples["1.3.0"] = bad
+	f := newFleetWith(t, 0, e2e.ServerOptions{LogLevel: "debug"}) // Requests counts the downloads
+	if err := f.srv.Publish(f.ctx, f.keys, "AD", "1.3.0", runtime.GOOS, runtime.GOARCH, bad, "GA"); err != nil {
+		t.Fatal(err)
+	}
+	for k, name := range []string{"dc1", "dc2", "dc3", "dc4", "dc5", "dc6"} {
+		var env []string
+		if name == "dc4" || name == "dc6" {
+			env = []string{"SAMPLEAGENT_BAD_HOST=1"}
+		}
+		f.addHost(name, "", e2e.HostOptions{AgentEnv: env})
+		f.waitAgents(k + 1) // one at a time: the pool's order is the order they joined
+	}
+	// maxUnavailable 1 (the default): the hosts go one at a time, in the
+	// pool's order.
+	id := f.create(`{"targetVersion":"1.3.0","rollout":{"errorBudget":{"count":1},"rollbackOnHalt":true}}`)
+	u, rb := f.waitRollbackDone(id)
+	if u.Status != okta.JobFailed || !strings.HasPrefix(rb.Halted, "ERROR_BUDGET: 2 of 6 hosts failed") {
+		t.Errorf("update %s, halted %q", u.Status, rb.Halted)
+	}
+	if r := rb.Rollback; r.ToRevert != 4 || r.Reverted != 4 || r.Failed != 0 || r.Reverting != 0 {
+		t.Errorf("rollout.rollback = %+v", *r)
+	}
+	for _, a := range u.Agents {
+		switch a.Name {
+		case "dc4", "dc6":
+			if a.UpdateStatus != okta.InstanceFailed || !strings.HasPrefix(a.UpdateMessage, "HEALTH_CHECK") {
+				t.Errorf("%s: %s %q", a.Name, a.UpdateStatus, a.UpdateMessage)
+			}
+		default:
+			if a.UpdateStatus != okta.InstanceFailed || !strings.HasPrefix(a.UpdateMessage, "ROLLED_BACK: back on 1.0.0 after ERROR_BUDGET: 2 of 6 hosts failed") {
+				t.Errorf("%s: %s %q", a.Name, a.UpdateStatus, a.UpdateMessage)
+			}
+		}
+	}
+	f.allOnDisk("1.0.0")
+	// Each host went back to the binary it kept when 1.3.0 replaced it:
+	// nothing was downloaded.
+	if n, err := f.srv.Requests("/artifacts/AD/1.0.0/"); err != nil || n != 0 {
+		t.Errorf("the reverts downloaded 1.0.0 %d times (%v), want none", n, err)
+	}
+	if n, err := f.srv.Requests("/artifacts/AD/1.3.0/"); err != nil || n < 4 {
+		t.Errorf("1.3.0 downloaded %d times (%v): is the count working?", n, err)
+	}
+}
+
+// TestStopWithRollbackThroughRealHosts: an operator stops a healthy
+// rollout after its first host took it, with ?rollback=true: every host it
+// reached (one that was past its swap at the stop included) is back on
+// 1.0.0 on disk; the others never moved.
+func TestStopWithRollbackThroughRealHosts(t *testing.T) {
+	f := newFleet(t, 3)
+	id := f.create(`{"targetVersion":"1.1.0"}`)
+	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
+	var u okta.AgentPoolUpdate
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/stop?rollback=true", "", &u)
+	if u.Status != okta.JobCancelled {
+		t.Errorf("status after stop?rollback=true: %s", u.Status)
+	}
+	u, rb := f.waitRollbackDone(id)
+	if !strings.HasPrefix(rb.Halted, "STOPPED: ") || rb.Rollback.Reverted < 1 || rb.Rollback.Failed != 0 || rb.Rollback.Reverted != rb.Rollback.ToRevert {
+		t.Errorf("rollout = %s", u.Rollout)
+	}
+	rolled := 0
+	for _, a := range u.Agents {
+		if strings.HasPrefix(a.UpdateMessage, "ROLLED_BACK: back on 1.0.0 after STOPPED: ") {
+			rolled++
+		}
+	}
+	if rolled != rb.Rollback.Reverted {
+		t.Errorf("%d agents say ROLLED_BACK, rollout.rollback.reverted %d: %+v", rolled, rb.Rollback.Reverted, u.Agents)
+	}
+	f.allOnDisk("1.0.0")
+}
