@@ -104,6 +104,7 @@ type Engine struct {
 	// restarted server offers it once more.
 	selfFailed sync.Map
 	summaries  atomic.Pointer[map[string]Summary]
+	zonesPub   atomic.Pointer[map[string][]ZoneWindow]
 
 	mu      sync.Mutex // held by a tick; guards everything below
 	loaded  bool
@@ -114,6 +115,10 @@ type Engine struct {
 	clients map[string]*clientState
 	updates map[string]*updState
 	live    liveHeap
+	// zoneTimers are host-zoned updates' zone windows opening or closing.
+	zoneTimers zoneHeap
+	// infoNow is the time the jobs' infos were last refreshed at.
+	infoNow time.Time
 	// dirty clients need their published jobs rebuilt after the writes.
 	dirty map[*clientState]struct{}
 	// own are the revisions of the engine's writes since the feed was
@@ -271,6 +276,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		e.d.Log.Warn("read which hosts other replicas heard from", zap.Error(err))
 	}
 	e.liveness(now)
+	e.zonesDue(now)
 	e.publishSummaries() // before a long plan: pollers see new updates now
 	e.stats.read = time.Since(start)
 	if lead {
@@ -282,6 +288,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			e.loaded = false
 			return err
 		}
+		e.publishZones()
 	}
 	t := time.Now()
 	e.publish(now)
@@ -300,6 +307,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	e.clients = map[string]*clientState{}
 	e.updates = map[string]*updState{}
 	e.live = liveHeap{}
+	e.zoneTimers = nil
 	e.dirty = map[*clientState]struct{}{}
 	if err := e.refreshPools(ctx); err != nil {
 		return err

@@ -82,6 +82,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	wasActive := u.Status == okta.JobScheduled || u.Status == okta.JobInProgress
 	statusBefore := u.Status
 	open, _, _, werr := Window(u, target, e.cat, now)
+	if hostZoned(u) {
+		open, werr = e.syncZones(us, target, now) // open while any host's window is
+	}
 	if werr != nil && us.replan {
 		e.d.Log.Warn("update has an unusable schedule", zap.String("update", u.ID), zap.Error(werr))
 	}
@@ -105,7 +108,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	dispatched := 0
 	// The pass over the agents: when something changed, or when slots
 	// are free for agents waiting.
-	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0) {
+	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0 && us.zonesWaiting()) {
 		blocked := ""
 		if dispatching {
 			blocked = Guard(p, ps.h)
@@ -121,6 +124,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		if doc.Policy != nil && doc.Policy.ErrorBudget != nil {
 			budgetRoom = max(AllowedFailures(doc.Policy.ErrorBudget, len(u.Agents))+1-us.failed-us.live, 0)
 		}
+		openWaiting := 0 // rows of a host-zoned update waiting in an open zone
 		for i := range u.Agents {
 			ua := &u.Agents[i]
 			switch ua.Status {
@@ -141,15 +145,25 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			if ua.Status != okta.InstanceScheduled {
 				continue
 			}
+			zoneWait := e.zoneWait(us, ua) // the host's own window is closed
 			if ua.JobID != "" {
-				if !dispatching {
-					e.mutate(us, i, func(ua *store.UpdateAgent) { revoke(ua, now) })
+				if !dispatching || zoneWait != "" {
+					e.mutate(us, i, func(ua *store.UpdateAgent) {
+						if revoke(ua, now) && dispatching {
+							setAgent(ua, okta.InstanceScheduled, zoneWait, now)
+						}
+					})
 				}
 				continue
 			}
 			if !dispatching {
 				continue
 			}
+			if zoneWait != "" {
+				e.mutate(us, i, func(ua *store.UpdateAgent) { setAgent(ua, okta.InstanceScheduled, zoneWait, now) })
+				continue
+			}
+			openWaiting++
 			if w := waves[ua.AgentID]; w > doc.State.Wave {
 				e.mutate(us, i, func(ua *store.UpdateAgent) {
 					setAgent(ua, okta.InstanceScheduled, fmt.Sprintf("waiting: wave %d of %d", w+1, lastWave+1), now)
@@ -168,10 +182,14 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			}
 			if e.dispatch(us, i, target, now) {
 				dispatched++
+				openWaiting--
 				if budgetRoom > 0 {
 					budgetRoom--
 				}
 			}
+		}
+		if us.zones != nil {
+			us.zones.openWaiting = openWaiting
 		}
 		us.replan = false
 	}

@@ -45,6 +45,10 @@ type clientState struct {
 	connected bool
 	inHeap    bool
 	agents    []*agentState
+	// zone is the zone host-zoned schedules use for the host;
+	// zoneDefault: the default, for want of a known reported zone.
+	zone        string
+	zoneDefault bool
 }
 
 // updState is an active update with its agents' shares.
@@ -72,6 +76,10 @@ type updState struct {
 	// changed).
 	replan bool
 	info   *updInfo // what the update's published jobs share
+	// zones are a host-zoned update's windows by zone (nil otherwise);
+	// zinfo its jobs' infos by zone.
+	zones *zoneSet
+	zinfo map[string]*updInfo
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -107,6 +115,7 @@ func (e *Engine) upsertClient(c *store.Client, now time.Time) {
 	} else {
 		cs.c = c
 	}
+	e.setClientZone(cs)
 	e.markClient(cs)
 	e.see(cs, c.LastSeen, now)
 }
