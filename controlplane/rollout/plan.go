@@ -145,22 +145,25 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			if ua.Status != okta.InstanceScheduled {
 				continue
 			}
-			zoneWait := e.zoneWait(us, ua) // the host's own window is closed
+			// The host's own window is closed (a host-zoned update): it
+			// waits, and says until when also while no zone is open.
+			zoneWait := e.zoneWait(us, ua)
+			showWait := zoneWait != "" && (dispatching || u.Status == okta.JobScheduled)
 			if ua.JobID != "" {
 				if !dispatching || zoneWait != "" {
 					e.mutate(us, i, func(ua *store.UpdateAgent) {
-						if revoke(ua, now) && dispatching {
+						if revoke(ua, now) && showWait {
 							setAgent(ua, okta.InstanceScheduled, zoneWait, now)
 						}
 					})
 				}
 				continue
 			}
-			if !dispatching {
+			if showWait {
+				e.mutate(us, i, func(ua *store.UpdateAgent) { setAgent(ua, okta.InstanceScheduled, zoneWait, now) })
 				continue
 			}
-			if zoneWait != "" {
-				e.mutate(us, i, func(ua *store.UpdateAgent) { setAgent(ua, okta.InstanceScheduled, zoneWait, now) })
+			if !dispatching {
 				continue
 			}
 			openWaiting++

@@ -125,6 +125,7 @@ func (f *fleet) addHost(name, poolagent string, more ...e2e.HostOptions) *e2e.Ho
 		TrustedKey: f.keys.Public, ServerURL: f.srv.URL, ServerCA: f.srv.CA, Poolagent: poolagent}
 	for _, m := range more {
 		o.SelfConfirmTimeout = m.SelfConfirmTimeout
+		o.Timezone = m.Timezone
 	}
 	h, err := e2e.NewHost(bins, f.t.TempDir(), o)
 	if err != nil {
