@@ -115,6 +115,8 @@ type Engine struct {
 	clients map[string]*clientState
 	updates map[string]*updState
 	live    liveHeap
+	// orphans are agent rows that arrived before their pool was listed.
+	orphans []*store.Agent
 	// zoneTimers are host-zoned updates' zone windows opening or closing.
 	zoneTimers zoneHeap
 	// infoNow is the time the jobs' infos were last refreshed at.
@@ -261,11 +263,14 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			return err
 		}
 	} else {
-		if err := e.follow(ctx, now); err != nil {
-			e.loaded = false
+		// The pools first: an agent row in the feed whose pool is new
+		// finds it listed.
+		if err := e.refreshPools(ctx); err != nil {
 			return err
 		}
-		if err := e.refreshPools(ctx); err != nil {
+		e.adoptOrphans(now)
+		if err := e.follow(ctx, now); err != nil {
+			e.loaded = false
 			return err
 		}
 		if catChanged {
@@ -308,6 +313,7 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	e.updates = map[string]*updState{}
 	e.live = liveHeap{}
 	e.zoneTimers = nil
+	e.orphans = nil
 	e.dirty = map[*clientState]struct{}{}
 	if err := e.refreshPools(ctx); err != nil {
 		return err

@@ -160,8 +160,11 @@ func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 	if as.pool == nil {
 		ps := e.pools[a.PoolID]
 		if ps == nil {
-			// A pool created after this tick's listing: next tick.
+			// A pool created after this tick's listing: the row is kept
+			// for the next tick (adoptOrphans), which lists the pool; the
+			// feed does not bring an unchanged row back.
 			delete(e.agents, a.ID)
+			e.orphans = append(e.orphans, a)
 			return
 		}
 		as.pool = ps
@@ -382,4 +385,18 @@ func (us *updState) wavesOf() (map[string]int, int) {
 		us.wavesFor, us.wavesOK = len(us.u.Agents), true
 	}
 	return us.waves, us.lastWave
+}
+
+// adoptOrphans applies again the agent rows whose pool was not listed yet
+// when they arrived, now that the pools were listed again; rows of a pool
+// still unknown (deleted) are dropped. It runs before the change feed, so
+// a newer row of the same agent in the feed wins.
+func (e *Engine) adoptOrphans(now time.Time) {
+	orphans := e.orphans
+	e.orphans = nil
+	for _, a := range orphans {
+		if e.pools[a.PoolID] != nil && e.agents[a.ID] == nil {
+			e.upsertAgent(a, now)
+		}
+	}
 }

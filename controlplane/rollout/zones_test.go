@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -303,5 +305,49 @@ func TestHostZoneDST(t *testing.T) {
 				t.Fatalf("a job after the window closed (a repeated wall time opens no second window): %+v", j.Maintenance)
 			}
 		})
+	}
+}
+
+// hidingStore leaves one pool out of ListPools while hide is set: a pool
+// created between the engine's listing and its read of the change feed.
+type hidingStore struct {
+	Store
+	hide string
+}
+
+func (s *hidingStore) ListPools(ctx context.Context, q store.PoolQuery) ([]*store.Pool, error) {
+	ps, err := s.Store.ListPools(ctx, q)
+	return slices.DeleteFunc(ps, func(p *store.Pool) bool { return p.ID == s.hide }), err
+}
+
+// TestAgentOfANewPoolIsKept: an agent row that arrives before its pool is
+// listed is applied once the pool is (the feed does not bring an unchanged
+// row back), so a host-zoned update over the new pool covers it.
+func TestAgentOfANewPoolIsKept(t *testing.T) {
+	f := newFleet(t, 1, store.Settings{})
+	hs := &hidingStore{Store: f.cs}
+	e := New(Deps{Store: hs, Now: f.clock, Config: Config{Tick: time.Second, InactiveAfter: 90 * time.Second},
+		Catalog: func(context.Context) (Catalog, error) { return f.cat, nil }})
+	f.tick(e, true)
+	p2 := &store.Pool{ID: store.NewID("pol"), Name: "p2", Type: okta.AgentTypeAD, Settings: store.Settings{MaxUnavailable: 1, ReleaseChannel: okta.ChannelGA},
+		CreatedAt: f.clock()}
+	if err := f.st.CreatePool(f.ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreateClient(f.ctx, &store.Client{ID: "late-host", PoolID: p2.ID, SecretHash: []byte("late"), CreatedAt: f.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	hb := f.beat("late-host", "1.0.0")
+	hb.PoolID = p2.ID
+	if err := f.st.ApplyHeartbeats(f.ctx, []store.Heartbeat{hb}); err != nil {
+		t.Fatal(err)
+	}
+	hs.hide = p2.ID
+	f.tick(e, true) // the agent arrives, its pool is not listed
+	hs.hide = ""
+	f.tick(e, true)
+	ps := e.pools[p2.ID]
+	if ps == nil || len(ps.agents) != 1 {
+		t.Fatalf("the new pool's agent was dropped: pool %v", ps)
 	}
 }
