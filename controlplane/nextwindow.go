@@ -44,11 +44,10 @@ func (s *Server) nextWindow(ctx context.Context, u *store.Update, cat *catalog) 
 }
 
 // hostZoneWindows is nextWindow for a schedule in each host's zone: the
-// windows of the zones the engine last planned the update's hosts in, the
-// earliest first. It is nil for another schedule, or when this replica's
-// engine has not planned the update (it does not lead, or has not ticked
-// since the update was created): nextWindow then shows the window of the
-// default zone.
+// windows of the zones the engine last saw the update's hosts in (a
+// follower replica keeps them too), the earliest first. It is nil for
+// another schedule, or when the engine has not seen the update yet (just
+// created): nextWindow then shows the window of the default zone.
 func (s *Server) hostZoneWindows(u *store.Update) *okta.UpdateWindow {
 	if u.Schedule.Timezone != schedule.HostTimezone || s.engine == nil {
 		return nil

@@ -293,8 +293,10 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			e.loaded = false
 			return err
 		}
-		e.publishZones()
+	} else {
+		e.followZones(now)
 	}
+	e.publishZones()
 	t := time.Now()
 	e.publish(now)
 	e.stats.publish = time.Since(t)

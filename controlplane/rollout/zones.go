@@ -269,6 +269,19 @@ func (e *Engine) refreshZoneInfos(us *updState, target string, now time.Time) bo
 	return changed
 }
 
+// followZones keeps a follower replica's zone windows current, for the
+// API's nextWindow: the same census and timers as the leader's plan, no
+// decision. A follower does not plan, so it clears the updates' replan
+// marks itself (a replica that becomes leader reloads and re-plans all).
+func (e *Engine) followZones(now time.Time) {
+	for _, us := range e.updates {
+		if hostZoned(us.u) {
+			_, _ = e.syncZones(us, Target(us.u, us.pool.p, e.cat), now) // a bad schedule is the leader's to log
+			us.replan = false
+		}
+	}
+}
+
 // ZoneWindow is the window of one time zone of a host-zoned update.
 type ZoneWindow struct {
 	Zone          string
@@ -296,9 +309,9 @@ func (e *Engine) publishZones() {
 }
 
 // HostZones returns the zones of a host-zoned update's hosts still to
-// update with each zone's current or next window, earliest first, as the
-// engine last planned them; ok is false when the engine has not planned
-// the update (a follower replica, or a finished update).
+// update with each zone's current or next window, earliest first, as of
+// the engine's last tick; ok is false when the engine does not hold the
+// update (not seen yet, or finished).
 func (e *Engine) HostZones(updateID string) (ws []ZoneWindow, ok bool) {
 	m := e.zonesPub.Load()
 	if m == nil {

@@ -351,3 +351,35 @@ func TestAgentOfANewPoolIsKept(t *testing.T) {
 		t.Fatalf("the new pool's agent was dropped: pool %v", ps)
 	}
 }
+
+// TestHostZonesOnAFollower: a replica that does not lead shows the same
+// zone windows as the leader (the API's nextWindow may be served by
+// either) and hands out the same jobs.
+func TestHostZonesOnAFollower(t *testing.T) {
+	f, leader, u := zoneFleet(t, "0 2 3 * *", 60, "Asia/Tokyo", "America/New_York")
+	follower := f.engine()
+	f.hearAll(follower)
+	f.tick(follower, false)
+	f.at(leader, "2026-12-02T17:00:00Z")
+	f.hearAll(follower)
+	f.tick(follower, false)
+	lz, ok1 := leader.HostZones(u.ID)
+	fz, ok2 := follower.HostZones(u.ID)
+	if !ok1 || !ok2 || len(lz) != 2 || len(fz) != 2 {
+		t.Fatalf("zones: leader %+v (%v), follower %+v (%v)", lz, ok1, fz, ok2)
+	}
+	for i := range lz {
+		if lz[i] != fz[i] {
+			t.Errorf("zone %d: leader %+v, follower %+v", i, lz[i], fz[i])
+		}
+	}
+	if lz[0].Zone != "Asia/Tokyo" || !lz[0].Open || lz[0].Hosts != 1 || lz[1].Zone != "America/New_York" || lz[1].Open {
+		t.Errorf("zones = %+v", lz)
+	}
+	for h := range f.hosts {
+		l, fl := leader.JobsFor(f.hosts[h], f.clock()), follower.JobsFor(f.hosts[h], f.clock())
+		if len(l) != len(fl) || (len(l) == 1 && (l[0].UUID != fl[0].UUID || *l[0].Maintenance != *fl[0].Maintenance)) {
+			t.Errorf("host %d: leader hands %+v, follower %+v", h, l, fl)
+		}
+	}
+}
