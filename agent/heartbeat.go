@@ -249,6 +249,7 @@ func (d *Daemon) buildRequest(ctx context.Context) (*sailpoint.StatusRequest, []
 			Arch:            sailpoint.Flex(runtime.GOARCH),
 			UptimeSeconds:   sailpoint.Flex(strconv.FormatUint(f.UptimeSeconds, 10)),
 			AgentVersion:    sailpoint.Flex(version.String()),
+			Timezone:        sailpoint.Flex(d.timezone()),
 			LastSeen:        sailpoint.Flex(strconv.FormatInt(time.Now().UnixMilli(), 10)),
 		},
 	}

@@ -384,12 +384,12 @@ func (d *hbDecoder) request(r *sailpoint.StatusRequest) bool {
 
 var bodyKeys = []string{"id", "clusterId", "alertKey", "hostname", "internal_ip", "lastSeen", "sinceSeen", "sinceSeenMillis",
 	"stacktrace", "state", "status", "uuid", "product", "va_version", "platform_version", "os_version", "os_type", "hypervisor",
-	"os", "arch", "uptime", "poolagent_version", "lastJobSequence", "agents", "jobs"}
+	"os", "arch", "uptime", "poolagent_version", "timezone", "lastJobSequence", "agents", "jobs"}
 
 func (d *hbDecoder) body(b *sailpoint.ClientBody) bool {
 	flex := [...]*sailpoint.Flex{&b.ID, &b.ClusterID, &b.AlertKey, &b.Hostname, &b.InternalIP, &b.LastSeen, &b.SinceSeen,
 		&b.SinceSeenMillis, &b.Stacktrace, &b.State, &b.Status, &b.UUID, &b.Product, &b.VAVersion, &b.PlatformVersion,
-		&b.OSVersion, &b.OSType, &b.Hypervisor, &b.OS, &b.Arch, &b.UptimeSeconds, &b.AgentVersion, &b.Sequence}
+		&b.OSVersion, &b.OSType, &b.Hypervisor, &b.OS, &b.Arch, &b.UptimeSeconds, &b.AgentVersion, &b.Timezone, &b.Sequence}
 	return d.object(bodyKeys, func(k int) bool {
 		if k < len(flex) {
 			var ok bool

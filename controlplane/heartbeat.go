@@ -17,6 +17,7 @@ import (
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane/rollout"
+	"github.com/poolagent/poolagent/controlplane/schedule"
 	"github.com/poolagent/poolagent/controlplane/store"
 	"go.uber.org/zap"
 )
@@ -251,6 +252,9 @@ func validateHeartbeat(req *sailpoint.StatusRequest) []string {
 			causes = append(causes, fmt.Sprintf("timestamp: %q is not an RFC 3339 date-time", req.Timestamp))
 		}
 	}
+	if tz := req.Body.Timezone; len(tz) > schedule.MaxZoneNameLen || strings.ContainsFunc(string(tz), func(r rune) bool { return r <= ' ' || r > '~' }) {
+		causes = append(causes, fmt.Sprintf("body.timezone: must be an IANA time zone name such as \"Europe/Paris\" (printable ASCII, at most %d bytes)", schedule.MaxZoneNameLen))
+	}
 	if len(req.Body.Agents) > 256 || len(req.Body.Jobs) > 256 {
 		causes = append(causes, "body: at most 256 agents and 256 jobs per heartbeat")
 	}
@@ -297,7 +301,7 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 	hb := store.Heartbeat{
 		ClientID: c.ID, PoolID: c.PoolID, Seen: now,
 		Type: typ, Hostname: string(b.Hostname), Status: string(req.Status), OS: string(b.OS), Arch: string(b.Arch),
-		AgentVersion: string(b.AgentVersion),
+		AgentVersion: string(b.AgentVersion), Timezone: string(b.Timezone),
 	}
 	poolType := s.poolType(c.PoolID)
 	var ofType int
@@ -345,7 +349,7 @@ func (s *Server) heartbeatWrite(ctx context.Context, c *store.Client, req *sailp
 	h := fnv.New64a()
 	field := func(v string) { h.Write([]byte(v)); h.Write([]byte{0}) }
 	for _, v := range []string{facts.Hostname, facts.InternalIP, facts.OSType, facts.OSVersion, facts.Hypervisor, facts.PlatformVersion,
-		facts.VAVersion, facts.Product, typ, string(req.Status), string(b.OS), string(b.Arch), string(b.AgentVersion)} {
+		facts.VAVersion, facts.Product, typ, string(req.Status), string(b.OS), string(b.Arch), string(b.AgentVersion), string(b.Timezone)} {
 		field(v)
 	}
 	for _, a := range b.Agents { // the facts keep every agent's report

@@ -219,12 +219,15 @@ func parseSchedule(raw json.RawMessage) (*store.Schedule, []string, *oktaError) 
 	if cronErr != nil {
 		causes = append(causes, "schedule.cron: "+cronErr.Error())
 	}
-	_, tzErr := time.LoadLocation(sc.Timezone)
-	if tzErr != nil || sc.Timezone == "Local" {
-		causes = append(causes, fmt.Sprintf("schedule.timezone: unknown IANA time zone %q (e.g. \"UTC\", \"Europe/Berlin\", \"America/New_York\")", sc.Timezone))
+	var tzErr error
+	if sc.Timezone != schedule.HostTimezone { // "host": each host's own zone (extension)
+		_, tzErr = time.LoadLocation(sc.Timezone)
+		if tzErr != nil || sc.Timezone == "Local" {
+			causes = append(causes, fmt.Sprintf("schedule.timezone: unknown IANA time zone %q (e.g. \"UTC\", \"Europe/Berlin\", \"America/New_York\", or \"host\" for each host's own zone)", sc.Timezone))
+		}
 	}
 	if cronErr == nil && tzErr == nil && duration > 0 {
-		if _, err := schedule.NewWindow(sc.Cron, sc.Timezone, duration); err != nil {
+		if _, err := schedule.NewWindow(sc.Cron, schedule.ScheduleZone(sc.Timezone, ""), duration); err != nil {
 			causes = append(causes, "schedule.duration: "+err.Error())
 		}
 	}

@@ -21,6 +21,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	// The timezone key is checked against this copy of the zone database:
+	// Windows hosts have none of their own.
+	_ "time/tzdata"
 
 	"github.com/poolagent/poolagent/internal/logging"
 	"github.com/poolagent/poolagent/internal/tomlconf"
@@ -59,6 +62,10 @@ type Config struct {
 	// Hostname is the name the host reports (and its agents are listed
 	// under); empty: the operating system's host name.
 	Hostname string `toml:"hostname"`
+	// Timezone is the IANA time zone the host reports, e.g. "Europe/Paris",
+	// for maintenance windows in each host's local time; empty: the
+	// operating system's zone.
+	Timezone string `toml:"timezone"`
 	// LogLevel is debug, info, warn or error; LogFormat auto, console or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -322,6 +329,11 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatInterval.Duration < 100*time.Millisecond {
 		return fmt.Errorf("heartbeat_interval: must be at least 100ms, got %s", c.HeartbeatInterval.Duration)
+	}
+	if c.Timezone != "" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "Local" || len(c.Timezone) > 64 {
+			return fmt.Errorf("timezone: %q is not an IANA time zone name such as \"Europe/Paris\" or \"UTC\"", c.Timezone)
+		}
 	}
 	if !sailpoint.ClientType(c.Type).Valid() {
 		return fmt.Errorf("type: %q: want VA, CCG, INTERNAL or IIQ_HARVESTER", c.Type)

@@ -277,6 +277,24 @@ type AgentPoolUpdate struct {
 type UpdateWindow struct {
 	Start  time.Time `json:"start"`
 	Finish time.Time `json:"finish"`
+	// Zones is present on a schedule in each host's zone (timezone
+	// "host"): the window of every zone holding hosts still to update,
+	// earliest first; Start and Finish are the first of them.
+	Zones []ZoneWindow `json:"zones,omitempty"`
+}
+
+// ZoneWindow is the current or next window of the hosts in one time zone
+// under a schedule in each host's zone (extension).
+type ZoneWindow struct {
+	// Timezone is the IANA zone; hosts that reported none (or one the
+	// server does not know) are in the default, UTC.
+	Timezone string    `json:"timezone"`
+	Start    time.Time `json:"start"`
+	Finish   time.Time `json:"finish"`
+	// Open: the window is open now.
+	Open bool `json:"open"`
+	// Hosts is how many of the update's hosts still to update are in it.
+	Hosts int `json:"hosts"`
 }
 
 // AgentPoolUpdateSetting is a pool's automatic update settings.

@@ -167,6 +167,10 @@ type ClientBody struct {
 	Agents        []AgentReport `json:"agents,omitempty"`
 	Jobs          []JobReport   `json:"jobs,omitempty"`
 	Sequence      Flex          `json:"lastJobSequence,omitempty"` // highest job sequence the agent has seen
+
+	// Timezone is the host's IANA time zone, e.g. "Europe/Paris", for
+	// maintenance windows in each host's local time (extension).
+	Timezone Flex `json:"timezone,omitempty"`
 }
 
 // AgentReport is one managed program on the host (extension).

@@ -194,6 +194,13 @@ func printUpdate(w io.Writer, u *okta.AgentPoolUpdate, asJSON bool) error {
 	}
 	if u.NextWindow != nil {
 		fmt.Fprintf(w, "window %s to %s\n", u.NextWindow.Start.Format(time.RFC3339), u.NextWindow.Finish.Format(time.RFC3339))
+		for _, z := range u.NextWindow.Zones { // a schedule in each host's zone
+			state := "closed"
+			if z.Open {
+				state = "open"
+			}
+			fmt.Fprintf(w, "  %s: %s to %s, %s, %d hosts to update\n", z.Timezone, z.Start.Format(time.RFC3339), z.Finish.Format(time.RFC3339), state, z.Hosts)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tNAME\tVERSION\tSTATUS\tPROGRESS\tMESSAGE")
@@ -262,7 +269,7 @@ func cmdUpdatesCreate(ctx context.Context, args []string, stdout io.Writer) erro
 		fs.StringVar(&version, "version", "", "the target version (required)")
 		fs.StringVar(&name, "name", "", "a name for the update")
 		fs.StringVar(&cron, "schedule-cron", "", `maintenance window start, e.g. "0 2 * * 2#1" (default: start now)`)
-		fs.StringVar(&tz, "timezone", "", "the schedule's IANA time zone (default UTC)")
+		fs.StringVar(&tz, "timezone", "", "the schedule's IANA time zone (default UTC), or \"host\": each host's own zone")
 		fs.IntVar(&duration, "duration", 0, "minutes the window stays open")
 		fs.IntVar(&delay, "delay", 0, "days after the release before a window may open")
 	})

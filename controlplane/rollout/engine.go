@@ -104,6 +104,7 @@ type Engine struct {
 	// restarted server offers it once more.
 	selfFailed sync.Map
 	summaries  atomic.Pointer[map[string]Summary]
+	zonesPub   atomic.Pointer[map[string][]ZoneWindow]
 
 	mu      sync.Mutex // held by a tick; guards everything below
 	loaded  bool
@@ -123,6 +124,12 @@ type Engine struct {
 	// InactiveAfter has passed since (watch.go).
 	loadedAt    time.Time
 	silentAgain bool
+	// orphans are agent rows that arrived before their pool was listed.
+	orphans []*store.Agent
+	// zoneTimers are host-zoned updates' zone windows opening or closing.
+	zoneTimers zoneHeap
+	// infoNow is the time the jobs' infos were last refreshed at.
+	infoNow time.Time
 	// dirty clients need their published jobs rebuilt after the writes.
 	dirty map[*clientState]struct{}
 	// own are the revisions of the engine's writes since the feed was
@@ -265,11 +272,14 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			return err
 		}
 	} else {
-		if err := e.follow(ctx, now); err != nil {
-			e.loaded = false
+		// The pools first: an agent row in the feed whose pool is new
+		// finds it listed.
+		if err := e.refreshPools(ctx); err != nil {
 			return err
 		}
-		if err := e.refreshPools(ctx); err != nil {
+		e.adoptOrphans(now)
+		if err := e.follow(ctx, now); err != nil {
+			e.loaded = false
 			return err
 		}
 		if catChanged {
@@ -281,6 +291,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 	}
 	e.liveness(now)
 	e.watchTick(now, lead)
+	e.zonesDue(now)
 	e.publishSummaries() // before a long plan: pollers see new updates now
 	e.stats.read = time.Since(start)
 	if lead {
@@ -292,7 +303,10 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 			e.loaded = false
 			return err
 		}
+	} else {
+		e.followZones(now)
 	}
+	e.publishZones()
 	t := time.Now()
 	e.publish(now)
 	e.stats.publish = time.Since(t)
@@ -313,6 +327,8 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	e.watches = watchHeap{}
 	e.suspects = map[*agentState]struct{}{}
 	e.loadedAt, e.silentAgain = now, true
+	e.zoneTimers = nil
+	e.orphans = nil
 	e.dirty = map[*clientState]struct{}{}
 	if err := e.refreshPools(ctx); err != nil {
 		return err

@@ -130,6 +130,7 @@ func (t *jobTable) clear() {
 // (the writes need it before publishing; an update read again since has
 // none yet).
 func (e *Engine) refreshInfos(now time.Time) {
+	e.infoNow = now
 	for _, us := range e.updates {
 		if e.infoTick != e.ticks || us.info == nil {
 			e.refreshInfo(us, now)
@@ -143,14 +144,9 @@ func (e *Engine) refreshInfos(now time.Time) {
 func (e *Engine) refreshInfo(us *updState, now time.Time) {
 	u := us.u
 	target := Target(u, us.pool.p, e.cat)
-	open, start, end, _ := Window(u, target, e.cat, now)
-	in := &updInfo{updateID: u.ID, poolID: u.PoolID, status: u.Status, target: target, allowDowngrade: u.AllowDowngrade,
-		maint: sailpoint.Maintenance{Window: fmt.Sprint(open), WindowStartTime: start.UTC().Format(time.RFC3339)}, windowStart: start}
-	if !end.IsZero() {
-		in.maint.WindowFinishTime = end.UTC().Format(time.RFC3339)
-	}
-	in.policy = us.doc.Policy // replaced only when the update is read again
-	if in.same(us.info) {
+	in := e.makeInfo(us, target, now, "")
+	zoneChanged := e.refreshZoneInfos(us, target, now)
+	if in.same(us.info) && !zoneChanged {
 		return
 	}
 	us.info = in
@@ -161,6 +157,20 @@ func (e *Engine) refreshInfo(us *updState, now time.Time) {
 			}
 		}
 	}
+}
+
+// makeInfo computes what an update's jobs share for hosts in hostZone
+// (which only a host-zoned schedule reads, see WindowIn).
+func (e *Engine) makeInfo(us *updState, target string, now time.Time, hostZone string) *updInfo {
+	u := us.u
+	open, start, end, _ := WindowIn(u, target, e.cat, now, hostZone)
+	in := &updInfo{updateID: u.ID, poolID: u.PoolID, status: u.Status, target: target, allowDowngrade: u.AllowDowngrade,
+		maint: sailpoint.Maintenance{Window: fmt.Sprint(open), WindowStartTime: start.UTC().Format(time.RFC3339)}, windowStart: start}
+	if !end.IsZero() {
+		in.maint.WindowFinishTime = end.UTC().Format(time.RFC3339)
+	}
+	in.policy = us.doc.Policy // replaced only when the update is read again
+	return in
 }
 
 // Summary is an active update's agents counted by updateStatus, as of
@@ -240,9 +250,13 @@ func (e *Engine) publishClient(cs *clientState) {
 			if us.u.Status == okta.JobCancelled || (us.u.Status != okta.JobInProgress && ua.Status == okta.InstanceScheduled) {
 				continue
 			}
-			cj.jobs = append(cj.jobs, &jobSnap{info: us.info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
+			info := us.info
+			if hostZoned(us.u) {
+				info = e.zoneInfo(us, cs.zone) // the host's own window
+			}
+			cj.jobs = append(cj.jobs, &jobSnap{info: info, id: ua.JobID, seq: ua.JobSeq, running: ua.Status != okta.InstanceScheduled,
 				agentID: ua.AgentID, agentName: as.a.AgentName, typ: string(as.a.Type), fromVersion: ua.FromVersion,
-				rel: e.cat.Get(string(as.a.Type), us.info.target, cs.c.OS, cs.c.Arch)})
+				rel: e.cat.Get(string(as.a.Type), info.target, cs.c.OS, cs.c.Arch)})
 		}
 	}
 	if e.d.Config.SelfUpdate {

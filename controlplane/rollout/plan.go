@@ -82,6 +82,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	wasActive := u.Status == okta.JobScheduled || u.Status == okta.JobInProgress
 	statusBefore := u.Status
 	open, _, _, werr := Window(u, target, e.cat, now)
+	if hostZoned(u) {
+		open, werr = e.syncZones(us, target, now) // open while any host's window is
+	}
 	if werr != nil && us.replan {
 		e.d.Log.Warn("update has an unusable schedule", zap.String("update", u.ID), zap.Error(werr))
 	}
@@ -107,8 +110,9 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 	// The start rate in force (maxPerMinute, ramp), shown on the update.
 	doc.State.CurrentPerMinute = us.rateNow()
 	// The pass over the agents: when something changed, or when slots
-	// are free for agents waiting (and the start rate lets one start).
-	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0 && us.rateOpen(now)) {
+	// are free for agents waiting (in an open zone, for a host-zoned
+	// update) and the start rate lets one start.
+	if us.replan || (dispatching && us.waiting > 0 && ps.free() > 0 && us.rateOpen(now) && us.zonesWaiting()) {
 		blocked := ""
 		if dispatching {
 			blocked = Guard(p, ps.h)
@@ -128,8 +132,11 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 		// the room is used: the agents after are as the last full pass left
 		// them, so its cost follows the hosts started (ramp.go).
 		rateOnly := !us.replan && doc.Policy.LimitsRate()
+		openWaiting := 0 // rows of a host-zoned update waiting in an open zone
+		cut := false     // the start rate's room ran out before the last row
 		for i := range u.Agents {
 			if rateOnly && dispatched > 0 && !us.rateOpen(now) {
+				cut = true
 				break
 			}
 			ua := &u.Agents[i]
@@ -154,15 +161,28 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			if ua.Status != okta.InstanceScheduled {
 				continue
 			}
+			// The host's own window is closed (a host-zoned update): it
+			// waits, and says until when also while no zone is open.
+			zoneWait := e.zoneWait(us, ua)
+			showWait := zoneWait != "" && (dispatching || u.Status == okta.JobScheduled)
 			if ua.JobID != "" {
-				if !dispatching {
-					e.mutate(us, i, func(ua *store.UpdateAgent) { revoke(ua, now) })
+				if !dispatching || zoneWait != "" {
+					e.mutate(us, i, func(ua *store.UpdateAgent) {
+						if revoke(ua, now) && showWait {
+							setAgent(ua, okta.InstanceScheduled, zoneWait, now)
+						}
+					})
 				}
+				continue
+			}
+			if showWait {
+				e.mutate(us, i, func(ua *store.UpdateAgent) { setAgent(ua, okta.InstanceScheduled, zoneWait, now) })
 				continue
 			}
 			if !dispatching {
 				continue
 			}
+			openWaiting++
 			if w := waves[ua.AgentID]; w > doc.State.Wave {
 				e.mutate(us, i, func(ua *store.UpdateAgent) {
 					setAgent(ua, okta.InstanceScheduled, fmt.Sprintf("waiting: wave %d of %d", w+1, lastWave+1), now)
@@ -181,10 +201,20 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 			}
 			if e.dispatch(us, i, target, now) {
 				dispatched++
+				openWaiting--
 				if budgetRoom > 0 {
 					budgetRoom--
 				}
 			}
+		}
+		if us.zones != nil {
+			if cut {
+				// The rows after the cut were not counted: some may
+				// wait in an open zone, so a later free slot still
+				// runs a pass (which recounts if it reaches the end).
+				openWaiting = max(openWaiting, 1)
+			}
+			us.zones.openWaiting = openWaiting
 		}
 		us.replan = false
 	}

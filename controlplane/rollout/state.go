@@ -47,6 +47,10 @@ type clientState struct {
 	connected bool
 	inHeap    bool
 	agents    []*agentState
+	// zone is the zone host-zoned schedules use for the host;
+	// zoneDefault: the default, for want of a known reported zone.
+	zone        string
+	zoneDefault bool
 }
 
 // updState is an active update with its agents' shares.
@@ -84,6 +88,10 @@ type updState struct {
 	// a slot, rbOffline those that wait for their host to connect
 	// (rollback.go).
 	rbPending, rbOffline int
+	// zones are a host-zoned update's windows by zone (nil otherwise);
+	// zinfo its jobs' infos by zone.
+	zones *zoneSet
+	zinfo map[string]*updInfo
 }
 
 // live reports whether an agent's share holds a job in flight.
@@ -119,6 +127,7 @@ func (e *Engine) upsertClient(c *store.Client, now time.Time) {
 	} else {
 		cs.c = c
 	}
+	e.setClientZone(cs)
 	e.markClient(cs)
 	e.see(cs, c.LastSeen, now)
 }
@@ -163,8 +172,11 @@ func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 	if as.pool == nil {
 		ps := e.pools[a.PoolID]
 		if ps == nil {
-			// A pool created after this tick's listing: next tick.
+			// A pool created after this tick's listing: the row is kept
+			// for the next tick (adoptOrphans), which lists the pool; the
+			// feed does not bring an unchanged row back.
 			delete(e.agents, a.ID)
+			e.orphans = append(e.orphans, a)
 			return
 		}
 		as.pool = ps
@@ -390,4 +402,18 @@ func (us *updState) wavesOf() (map[string]int, int) {
 		us.wavesFor, us.wavesOK = len(us.u.Agents), true
 	}
 	return us.waves, us.lastWave
+}
+
+// adoptOrphans applies again the agent rows whose pool was not listed yet
+// when they arrived, now that the pools were listed again; rows of a pool
+// still unknown (deleted) are dropped. It runs before the change feed, so
+// a newer row of the same agent in the feed wins.
+func (e *Engine) adoptOrphans(now time.Time) {
+	orphans := e.orphans
+	e.orphans = nil
+	for _, a := range orphans {
+		if e.pools[a.PoolID] != nil && e.agents[a.ID] == nil {
+			e.upsertAgent(a, now)
+		}
+	}
 }

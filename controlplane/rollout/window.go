@@ -47,8 +47,17 @@ func Target(u *store.Update, p *store.Pool, c Catalog) string {
 // Window returns whether u may hand out jobs at now and its current or
 // next window. Flow 2 updates (no schedule) are always open: the window
 // starts at creation and has no finish. A scheduled window opens no sooner
-// than schedule.delay days after the target's first publication.
+// than schedule.delay days after the target's first publication. A
+// schedule in the hosts' zones (schedule.HostTimezone) is read here in
+// schedule.DefaultHostZone; WindowIn gives a host's.
 func Window(u *store.Update, target string, c Catalog, now time.Time) (open bool, start, end time.Time, err error) {
+	return WindowIn(u, target, c, now, "")
+}
+
+// WindowIn is Window for a host that reported the time zone hostZone: with
+// a schedule in the hosts' zones, its cron is read on that zone's wall
+// clock (schedule.ScheduleZone); other schedules ignore hostZone.
+func WindowIn(u *store.Update, target string, c Catalog, now time.Time, hostZone string) (open bool, start, end time.Time, err error) {
 	if u.Schedule == nil {
 		return true, u.CreatedAt, time.Time{}, nil
 	}
@@ -56,7 +65,7 @@ func Window(u *store.Update, target string, c Catalog, now time.Time) (open bool
 	if u.Schedule.Duration != nil && *u.Schedule.Duration > 0 {
 		dur = *u.Schedule.Duration
 	}
-	w, err := schedule.NewWindow(u.Schedule.Cron, u.Schedule.Timezone, dur)
+	w, err := schedule.NewWindow(u.Schedule.Cron, schedule.ScheduleZone(u.Schedule.Timezone, hostZone), dur)
 	if err != nil {
 		return false, time.Time{}, time.Time{}, err
 	}

@@ -58,7 +58,8 @@ type Window struct {
 // NewWindow validates an Okta schedule's cron, timezone and duration (in
 // minutes) and returns its Window. The timezone must be an IANA zone name
 // such as "America/New_York" or "UTC"; an empty name and "Local" are
-// rejected because the server's own zone means nothing to an operator.
+// rejected because the server's own zone means nothing to an operator, and
+// so is HostTimezone: resolve it to a host's zone first (ScheduleZone).
 // The duration must be MinDurationMinutes to MaxDurationMinutes.
 // A cron error is a *ParseError.
 func NewWindow(cron, timezone string, durationMinutes int) (Window, error) {
@@ -82,7 +83,7 @@ func loadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
 		return nil, fmt.Errorf("invalid timezone %q: %s", name, hint)
 	}
-	loc, err := time.LoadLocation(name)
+	loc, err := cachedZone(name)
 	if err != nil {
 		return nil, fmt.Errorf("unknown timezone %q: %s", name, hint)
 	}

@@ -198,8 +198,11 @@ type Client struct {
 	OS, Arch     string
 	AgentVersion string // poolagent's own version
 	Facts        string // the last reported host facts, JSON
-	LastSeen     time.Time
-	CreatedAt    time.Time
+	// Timezone is the IANA zone the host last reported (extension), as
+	// reported: schedules in the hosts' zones check it before use.
+	Timezone  string
+	LastSeen  time.Time
+	CreatedAt time.Time
 	// Rev is the change revision of the row's last write other than a
 	// last-seen time (set by the store).
 	Rev int64
@@ -271,6 +274,8 @@ type Heartbeat struct {
 	Seen     time.Time
 	// Client facts; written when Facts is not empty.
 	Type, Hostname, Status, OS, Arch, AgentVersion, Facts string
+	// Timezone is the host's reported IANA zone, written with the facts.
+	Timezone string
 	// Agents are upserted by (client, agent name) into the client's pool.
 	Agents []AgentSeen
 	Jobs   []JobReport

@@ -61,6 +61,9 @@ type HostOptions struct {
 	WatchInterval time.Duration
 	// AgentEnv is the managed agent's extra environment (NAME=value).
 	AgentEnv []string
+	// Timezone is the IANA zone the host reports (the config's timezone);
+	// empty: the zone of the machine running the test.
+	Timezone string
 }
 
 func quoteList(items []string) string {
@@ -126,6 +129,9 @@ func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
 	serverCA := ""
 	if o.ServerCA != "" {
 		serverCA = fmt.Sprintf("server_ca = %q\n", o.ServerCA)
+	}
+	if o.Timezone != "" {
+		serverCA += fmt.Sprintf("timezone = %q\n", o.Timezone)
 	}
 	cfg := fmt.Sprintf(serverCA+`server_url = %q
 hostname = %q

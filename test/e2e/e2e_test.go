@@ -127,6 +127,7 @@ func (f *fleet) addHost(name, poolagent string, more ...e2e.HostOptions) *e2e.Ho
 	for _, m := range more {
 		o.SelfConfirmTimeout, o.WatchInterval = m.SelfConfirmTimeout, m.WatchInterval
 		o.AgentEnv = m.AgentEnv
+		o.Timezone = m.Timezone
 	}
 	h, err := e2e.NewHost(bins, f.t.TempDir(), o)
 	if err != nil {

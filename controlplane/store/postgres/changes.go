@@ -114,7 +114,7 @@ func (db *DB) Revision(ctx context.Context) (int64, error) {
 }
 
 // clientFeedCols are clientCols without the facts.
-const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, '', last_seen, created_at, rev`
+const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, '', last_seen, created_at, rev, timezone`
 
 // ChangesSince returns what was committed after revision since, from one
 // read-only REPEATABLE READ snapshot, using the rev indexes.

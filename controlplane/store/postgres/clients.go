@@ -13,13 +13,13 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev`
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev, timezone`
 
 func scanClient(s pgx.Row) (*store.Client, error) {
 	var c store.Client
 	var last, created int64
 	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
-		&c.Facts, &last, &created, &c.Rev); err != nil {
+		&c.Facts, &last, &created, &c.Rev, &c.Timezone); err != nil {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
@@ -31,9 +31,9 @@ func insertClient(ctx context.Context, tx pgx.Tx, c *store.Client, rev int64) er
 	if c.Facts == "" {
 		c.Facts = "{}"
 	}
-	err := tx.QueryRow(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch,
-		c.AgentVersion, c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev).Scan(&c.Seq)
+	err := tx.QueryRow(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev, timezone)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch,
+		c.AgentVersion, c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev, c.Timezone).Scan(&c.Seq)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
@@ -139,10 +139,11 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 		if hb.Facts != "" {
 			// The revision moves only when the content does.
 			clients = append(clients, keyed{s: stmt{`UPDATE clients SET type = $1, hostname = $2, status = $3, os = $4, arch = $5, agent_version = $6, facts = $7,
-				last_seen = GREATEST(last_seen, $8),
-				rev = CASE WHEN type <> $1 OR hostname <> $2 OR status <> $3 OR os <> $4 OR arch <> $5 OR agent_version <> $6 OR facts <> $7 THEN $10 ELSE rev END
+				last_seen = GREATEST(last_seen, $8), timezone = $11,
+				rev = CASE WHEN type <> $1 OR hostname <> $2 OR status <> $3 OR os <> $4 OR arch <> $5 OR agent_version <> $6 OR facts <> $7
+					OR timezone <> $11 THEN $10 ELSE rev END
 				WHERE id = $9`,
-				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, revArg}, who}})
+				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, revArg, hb.Timezone}, who}})
 		} else {
 			clients = append(clients, keyed{s: stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{seen, hb.ClientID}, who}})
 		}

@@ -12,13 +12,13 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev`
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev, timezone`
 
 func scanClient(s scanner) (*store.Client, error) {
 	var c store.Client
 	var last, created int64
 	if err := s.Scan(&c.Seq, &c.ID, &c.PoolID, &c.SecretHash, &c.Type, &c.Hostname, &c.Status, &c.OS, &c.Arch, &c.AgentVersion,
-		&c.Facts, &last, &created, &c.Rev); err != nil {
+		&c.Facts, &last, &created, &c.Rev, &c.Timezone); err != nil {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
@@ -33,9 +33,9 @@ func insertClient(ctx context.Context, tx *sql.Tx, c *store.Client) error {
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch, c.AgentVersion,
-		c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev)
+	res, err := tx.ExecContext(ctx, `INSERT INTO clients (id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev, timezone)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.PoolID, c.SecretHash, c.Type, c.Hostname, c.Status, c.OS, c.Arch, c.AgentVersion,
+		c.Facts, ms(c.LastSeen), ms(c.CreatedAt), rev, c.Timezone)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("create client %s: %w", c.ID, store.ErrConflict)
@@ -137,8 +137,9 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 	}{
 		// Facts, agents: the revision moves only when the content does.
 		{&st.facts, `UPDATE clients SET type = ?1, hostname = ?2, status = ?3, os = ?4, arch = ?5, agent_version = ?6, facts = ?7,
-			last_seen = max(last_seen, ?8),
-			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7 THEN ?10 ELSE rev END
+			last_seen = max(last_seen, ?8), timezone = ?11,
+			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7
+				OR timezone != ?11 THEN ?10 ELSE rev END
 			WHERE id = ?9`},
 		{&st.seen, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`},
 		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, created_at, rev)
@@ -173,7 +174,8 @@ func (st *hbStmts) close() {
 func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat, rev int64) error {
 	seen := ms(hb.Seen)
 	if hb.Facts != "" {
-		if _, err := st.facts.ExecContext(ctx, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, rev); err != nil {
+		if _, err := st.facts.ExecContext(ctx, hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, rev,
+			hb.Timezone); err != nil {
 			return err
 		}
 	} else if _, err := st.seen.ExecContext(ctx, seen, hb.ClientID); err != nil {

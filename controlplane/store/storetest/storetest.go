@@ -26,6 +26,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("ConcurrentModify", func(t *testing.T) { testConcurrentModify(t, open(t)) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
 	t.Run("ClientsAndHeartbeats", func(t *testing.T) { testHeartbeats(t, open(t)) })
+	t.Run("ClientTimezone", func(t *testing.T) { testClientTimezone(t, open(t)) })
 	t.Run("Enroll", func(t *testing.T) { testEnroll(t, open(t)) })
 	t.Run("Releases", func(t *testing.T) { testReleases(t, open(t)) })
 	t.Run("Sequence", func(t *testing.T) { testSequence(t, open(t)) })

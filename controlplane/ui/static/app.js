@@ -289,7 +289,8 @@
 
   function scheduleText(sc) {
     if (!sc || !sc.cron) return "none: runs as soon as it is created or resumed";
-    const parts = [`cron ${sc.cron}`, sc.timezone || "UTC", `${sc.duration || 120} min window`];
+    const zone = sc.timezone === "host" ? "each host's local time (UTC for a host without a zone)" : (sc.timezone || "UTC");
+    const parts = [`cron ${sc.cron}`, zone, `${sc.duration || 120} min window`];
     if (sc.delay) parts.push(`${sc.delay} day${sc.delay === 1 ? "" : "s"} after release`);
     return parts.join(", ");
   }
@@ -334,6 +335,14 @@
       el("progress", { max: "100", value: String(pct), "aria-hidden": "true" }), " ", text);
   }
 
+  // zoneWindows lists a host-zoned update's windows, one per zone holding
+  // hosts still to update (nextWindow.zones, earliest first).
+  function zoneWindows(zones) {
+    return el("ul", { class: "zone-windows" }, zones.map((z) => el("li", { "data-zone": z.timezone },
+      `${z.timezone}: `, el("time", { datetime: z.start }, fmtTime(z.start)), " to ", el("time", { datetime: z.finish }, fmtTime(z.finish)),
+      `${z.open ? ", open" : ""}, ${z.hosts} host${z.hosts === 1 ? "" : "s"} to update`)));
+  }
+
   function updateTitle(u) { return u.name || `Update ${u.id}`; }
 
   // rolloutFacts shows why an update halted and its fleet rollback's
@@ -369,7 +378,8 @@
       el("dt", {}, "Target version"), el("dd", {}, u.targetVersion || "the pool's latest version"),
       el("dt", {}, "Schedule"), el("dd", {}, scheduleText(u.schedule)),
       el("dt", {}, "Next window"), el("dd", { class: "next-window" }, nw
-        ? [el("time", { datetime: nw.start }, fmtTime(nw.start)), " to ", el("time", { datetime: nw.finish }, fmtTime(nw.finish))]
+        ? [el("time", { datetime: nw.start }, fmtTime(nw.start)), " to ", el("time", { datetime: nw.finish }, fmtTime(nw.finish)),
+          nw.zones ? zoneWindows(nw.zones) : null]
         : (u.schedule ? "none pending" : "always open (no schedule)")),
       u.schedule && u.schedule.lastUpdated ? [el("dt", {}, "Last run finished"), el("dd", {}, fmtTime(u.schedule.lastUpdated))] : null,
       rolloutFacts(u));

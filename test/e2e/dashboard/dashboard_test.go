@@ -398,6 +398,17 @@ func TestDashboardInChromium(t *testing.T) {
 	until("Cancelled, with Retry offered", `(() => { const a = document.querySelector('#updates article[data-status="Cancelled"]');
 		return a && a.querySelector(".status").innerText.includes("Cancelled") && a.querySelector('button[data-action="retry"]') !== null &&
 			a.querySelector(".next-window").innerText === "none pending"; })()`)
+	// A schedule in each host's zone lists the zones' windows; these hosts
+	// report none: UTC. A year's delay keeps the window closed.
+	do("create a host-zoned update",
+		clear("c-name"), chromedp.SendKeys(chromedp.ID("c-name"), "Local night"),
+		clear("c-cron"), chromedp.SendKeys(chromedp.ID("c-cron"), "0 2 * * 2#1"),
+		clear("c-tz"), chromedp.SendKeys(chromedp.ID("c-tz"), "host"),
+		clear("c-duration"), chromedp.SendKeys(chromedp.ID("c-duration"), "60"),
+		clear("c-delay"), chromedp.SendKeys(chromedp.ID("c-delay"), "365"),
+		chromedp.Click(chromedp.CSS(`#create-form button[type=submit]`)))
+	until("the host-zoned update with each zone's window", `(() => { const a = [...document.querySelectorAll('#updates article[data-status="Scheduled"]')].find(x => x.innerText.includes("Local night"));
+		return a && a.innerText.includes("each host's local time") && a.querySelector('.zone-windows li[data-zone="UTC"]')?.innerText.includes("3 hosts to update"); })()`)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		failed("screenshot", err)
