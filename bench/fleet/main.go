@@ -24,7 +24,7 @@
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 //	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
 //	go run ./bench/fleet -ramp '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}' [-ramp-hosts 300]
-//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500]
+//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500] [-rollback-soak 0] [-rollback-watch 5]
 package main
 
 import (
