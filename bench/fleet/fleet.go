@@ -233,16 +233,47 @@ const (
 	slotJobs
 	slotTimestamp
 	slotSHA
+	slotStatus
 )
 
 // placeholders of the slots in the marshalled template.
-var placeholders = map[slot]string{slotID: "@@ID@@", slotLastSeen: "@@LS@@", slotVersion: "@@VER@@", slotTimestamp: "@@TS@@"}
+var placeholders = map[slot]string{slotID: "@@ID@@", slotLastSeen: "@@LS@@", slotVersion: "@@VER@@", slotTimestamp: "@@TS@@", slotStatus: "@@ST@@"}
+
+// agentHealth is what a simulated host's health watch last found of its
+// agent (the heartbeat's agents[].health extension, docs/heartbeat.md).
+type agentHealth uint8
+
+const (
+	healthNone    agentHealth = iota // not watched: no health field
+	healthOK                         // {"ok": true}
+	healthFailing                    // {"ok": false, "reason": ...}; the host says WARNING
+)
+
+// healthReason is a failing simulated agent's health reason.
+const healthReason = "health check failed: simulated: the release regressed after its install"
+
+// report is h as the heartbeat's agents[].health, checked at ts; nil for
+// healthNone.
+func (h agentHealth) report(ts string) *sailpoint.AgentHealth {
+	switch h {
+	case healthOK:
+		return &sailpoint.AgentHealth{OK: true, CheckedAt: ts}
+	case healthFailing:
+		return &sailpoint.AgentHealth{CheckedAt: ts, Reason: healthReason}
+	}
+	return nil
+}
 
 // sampleBody is the heartbeat the simulator sends, with the given values;
-// sha is the installed binary's SHA-256 ("": not reported).
-func sampleBody(id, lastSeen, version, sha, ts string, jobs []sailpoint.JobReport) sailpoint.StatusRequest {
+// sha is the installed binary's SHA-256 ("": not reported), health the
+// ad-agent's watch (checked at checkedAt).
+func sampleBody(id, lastSeen, version, sha, ts string, health agentHealth, checkedAt string, jobs []sailpoint.JobReport) sailpoint.StatusRequest {
 	typ := sailpoint.TypeVA
-	return sailpoint.StatusRequest{Status: sailpoint.StatusNormal, Type: &typ, Timestamp: ts,
+	status := sailpoint.StatusNormal
+	if health == healthFailing {
+		status = sailpoint.StatusWarning // as poolagent while an agent fails
+	}
+	return sailpoint.StatusRequest{Status: status, Type: &typ, Timestamp: ts,
 		Body: sailpoint.ClientBody{
 			ID: sailpoint.Flex(id), Hostname: sailpoint.Flex(id + ".corp.example.com"), InternalIP: "10.20.30.40",
 			OSType: "ubuntu", OSVersion: "24.04", Hypervisor: "kvm", PlatformVersion: "2", VAVersion: "va-2026.11",
@@ -250,7 +281,7 @@ func sampleBody(id, lastSeen, version, sha, ts string, jobs []sailpoint.JobRepor
 			LastSeen:   sailpoint.Flex(lastSeen),
 			Stacktrace: sailpoint.Flex(bytes.Repeat([]byte(" "), 300)),
 			Agents: []sailpoint.AgentReport{
-				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success", SHA256: sha},
+				{Name: "ad-agent", Type: "AD", Version: version, UpdateStatus: "Success", SHA256: sha, Health: health.report(checkedAt)},
 				{Name: "fluent", Type: "fluent", Version: "50"},
 				{Name: "toolbox", Type: "toolbox", Version: "6"},
 			},
@@ -260,13 +291,16 @@ func sampleBody(id, lastSeen, version, sha, ts string, jobs []sailpoint.JobRepor
 
 func newBodyTemplate() *bodyTemplate {
 	const jobMark, shaMark = "@@JOB@@", "@@SHA@@"
-	b, err := json.Marshal(sampleBody(placeholders[slotID], placeholders[slotLastSeen], placeholders[slotVersion], shaMark, placeholders[slotTimestamp],
-		[]sailpoint.JobReport{{UUID: jobMark}}))
+	body := sampleBody(placeholders[slotID], placeholders[slotLastSeen], placeholders[slotVersion], shaMark, placeholders[slotTimestamp],
+		healthNone, "", []sailpoint.JobReport{{UUID: jobMark}})
+	body.Status = sailpoint.ClientStatus(placeholders[slotStatus])
+	b, err := json.Marshal(body)
 	if err != nil {
 		panic(err)
 	}
 	// The sha256 field, key and all, becomes a slot too: omitted when
-	// empty, as encoding/json does.
+	// empty, as encoding/json does; the agent's health (the next field)
+	// is appended in the same slot.
 	b = bytes.Replace(b, []byte(`,"sha256":"`+shaMark+`"`), []byte("@@SHAS@@"), 1)
 	// The jobs field, from its comma to the end of its array, becomes a
 	// slot: present only when there are jobs to report.
@@ -302,9 +336,9 @@ func newBodyTemplate() *bodyTemplate {
 }
 
 // appendBody appends host i's heartbeat to buf. sha is the installed
-// binary's SHA-256 (hex, or "" for none); jobs is the JSON array of job
-// reports, or nil.
-func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version, sha string, jobs []byte, now time.Time) []byte {
+// binary's SHA-256 (hex, or "" for none); health is the ad-agent's watch
+// (checked now); jobs is the JSON array of job reports, or nil.
+func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version, sha string, health agentHealth, jobs []byte, now time.Time) []byte {
 	for k, p := range t.pieces {
 		buf = append(buf, p...)
 		if k >= len(t.slots) {
@@ -324,6 +358,23 @@ func (t *bodyTemplate) appendBody(buf []byte, ids *identities, i int, version, s
 				buf = append(buf, `,"sha256":"`...)
 				buf = append(buf, sha...)
 				buf = append(buf, '"')
+			}
+			if health != healthNone {
+				buf = append(buf, `,"health":{"ok":`...)
+				buf = strconv.AppendBool(buf, health == healthOK)
+				buf = append(buf, `,"checkedAt":"`...)
+				buf = now.UTC().AppendFormat(buf, time.RFC3339)
+				buf = append(buf, '"')
+				if health == healthFailing {
+					buf = append(buf, `,"reason":"`+healthReason+`"`...)
+				}
+				buf = append(buf, '}')
+			}
+		case slotStatus:
+			if health == healthFailing {
+				buf = append(buf, sailpoint.StatusWarning...)
+			} else {
+				buf = append(buf, sailpoint.StatusNormal...)
 			}
 		case slotJobs:
 			if jobs != nil {

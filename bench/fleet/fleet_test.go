@@ -25,17 +25,21 @@ func TestBodyTemplateMatchesMarshal(t *testing.T) {
 		host    int
 		version string
 		sha     string
+		health  agentHealth
 		jobs    []sailpoint.JobReport
 	}{
-		{"no jobs", 0, "1.0.0", "", nil},
-		{"running", 42, "1.0.0", "", []sailpoint.JobReport{{UUID: "job-1", State: sailpoint.JobRunning, Progress: 10, Phase: "download"}}},
-		{"failed", 99999, "1.1.0", "", []sailpoint.JobReport{{UUID: "job-2", State: sailpoint.JobFailed, Progress: 100, UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: x"}}},
-		{"two", 123456, "2.0.0", "", []sailpoint.JobReport{{UUID: "a", State: sailpoint.JobFinished}, {UUID: "b", State: sailpoint.JobCancelled}}},
-		{"binary hash", 7, "1.0.0", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", nil},
-		{"binary hash and a job", 8, "1.1.0", "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", []sailpoint.JobReport{{UUID: "c", State: sailpoint.JobRunning}}},
+		{"no jobs", 0, "1.0.0", "", healthNone, nil},
+		{"running", 42, "1.0.0", "", healthNone, []sailpoint.JobReport{{UUID: "job-1", State: sailpoint.JobRunning, Progress: 10, Phase: "download"}}},
+		{"failed", 99999, "1.1.0", "", healthNone, []sailpoint.JobReport{{UUID: "job-2", State: sailpoint.JobFailed, Progress: 100, UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: x"}}},
+		{"two", 123456, "2.0.0", "", healthNone, []sailpoint.JobReport{{UUID: "a", State: sailpoint.JobFinished}, {UUID: "b", State: sailpoint.JobCancelled}}},
+		{"binary hash", 7, "1.0.0", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", healthNone, nil},
+		{"healthy", 9, "1.1.0", "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", healthOK, nil},
+		{"unhealthy, a job", 10, "1.1.0", "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", healthFailing, []sailpoint.JobReport{{UUID: "d", State: sailpoint.JobRunning}}},
+		{"unhealthy, no hash", 11, "1.1.0", "", healthFailing, nil},
+		{"binary hash and a job", 8, "1.1.0", "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", healthNone, []sailpoint.JobReport{{UUID: "c", State: sailpoint.JobRunning}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want, err := json.Marshal(sampleBody(ids.id(tc.host), strconv.FormatInt(now.UnixMilli(), 10), tc.version, tc.sha, now.Format(time.RFC3339Nano), tc.jobs))
+			want, err := json.Marshal(sampleBody(ids.id(tc.host), strconv.FormatInt(now.UnixMilli(), 10), tc.version, tc.sha, now.Format(time.RFC3339Nano), tc.health, now.Format(time.RFC3339), tc.jobs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -43,7 +47,7 @@ func TestBodyTemplateMatchesMarshal(t *testing.T) {
 			if tc.jobs != nil {
 				jobs, _ = json.Marshal(tc.jobs)
 			}
-			got := tmpl.appendBody([]byte("keep"), ids, tc.host, tc.version, tc.sha, jobs, now)
+			got := tmpl.appendBody([]byte("keep"), ids, tc.host, tc.version, tc.sha, tc.health, jobs, now)
 			if !bytes.HasPrefix(got, []byte("keep")) || !bytes.Equal(got[4:], want) {
 				t.Fatalf("template body:\n%s\nwant:\n%s", got, want)
 			}

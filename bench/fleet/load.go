@@ -52,9 +52,9 @@ func load(ctx context.Context, base string, echo bool, ids *identities, conns in
 				i := int(next.Add(1)-1) % ids.n
 				target, auth := base, "Bearer x"
 				if echo {
-					body = tmpl.appendBody(body[:0], ids, 0, "1.0.0", "", nil, time.Now())
+					body = tmpl.appendBody(body[:0], ids, 0, "1.0.0", "", healthNone, nil, time.Now())
 				} else {
-					body = tmpl.appendBody(body[:0], ids, i, "1.0.0", "", nil, time.Now())
+					body = tmpl.appendBody(body[:0], ids, i, "1.0.0", "", healthNone, nil, time.Now())
 					url = heartbeatURL(url[:0], base, ids, i)
 					target, auth = string(url), ids.bearer(i)
 				}
@@ -112,7 +112,7 @@ func oneRound(ctx context.Context, base string, ids *identities) int64 {
 				if i >= ids.n {
 					return
 				}
-				body = tmpl.appendBody(body[:0], ids, i, "1.0.0", "", nil, time.Now())
+				body = tmpl.appendBody(body[:0], ids, i, "1.0.0", "", healthNone, nil, time.Now())
 				url = heartbeatURL(url[:0], base, ids, i)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, string(url), bytes.NewReader(body))
 				req.Header.Set("Authorization", ids.bearer(i))

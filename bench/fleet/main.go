@@ -24,7 +24,7 @@
 //	go run ./bench/fleet -hosts 1000 -download-cap 50 [-download-size 8388608 -download-rate 4194304]
 //	go run ./bench/fleet -delta-only [-delta-hosts 1000] [-delta-size 4]
 //	go run ./bench/fleet -ramp '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}' [-ramp-hosts 300]
-//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500]
+//	go run ./bench/fleet -rollback-only [-hosts 10000] [-regress-after 1m] [-rollback-max-unavailable 500] [-rollback-soak 0] [-rollback-watch 5]
 package main
 
 import (
@@ -89,8 +89,10 @@ func run() error {
 	downloadSize := flag.Int64("download-size", 8<<20, "with -download-cap: the artifact's size in bytes")
 	downloadRate := flag.Int64("download-rate", 4<<20, "with -download-cap: each host's download speed in bytes a second (0: unpaced)")
 	rollbackOnly := flag.Bool("rollback-only", false, "only the fleet rollback: a release that regresses -regress-after its install, waves [1,10,50,100], a 2% error budget, rollbackOnHalt")
-	regressAfter := flag.Duration("regress-after", time.Minute, "with -rollback-only: how long after its install each host reports the regression")
+	regressAfter := flag.Duration("regress-after", time.Minute, "with -rollback-only: how long after its install each host's agent turns unhealthy in its heartbeats")
 	rollbackGuard := flag.Int("rollback-max-unavailable", 500, "with -rollback-only: the pool's maxUnavailable")
+	rollbackSoak := flag.Int("rollback-soak", 0, "with -rollback-only: the update's rollout.soakMinutes (a soak longer than -regress-after holds the first wave; the update then pauses within its budget and the simulator stops it with ?rollback=true)")
+	rollbackWatch := flag.Int("rollback-watch", 5, "with -rollback-only: the update's rollout.watchMinutes (how long the server watches a host's health after its install)")
 	soakFor := flag.Duration("soak", 0, "instead of the benchmark, soak a fleet for this long (make soak: 30m)")
 	deltaOnly := flag.Bool("delta-only", false, "only compare a minor release rolled out with patches and with full downloads (-delta-hosts, -delta-size, -interval)")
 	deltaHosts := flag.Int("delta-hosts", 1000, "simulated hosts of -delta-only")
@@ -141,7 +143,7 @@ func run() error {
 		return runDownloadCap(ctx, bin, work, o, *downloadCap, *downloadSize, *downloadRate)
 	}
 	if *rollbackOnly {
-		return runRollback(ctx, bin, work, o, *regressAfter, *rollbackGuard)
+		return runRollback(ctx, bin, work, o, *regressAfter, *rollbackGuard, *rollbackSoak, *rollbackWatch)
 	}
 	if *soakFor > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), *soakFor+5*time.Minute)
@@ -527,6 +529,9 @@ type rolloutResult struct {
 	badHosts, reverted     int64
 	rollbackDone, lastBack time.Duration
 	rollbackState          string
+	// stoppedOnPause: the update paused within its budget and the
+	// simulator stopped it with ?rollback=true (scenario.stopOnPause).
+	stoppedOnPause bool
 }
 
 // scenario is one rollout the simulator plays: every host heartbeats at
@@ -545,14 +550,18 @@ type scenario struct {
 	// installedSHA is the SHA-256 of the hosts' installed binary (1.0.0),
 	// reported in their heartbeats; "" reports none.
 	installedSHA string
-	// regressAfter > 0: the release installs fine, and this long after
-	// its install each host reports the job FAILED with REGRESSION (a
-	// stand-in for poolagent's health watch, rollback.go); revert jobs
-	// finish normally.
+	// regressAfter > 0: the release installs fine, each host reports its
+	// agent healthy from the install on and unhealthy this long after it
+	// (as poolagent's health watch, rollback.go); revert jobs finish
+	// normally.
 	regressAfter time.Duration
 	// waitRollback: once the update reached want, wait for its fleet
 	// rollback to be Done (rollback.go).
 	waitRollback bool
+	// stopOnPause: an update Paused (a wave held with failures within the
+	// budget) is stopped with ?rollback=true, as an operator would, and
+	// counts as reaching want.
+	stopOnPause bool
 }
 
 var goodRollout = scenario{update: `{"name":"bench","targetVersion":"1.1.0"}`, want: okta.JobSuccess}
@@ -666,6 +675,14 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 		}
 		if okta.AgentUpdateJobStatus(cur.status) == sc.want {
 			res.halted = string(cur.rollout)
+			break
+		}
+		if sc.stopOnPause && okta.AgentUpdateJobStatus(cur.status) == okta.JobPaused {
+			st, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.id+"/stop?rollback=true", "")
+			if err != nil || st.code/100 != 2 {
+				return res, fmt.Errorf("stop?rollback=true: %d %s %v", st.code, st.errMsg, err)
+			}
+			res.halted, res.stoppedOnPause = string(cur.rollout), true
 			break
 		}
 		if st := okta.AgentUpdateJobStatus(cur.status); st == okta.JobFailed || st == okta.JobSuccess {

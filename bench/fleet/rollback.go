@@ -12,25 +12,19 @@ import (
 	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
-	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 // The fleet rollback scenario (-rollback-only): a release that installs
-// fine and regresses -regress-after later on every host. Until poolagent
-// watches an agent's health after the install, the simulated hosts stand
-// in for it: each reports its job FAILED with REGRESSION at its first
-// heartbeat past that time, which counts against the error budget like
-// any failure. With rollout.rollbackOnHalt the halt sends every host that
-// ran the release a revert job, which the simulated host finishes after
-// -install.
-
-// regression is a host's pending report of the bad release's failure.
-type regression struct {
-	uuid string
-	at   int64 // on the simulation's clock
-}
+// fine and regresses -regress-after later on every host. The simulated
+// hosts report what poolagent's health watch reports: from the install on,
+// the agent's health in every heartbeat (agents[].health, healthy), and
+// -regress-after later {"ok": false} with the host WARNING. The server's
+// own watch (rollout.watchMinutes) turns that into REGRESSION, which
+// counts against the error budget; with rollout.rollbackOnHalt the halt
+// sends every host that ran the release a revert job, which the simulated
+// host finishes after -install, healthy again on 1.0.0.
 
 // finished notes a job host i finished: a revert, or the bad release
 // (whose regression comes later).
@@ -45,30 +39,22 @@ func (s *sim) finished(i int, j *activeJob) {
 	}
 	s.badHosts.Add(1)
 	s.jobsMu.Lock()
-	s.regress[i] = regression{uuid: j.uuid, at: s.sched.now() + int64(s.sc.regressAfter)}
+	s.regress[i] = s.sched.now() + int64(s.sc.regressAfter)
 	s.jobsMu.Unlock()
 }
 
-// regression returns host i's regression report when it is due (once),
-// else nil.
-func (w *worker) regression(i int) []byte {
+// regress turns host i's agent unhealthy once its regression is due.
+func (w *worker) regress(i int, h *hostState) {
 	s := w.s
 	if s.sc.regressAfter <= 0 {
-		return nil
+		return
 	}
 	s.jobsMu.Lock()
-	r, ok := s.regress[i]
-	if ok && r.at <= s.sched.now() {
+	if at, ok := s.regress[i]; ok && at <= s.sched.now() {
 		delete(s.regress, i)
-	} else {
-		ok = false
+		h.health = healthFailing
 	}
 	s.jobsMu.Unlock()
-	if !ok {
-		return nil
-	}
-	return w.jobsJSON(sailpoint.JobReport{UUID: r.uuid, State: sailpoint.JobFailed, Progress: 100, UpdateStatus: "Failed",
-		UpdateMessage: "REGRESSION: simulated: the agent turned unhealthy after its install"})
 }
 
 // waitRollback polls the update (get: its status and rollout) until its
@@ -125,7 +111,7 @@ func publishRollback(ctx context.Context, st store.Store, work, dataDir string, 
 }
 
 // runRollback is -rollback-only: the issue's fleet rollback measurement.
-func runRollback(ctx context.Context, bin, work string, o options, regressAfter time.Duration, guard int) error {
+func runRollback(ctx context.Context, bin, work string, o options, regressAfter time.Duration, guard, soak, watch int) error {
 	f, err := setupWith(ctx, work, o.hosts, o.pg, publishRollback)
 	if err != nil {
 		return err
@@ -136,17 +122,23 @@ func runRollback(ctx context.Context, bin, work string, o options, regressAfter 
 	}
 	defer stop(srv.cmd)
 	sc := scenario{settings: fmt.Sprintf(`{"maxUnavailable":%d}`, guard),
-		update:       `{"targetVersion":"1.1.0","rollout":{"waves":[1,10,50,100],"errorBudget":{"percent":2},"rollbackOnHalt":true}}`,
-		regressAfter: regressAfter, waitRollback: true, want: okta.JobFailed}
+		update: fmt.Sprintf(`{"targetVersion":"1.1.0","rollout":{"waves":[1,10,50,100],"soakMinutes":%d,"watchMinutes":%d,"errorBudget":{"percent":2},"rollbackOnHalt":true}}`,
+			soak, watch),
+		regressAfter: regressAfter, waitRollback: true, want: okta.JobFailed, stopOnPause: true}
 	res, err := rollout(ctx, srv, f, o, sc)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("| fleet rollback, %d hosts at a %s interval, install %s, a release that regresses %s after its install, waves [1, 10, 50, 100], error budget 2%%, maxUnavailable %d | measured |\n",
-		o.hosts, o.interval, o.install, regressAfter, guard)
+	fmt.Printf("| fleet rollback, %d hosts at a %s interval, install %s, a release that regresses %s after its install, waves [1, 10, 50, 100], soak %d min, watch %d min, error budget 2%%, maxUnavailable %d | measured |\n",
+		o.hosts, o.interval, o.install, regressAfter, soak, watch, guard)
 	fmt.Println("|---|---|")
 	fmt.Printf("| hosts that ever ran the bad release | %d of %d (%.1f%%) |\n", res.badHosts, o.hosts, 100*float64(res.badHosts)/float64(o.hosts))
-	fmt.Printf("| create to the halt (the update Failed, as polled every 0.5 s) | %.1f s |\n", res.took.Seconds())
+	if res.stoppedOnPause {
+		fmt.Printf("| create to the halt (the update Paused within its budget, as polled every 0.5 s, then stopped with ?rollback=true) | %.1f s |\n", res.took.Seconds())
+	} else {
+		fmt.Printf("| create to the halt (the update Failed, as polled every 0.5 s) | %.1f s |\n", res.took.Seconds())
+	}
+	fmt.Printf("| rollout.halted | %s |\n", haltedOf(res.rollbackState))
 	fmt.Printf("| halt to the last host back on 1.0.0 (its revert reported finished) | %.1f s |\n", res.lastBack.Seconds())
 	fmt.Printf("| halt to rollout.rollback Done (as polled) | %.1f s |\n", res.rollbackDone.Seconds())
 	fmt.Printf("| hosts reverted (simulator) | %d |\n", res.reverted)
@@ -156,4 +148,13 @@ func runRollback(ctx context.Context, bin, work string, o options, regressAfter 
 		return fmt.Errorf("%d hosts ran the bad release but %d were reverted", res.badHosts, res.reverted)
 	}
 	return nil
+}
+
+// haltedOf is rollout.halted in an update's rollout document.
+func haltedOf(rollout string) string {
+	var v struct {
+		Halted string `json:"halted"`
+	}
+	_ = json.Unmarshal([]byte(rollout), &v)
+	return v.Halted
 }

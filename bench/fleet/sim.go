@@ -118,7 +118,8 @@ const (
 type hostState struct {
 	next    int64 // next regular heartbeat, on the simulation's clock
 	step    uint8
-	version uint8 // index in the simulation's versions
+	version uint8       // index in the simulation's versions
+	health  agentHealth // what its health watch reports of the agent
 }
 
 // activeJob is a job a host is working on (only hosts in flight have one).
@@ -215,9 +216,9 @@ type sim struct {
 
 	jobsMu sync.Mutex
 	jobs   map[int]*activeJob
-	// regress holds, per host, the bad release's job it will report
-	// FAILED and when (scenario.regressAfter).
-	regress map[int]regression
+	// regress holds, per host that installed the bad release, when its
+	// agent turns unhealthy (scenario.regressAfter).
+	regress map[int]int64
 	// badHosts counts hosts that finished the bad release, reverts the
 	// revert jobs finished; lastRevert is when the last one was.
 	badHosts, reverts, lastRevert atomic.Int64
@@ -245,7 +246,7 @@ func newSim(base string, ids *identities, interval, install time.Duration, sc sc
 	s := &sim{base: base, ids: ids, tmpl: newBodyTemplate(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		interval: interval, install: install, sc: sc, sched: newScheduler(ids.n), hosts: make([]hostState, ids.n),
 		versions: []string{"1.0.0"}, shas: []string{sc.installedSHA}, jobs: map[int]*activeJob{}, starts: map[int64]int{},
-		regress: map[int]regression{}}
+		regress: map[int]int64{}}
 	for i := range s.hosts {
 		// Spread the hosts evenly over one interval.
 		s.hosts[i].next = int64(interval) * int64(i) / int64(ids.n)
@@ -326,7 +327,8 @@ func (w *worker) step(ctx context.Context, e event) {
 	switch h.step {
 	case stepBeat:
 		at := h.next
-		ok := w.beat(ctx, i, h.version, w.regression(i))
+		w.regress(i, h)
+		ok := w.beat(ctx, i, h, nil)
 		now := s.sched.now()
 		if h.next = at + int64(s.interval); h.next < now {
 			h.next = now + int64(s.interval) // fallen a whole interval behind
@@ -363,7 +365,7 @@ func (w *worker) step(ctx context.Context, e event) {
 		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
 			s.maxInFlight.Store(n) // racy max, good enough for a bound check
 		}
-		w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
+		w.beat(ctx, i, h, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
 		if s.sc.download && j.url != "" {
 			h.step = stepDownload
 			s.sched.push(max(s.sched.now(), int64(j.startAfter.Sub(s.sched.start))), i)
@@ -421,11 +423,14 @@ func (w *worker) step(ctx context.Context, e event) {
 		j := s.job(i)
 		s.inFlight.Add(-1)
 		if s.sc.fail {
-			w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFailed, Progress: 100,
+			w.beat(ctx, i, h, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFailed, Progress: 100,
 				UpdateStatus: "Failed", UpdateMessage: "HEALTH_CHECK: simulated bad release"}))
 		} else {
 			h.version = j.target
-			w.beat(ctx, i, h.version, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
+			if s.sc.regressAfter > 0 {
+				h.health = healthOK // the install's check passed; the watch goes on
+			}
+			w.beat(ctx, i, h, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobFinished, Progress: 100}))
 			s.finished(i, j)
 		}
 		s.jobsMu.Lock()
@@ -449,14 +454,14 @@ func (w *worker) jobsJSON(r sailpoint.JobReport) []byte {
 	return b
 }
 
-// beat sends host i's heartbeat (with version v installed: its version
-// and, when known, its binary's SHA-256) and decodes the reply's jobs into
-// w.rep; false when it failed.
-func (w *worker) beat(ctx context.Context, i int, v uint8, jobs []byte) bool {
+// beat sends host i's heartbeat (h's version installed: its version and,
+// when known, its binary's SHA-256; h's agent health) and decodes the
+// reply's jobs into w.rep; false when it failed.
+func (w *worker) beat(ctx context.Context, i int, h *hostState, jobs []byte) bool {
 	s := w.s
 	w.rep.Body.Jobs = w.rep.Body.Jobs[:0]
 	now := time.Now()
-	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, s.version(v), s.sha(v), jobs, now)
+	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, s.version(h.version), s.sha(h.version), h.health, jobs, now)
 	url := heartbeatURL(make([]byte, 0, len(s.base)+64), s.base, s.ids, i)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, string(url), bytes.NewReader(w.body))
 	req.Header.Set("Authorization", s.ids.bearer(i))

@@ -130,7 +130,7 @@ func soak(ctx context.Context, bin, work string, o options, d time.Duration) err
 			if reports != nil {
 				jobs, _ = json.Marshal(reports)
 			}
-			if !w.beat(ctx, i, h.version, jobs) {
+			if !w.beat(ctx, i, h, jobs) {
 				return
 			}
 			reports = nil

@@ -151,3 +151,90 @@ func TestStopWithRollbackThroughRealHosts(t *testing.T) {
 	}
 	f.allOnDisk("1.0.0")
 }
+
+// TestRegressionRollsTheFleetBack: release 1.3.0 passes its install's
+// health check and fails it 5 s after its start. The first wave (3 of 6
+// hosts, ranked by the update; the pool's maxUnavailable 3 lets them go
+// together) installs it; each host's health watch (every second) sees it
+// fail, the server fails each with REGRESSION within the soak, the third
+// failure is beyond the budget of 2 and halts the update, and with
+// rollbackOnHalt every host it reached goes back to 1.0.0 on disk, though
+// all three are DEGRADED and so fill maxUnavailable (reverts count the
+// jobs in flight only). The second wave never received the release.
+func TestRegressionRollsTheFleetBack(t *testing.T) {
+	f := newFleet(t, 0)
+	bad, err := bins.BuildSampleFailingAfter(f.ctx, "1.3.0", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Publish(f.ctx, f.keys, "AD", "1.3.0", runtime.GOOS, runtime.GOARCH, bad, "GA"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dc1", "dc2", "dc3", "dc4", "dc5", "dc6"} {
+		f.addHost(name, "", e2e.HostOptions{WatchInterval: time.Second})
+	}
+	f.waitAgents(6)
+	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/settings", `{"maxUnavailable":3}`, nil)
+	// Waves [50, 100] of 6: 3 hosts, then the 3 others after a soak of 5
+	// minutes, which the regressions end first.
+	id := f.create(`{"targetVersion":"1.3.0","rollout":{"waves":[50,100],"soakMinutes":5,"errorBudget":{"count":2},"rollbackOnHalt":true}}`)
+	u, rb := f.waitRollbackDone(id)
+	if u.Status != okta.JobFailed || !strings.HasPrefix(rb.Halted, "ERROR_BUDGET: 3 of 6 hosts failed; the budget tolerates 2") {
+		t.Errorf("update %s, halted %q", u.Status, rb.Halted)
+	}
+	if r := rb.Rollback; r.ToRevert != 3 || r.Reverted != 3 || r.Failed != 0 || r.Reverting != 0 {
+		t.Errorf("rollout.rollback = %+v", *r)
+	}
+	reached := map[string]bool{}
+	for _, a := range u.Agents {
+		if a.UpdateStatus == okta.InstanceFailed && strings.HasPrefix(a.UpdateMessage, "ROLLED_BACK: back on 1.0.0 after ERROR_BUDGET: 3 of 6 hosts failed") {
+			reached[a.Name] = true
+		} else if a.UpdateStatus == okta.InstanceFailed || a.UpdateStatus == okta.InstanceSuccess {
+			t.Errorf("%s: %s %q", a.Name, a.UpdateStatus, a.UpdateMessage)
+		}
+		if a.Version != "1.0.0" {
+			t.Errorf("%s reports %s", a.Name, a.Version)
+		}
+	}
+	if len(reached) != 3 {
+		t.Errorf("%d agents rolled back, want the first wave's 3: %+v", len(reached), u.Agents)
+	}
+	f.allOnDisk("1.0.0")
+	// Each host's own account: the first wave's hosts finished the
+	// update's job and then its revert, from the binary they kept, and
+	// their agent is healthy again; the second wave's were handed nothing.
+	for _, h := range f.hosts {
+		st, err := h.Status(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, j := range st.Jobs {
+			kind := "update"
+			if strings.HasPrefix(j.UUID, "revert-") {
+				kind = "revert"
+			}
+			got = append(got, kind+" "+j.Version+" "+j.State)
+		}
+		want := ""
+		if reached[h.Name] {
+			want = "update 1.3.0 FINISHED, revert 1.0.0 FINISHED"
+		}
+		if strings.Join(got, ", ") != want {
+			t.Errorf("%s's jobs: %q, want %q", h.Name, got, want)
+		}
+		// The watch's next check (every second) finds 1.0.0 healthy.
+		f.eventually(30*time.Second, h.Name+"'s agent healthy on 1.0.0", func() (bool, error) {
+			st, err := h.Status(f.ctx)
+			if err != nil {
+				return false, err
+			}
+			for _, a := range st.Agents {
+				if a.Name == "ad-agent" {
+					return a.Version == "1.0.0" && a.Health != nil && a.Health.OK, nil
+				}
+			}
+			return false, nil
+		})
+	}
+}
