@@ -212,6 +212,23 @@ func (f *fleet) versions() []string {
 	return out
 }
 
+// versionOf returns what the installed agent binary of the host named
+// name says.
+func (f *fleet) versionOf(name string) string {
+	f.t.Helper()
+	for _, h := range f.hosts {
+		if h.Name == name {
+			v, err := h.InstalledVersion(f.ctx)
+			if err != nil {
+				f.t.Fatalf("%s: the installed agent does not run: %v", h.Name, err)
+			}
+			return v
+		}
+	}
+	f.t.Fatalf("no host named %q", name)
+	return ""
+}
+
 func count(u okta.AgentPoolUpdate, s okta.AgentUpdateInstanceStatus) int {
 	n := 0
 	for _, a := range u.Agents {
@@ -287,11 +304,14 @@ func TestPauseAndResumeMidRollout(t *testing.T) {
 		t.Fatalf("status %s after pause", u.Status)
 	}
 	// At most the host already running when paused finishes; the last one waits.
-	if done := count(u, okta.InstanceSuccess); done > 2 || u.Agents[2].UpdateStatus != okta.InstanceScheduled {
+	// The pool lists its agents in the order they first checked in, which
+	// is not the order the hosts started: the host is found by name.
+	last := u.Agents[2]
+	if done := count(u, okta.InstanceSuccess); done > 2 || last.UpdateStatus != okta.InstanceScheduled {
 		t.Errorf("while paused: %d done, agents %+v", done, u.Agents)
 	}
-	if v := f.versions()[2]; v != "1.0.0" {
-		t.Errorf("the last host was updated while paused: %s", v)
+	if v := f.versionOf(last.Name); v != "1.0.0" {
+		t.Errorf("the last host (%s) was updated while paused: %s", last.Name, v)
 	}
 	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/resume", "", nil)
 	f.waitStatus(id, okta.JobSuccess)
@@ -313,14 +333,15 @@ func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
 	if u.Status != okta.JobCancelled || u.Agents[2].UpdateStatus != okta.InstanceCancelled {
 		t.Errorf("after stop: %s %+v", u.Status, u.Agents)
 	}
-	vs := f.versions()
-	for i, a := range u.Agents {
+	// Each API agent against the host of its name: the pool's order is the
+	// order the hosts first checked in, not the order they started.
+	for _, a := range u.Agents {
 		want := "1.0.0"
 		if a.UpdateStatus == okta.InstanceSuccess {
 			want = "1.1.0"
 		}
-		if vs[i] != want {
-			t.Errorf("host %d is %s on disk, %s in the API", i, vs[i], a.UpdateStatus)
+		if v := f.versionOf(a.Name); v != want {
+			t.Errorf("host %s is %s on disk, %s in the API", a.Name, v, a.UpdateStatus)
 		}
 	}
 }
