@@ -4,15 +4,23 @@
 // failure cases an operator meets: windows, pause and resume, stop, a
 // poolagent killed mid-update, a poolserver restarted mid-rollout,
 // poolagent updating itself, and a pool's compliance through a rollout.
+//
+// Most tests run in parallel: each owns its poolserver, data dir, signing
+// keys, published copies and hosts; they share only the binaries TestMain
+// builds, which nothing writes after. The heartbeat load test, the
+// PostgreSQL replicas and the tmpfs (disk full, read-only) tests run
+// alone.
 package e2e_test
 
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +44,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	flag.Parse()
+	raiseParallel(parallelTests)
 	code := func() int {
 		defer os.RemoveAll(dir)
 		ctx := context.Background()
@@ -57,6 +67,24 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// parallelTests is how many tests marked parallel run at once unless
+// -test.parallel says otherwise. Each waits most of its time on real
+// processes (heartbeats, rollout ticks, health checks), so more of them
+// than the machine has cores overlap their waiting.
+const parallelTests = 8
+
+// raiseParallel sets -test.parallel to n when the command line did not set
+// it and its default (GOMAXPROCS) is lower.
+func raiseParallel(n int) {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set && runtime.GOMAXPROCS(0) < n {
+		if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+			panic(err)
+		}
+	}
 }
 
 // fleet is one poolserver, its signing keys, an AD pool and n hosts at
@@ -246,6 +274,7 @@ func openNow() string {
 }
 
 func TestRolloutThenRollback(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0","schedule":` + openNow() + `}`)
 	u := f.waitStatus(id, okta.JobSuccess)
@@ -275,6 +304,7 @@ func TestRolloutThenRollback(t *testing.T) {
 }
 
 func TestScheduledUpdateWaitsForItsWindow(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	// Eligible 30 days after the release: nothing happens now.
 	id := f.create(`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 * * 2#1","timezone":"UTC","delay":30}}`)
@@ -294,6 +324,7 @@ func TestScheduledUpdateWaitsForItsWindow(t *testing.T) {
 }
 
 func TestPauseAndResumeMidRollout(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -321,6 +352,7 @@ func TestPauseAndResumeMidRollout(t *testing.T) {
 }
 
 func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -347,6 +379,7 @@ func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
 }
 
 func TestPoolagentKilledMidUpdateConverges(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	h := f.hosts[0]
 	id := f.create(`{"targetVersion":"1.1.0"}`)
@@ -378,6 +411,7 @@ func TestPoolagentKilledMidUpdateConverges(t *testing.T) {
 }
 
 func TestPoolserverRestartedMidRolloutLosesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"name":"keep me","targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -402,6 +436,7 @@ func TestPoolserverRestartedMidRolloutLosesNothing(t *testing.T) {
 }
 
 func TestPoolagentUpdatesItself(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	h := f.hosts[0]
 	st, err := h.Status(f.ctx)
@@ -447,6 +482,7 @@ func TestPoolagentUpdatesItself(t *testing.T) {
 // SELF_ROLLED_BACK on the host and at the server, which does not offer that
 // version to the host again.
 func TestPoolagentSelfUpdateRolledBack(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 0)
 	h := f.addHost("dc1", "", e2e.HostOptions{SelfConfirmTimeout: 5 * time.Second})
 	h.StatusBin = bins.Poolagent // not the wrapper script, which the rollback replaces
