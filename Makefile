@@ -12,6 +12,10 @@ NFPM      := $(GOBIN)/nfpm
 NFPM_VERSION ?= v2.45.0
 DIST      ?= dist
 TEST_TIMEOUT ?= 15m
+# Test binaries (and builds) go test runs at once. The heaviest packages
+# (cmd/poolagent, cmd/poolserver, test/e2e) mostly wait on the processes
+# and timers they drive, so more of them than cores keep the CPU busy.
+TEST_P    ?= 4
 
 .PHONY: all build test test-windows lint vet staticcheck tidy-check cross packages demo demo-api bench bench-rollout bench-heartbeat soak clean
 
@@ -39,7 +43,7 @@ lint: vet staticcheck tidy-check
 
 # The test command README.md names: lint, then every test with the race detector.
 test: lint
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) ./...
 
 # The Windows suite (test/windows): poolagent.exe under Wine against a real
 # poolserver. Needs wine64, wineserver and x86_64-w64-mingw32-gcc (Debian:

@@ -92,27 +92,36 @@ func (b *Bins) BuildAgent(ctx context.Context, out, version string) error {
 // BuildSampleUnhealthyIf builds the sample managed agent at version,
 // unhealthy on hosts whose agent environment sets the variable env.
 func (b *Bins) BuildSampleUnhealthyIf(ctx context.Context, version, env string) (string, error) {
-	out := filepath.Join(b.Dir, "sampleagent-"+version)
-	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", "-X main.version="+version+" -X main.unhealthyIf="+env)
+	return b.buildSample(ctx, version, "-X main.version="+version+" -X main.unhealthyIf="+env)
+}
+
+// buildSample builds the sample managed agent with ldflags into a
+// directory of its own under Dir: tests running in parallel may build
+// different variants of one version at once.
+func (b *Bins) buildSample(ctx context.Context, version, ldflags string) (string, error) {
+	dir, err := os.MkdirTemp(b.Dir, "sampleagent-"+version+"-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "sampleagent-"+version)
+	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", ldflags)
 }
 
 // BuildSample builds the sample managed agent at version; healthy=false
 // builds a release whose health check fails.
 func (b *Bins) BuildSample(ctx context.Context, version string, healthy bool) (string, error) {
-	out := filepath.Join(b.Dir, "sampleagent-"+version)
 	ld := "-X main.version=" + version
 	if !healthy {
 		ld += " -X main.healthy=false"
 	}
-	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", ld)
+	return b.buildSample(ctx, version, ld)
 }
 
 // BuildSampleFailingAfter builds the sample managed agent at version whose
 // health check passes for after from its start, then fails (503): a
 // release that passes the install's check and regresses later.
 func (b *Bins) BuildSampleFailingAfter(ctx context.Context, version string, after time.Duration) (string, error) {
-	out := filepath.Join(b.Dir, "sampleagent-"+version)
-	return out, goBuild(ctx, b.root, out, "./examples/sampleagent", "-X main.version="+version+" -X main.failAfter="+after.String())
+	return b.buildSample(ctx, version, "-X main.version="+version+" -X main.failAfter="+after.String())
 }
 
 // FreeAddr returns a free 127.0.0.1 address.
@@ -417,9 +426,15 @@ func (s *Server) Requests(prefix string) (int, error) {
 
 // Publish signs file as name/version for this platform and publishes it.
 // It builds no patches (they take seconds a release) unless extra, more
-// flags of release publish, asks for them (--deltas K).
+// flags of release publish, asks for them (--deltas K). The signed copy
+// and its signature are written in the server's own directory, so tests
+// in parallel may publish one built file with their own keys.
 func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch, file, channel string, extra ...string) error {
-	signed := file + "-" + version + "-" + goos + "-" + arch
+	dir, err := os.MkdirTemp(filepath.Dir(s.config), "release-")
+	if err != nil {
+		return err
+	}
+	signed := filepath.Join(dir, filepath.Base(file)+"-"+version+"-"+goos+"-"+arch)
 	if err := copyFile(file, signed, 0o755); err != nil {
 		return err
 	}
@@ -430,7 +445,7 @@ func (s *Server) Publish(ctx context.Context, k Keys, name, version, goos, arch,
 	}
 	args := append([]string{"release", "publish", "--name", name, "--version", version, "--os", goos, "--arch", arch,
 		"--channel", channel, "--file", signed, "--signature", signed + ".minisig", "--deltas", "0"}, extra...)
-	_, err := s.CLI(ctx, args...)
+	_, err = s.CLI(ctx, args...)
 	return err
 }
 

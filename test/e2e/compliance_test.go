@@ -41,6 +41,7 @@ func (f *fleet) compliance(asJSON bool) (string, okta.PoolCompliance) {
 // (the CLI and /metrics agree); a host whose poolagent stops turns
 // unreachable.
 func TestPoolComplianceFollowsARollout(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/settings", `{"latestVersion":"1.1.0","minimalSupportedVersion":"1.0.0"}`, nil)
 	if _, pc := f.compliance(true); pc.LatestVersion != "1.1.0" || pc.Counts != (okta.ComplianceCounts{Outdated: 2, Total: 2, NonCompliant: 2}) {

@@ -4,15 +4,23 @@
 // failure cases an operator meets: windows, pause and resume, stop, a
 // poolagent killed mid-update, a poolserver restarted mid-rollout,
 // poolagent updating itself, and a pool's compliance through a rollout.
+//
+// Most tests run in parallel: each owns its poolserver, data dir, signing
+// keys, published copies and hosts; they share only the binaries TestMain
+// builds, which nothing writes after. The heartbeat load test, the
+// PostgreSQL replicas and the tmpfs (disk full, read-only) tests run
+// alone.
 package e2e_test
 
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +44,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	flag.Parse()
+	raiseParallel(parallelTests)
 	code := func() int {
 		defer os.RemoveAll(dir)
 		ctx := context.Background()
@@ -57,6 +67,24 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// parallelTests is how many tests marked parallel run at once unless
+// -test.parallel says otherwise. Each waits most of its time on real
+// processes (heartbeats, rollout ticks, health checks), so more of them
+// than the machine has cores overlap their waiting.
+const parallelTests = 8
+
+// raiseParallel sets -test.parallel to n when the command line did not set
+// it and its default (GOMAXPROCS) is lower.
+func raiseParallel(n int) {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set && runtime.GOMAXPROCS(0) < n {
+		if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+			panic(err)
+		}
+	}
 }
 
 // fleet is one poolserver, its signing keys, an AD pool and n hosts at
@@ -212,6 +240,23 @@ func (f *fleet) versions() []string {
 	return out
 }
 
+// versionOf returns what the installed agent binary of the host named
+// name says.
+func (f *fleet) versionOf(name string) string {
+	f.t.Helper()
+	for _, h := range f.hosts {
+		if h.Name == name {
+			v, err := h.InstalledVersion(f.ctx)
+			if err != nil {
+				f.t.Fatalf("%s: the installed agent does not run: %v", h.Name, err)
+			}
+			return v
+		}
+	}
+	f.t.Fatalf("no host named %q", name)
+	return ""
+}
+
 func count(u okta.AgentPoolUpdate, s okta.AgentUpdateInstanceStatus) int {
 	n := 0
 	for _, a := range u.Agents {
@@ -229,6 +274,7 @@ func openNow() string {
 }
 
 func TestRolloutThenRollback(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0","schedule":` + openNow() + `}`)
 	u := f.waitStatus(id, okta.JobSuccess)
@@ -258,6 +304,7 @@ func TestRolloutThenRollback(t *testing.T) {
 }
 
 func TestScheduledUpdateWaitsForItsWindow(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	// Eligible 30 days after the release: nothing happens now.
 	id := f.create(`{"targetVersion":"1.1.0","schedule":{"cron":"0 2 * * 2#1","timezone":"UTC","delay":30}}`)
@@ -277,6 +324,7 @@ func TestScheduledUpdateWaitsForItsWindow(t *testing.T) {
 }
 
 func TestPauseAndResumeMidRollout(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -287,11 +335,14 @@ func TestPauseAndResumeMidRollout(t *testing.T) {
 		t.Fatalf("status %s after pause", u.Status)
 	}
 	// At most the host already running when paused finishes; the last one waits.
-	if done := count(u, okta.InstanceSuccess); done > 2 || u.Agents[2].UpdateStatus != okta.InstanceScheduled {
+	// The pool lists its agents in the order they first checked in, which
+	// is not the order the hosts started: the host is found by name.
+	last := u.Agents[2]
+	if done := count(u, okta.InstanceSuccess); done > 2 || last.UpdateStatus != okta.InstanceScheduled {
 		t.Errorf("while paused: %d done, agents %+v", done, u.Agents)
 	}
-	if v := f.versions()[2]; v != "1.0.0" {
-		t.Errorf("the last host was updated while paused: %s", v)
+	if v := f.versionOf(last.Name); v != "1.0.0" {
+		t.Errorf("the last host (%s) was updated while paused: %s", last.Name, v)
 	}
 	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/"+id+"/resume", "", nil)
 	f.waitStatus(id, okta.JobSuccess)
@@ -301,6 +352,7 @@ func TestPauseAndResumeMidRollout(t *testing.T) {
 }
 
 func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -313,19 +365,21 @@ func TestStopCancelsHostsNotYetSwapped(t *testing.T) {
 	if u.Status != okta.JobCancelled || u.Agents[2].UpdateStatus != okta.InstanceCancelled {
 		t.Errorf("after stop: %s %+v", u.Status, u.Agents)
 	}
-	vs := f.versions()
-	for i, a := range u.Agents {
+	// Each API agent against the host of its name: the pool's order is the
+	// order the hosts first checked in, not the order they started.
+	for _, a := range u.Agents {
 		want := "1.0.0"
 		if a.UpdateStatus == okta.InstanceSuccess {
 			want = "1.1.0"
 		}
-		if vs[i] != want {
-			t.Errorf("host %d is %s on disk, %s in the API", i, vs[i], a.UpdateStatus)
+		if v := f.versionOf(a.Name); v != want {
+			t.Errorf("host %s is %s on disk, %s in the API", a.Name, v, a.UpdateStatus)
 		}
 	}
 }
 
 func TestPoolagentKilledMidUpdateConverges(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	h := f.hosts[0]
 	id := f.create(`{"targetVersion":"1.1.0"}`)
@@ -357,6 +411,7 @@ func TestPoolagentKilledMidUpdateConverges(t *testing.T) {
 }
 
 func TestPoolserverRestartedMidRolloutLosesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"name":"keep me","targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })
@@ -381,6 +436,7 @@ func TestPoolserverRestartedMidRolloutLosesNothing(t *testing.T) {
 }
 
 func TestPoolagentUpdatesItself(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 1)
 	h := f.hosts[0]
 	st, err := h.Status(f.ctx)
@@ -426,6 +482,7 @@ func TestPoolagentUpdatesItself(t *testing.T) {
 // SELF_ROLLED_BACK on the host and at the server, which does not offer that
 // version to the host again.
 func TestPoolagentSelfUpdateRolledBack(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 0)
 	h := f.addHost("dc1", "", e2e.HostOptions{SelfConfirmTimeout: 5 * time.Second})
 	h.StatusBin = bins.Poolagent // not the wrapper script, which the rollback replaces

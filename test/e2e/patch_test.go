@@ -75,6 +75,7 @@ func (f *fleet) installedIs(want string) {
 // binary they reported, download it instead of the full artifact, and end
 // up with the release's exact bytes.
 func TestRolloutTakesPatch(t *testing.T) {
+	t.Parallel()
 	f := newFleetWith(t, 2, e2e.ServerOptions{LogLevel: "debug"})
 	publishWithPatches(f)
 	id := f.create(`{"targetVersion":"1.3.0","schedule":` + openNow() + `}`)
@@ -111,6 +112,7 @@ func TestRolloutTakesPatch(t *testing.T) {
 // check on the host, which downloads the full artifact, installs it and
 // reports the job a success with a PATCH warning the server shows.
 func TestCorruptPatchFallsBack(t *testing.T) {
+	t.Parallel()
 	f := newFleetWith(t, 2, e2e.ServerOptions{LogLevel: "debug"})
 	p := publishWithPatches(f)
 	path := filepath.Join(f.srv.DataDir, "artifacts", "patches", p.SHA256)

@@ -15,6 +15,7 @@ import (
 // own dispatchedAt times show the spacing: one start per 10 s until two
 // hosts succeeded, never more than two in any 10 s after.
 func TestRampSpacesTheStarts(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 5)
 	f.api("POST", "/api/v1/agentPools/"+f.pool+"/updates/settings", `{"maxUnavailable":5}`, nil)
 	id := f.create(`{"targetVersion":"1.1.0","rollout":{"maxPerMinute":12,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":2}}}`)

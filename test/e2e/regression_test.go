@@ -18,6 +18,7 @@ import (
 // REGRESSION within the soak, and the error budget of 0 halts the update:
 // no other host is handed the release.
 func TestRegressionAfterInstallHaltsTheUpdate(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 0)
 	bad, err := bins.BuildSampleFailingAfter(f.ctx, "1.3.0", 3*time.Second)
 	if err != nil {

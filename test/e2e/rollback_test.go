@@ -73,11 +73,11 @@ func (f *fleet) allOnDisk(version string) {
 // the host's own allow_revert (the default), from the binary it kept (no
 // download), and the API says ROLLED_BACK.
 func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
+	t.Parallel()
 	bad, err := bins.BuildSampleUnhealthyIf(t.Context(), "1.3.0", "SAMPLEAGENT_BAD_HOST")
 	if err != nil {
 		t.Fatal(err)
 	}
-	samples["1.3.0"] = bad
 	f := newFleetWith(t, 0, e2e.ServerOptions{LogLevel: "debug"}) // Requests counts the downloads
 	if err := f.srv.Publish(f.ctx, f.keys, "AD", "1.3.0", runtime.GOOS, runtime.GOARCH, bad, "GA"); err != nil {
 		t.Fatal(err)
@@ -128,6 +128,7 @@ func TestRollbackOnHaltThroughRealHosts(t *testing.T) {
 // reached (one that was past its swap at the stop included) is back on
 // 1.0.0 on disk; the others never moved.
 func TestStopWithRollbackThroughRealHosts(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	id := f.create(`{"targetVersion":"1.1.0"}`)
 	f.eventually(60*time.Second, "first host done", func() (bool, error) { return count(f.update(id), okta.InstanceSuccess) >= 1, nil })

@@ -18,6 +18,7 @@ import (
 // Scheduled until São Paulo's window opens. DST changes need a fake clock: the schedule
 // and engine tests cover them.
 func TestHostZoneWindows(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 0)
 	tokyo := f.addHost("tokyo", "", e2e.HostOptions{Timezone: "Asia/Tokyo"})
 	saoPaulo := f.addHost("saopaulo", "", e2e.HostOptions{Timezone: "America/Sao_Paulo"})

@@ -78,7 +78,9 @@ func startServer(t *testing.T) *server {
 	cfg.Rollout.Tick = controlplane.Duration{Duration: 200 * time.Millisecond}
 	cfg.ShutdownTimeout = controlplane.Duration{Duration: 5 * time.Second}
 	now := time.Now()
-	s := &server{st: st, releasedHosts: make(chan struct{})}
+	// Its own transport, so stop can close the connections it keeps.
+	s := &server{st: st, releasedHosts: make(chan struct{}),
+		client: http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
 	s.manage, _, err = controlplane.CreateToken(ctx, st, "dashboard", []store.Scope{store.ScopeManage}, 0, now)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +108,13 @@ func startServer(t *testing.T) *server {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, l) }()
 	s.stop = func() {
+		// A heartbeat cancelled while its connection was being dialed
+		// leaves that connection in the client's pool, never used: the
+		// server counts a connection that has not sent its first request
+		// as in flight for 5 s (net/http's grace for new connections), as
+		// long as this shutdown_timeout, and the drain would fail. The
+		// hosts have stopped: close what the client keeps.
+		s.client.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
