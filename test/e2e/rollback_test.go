@@ -163,6 +163,7 @@ func TestStopWithRollbackThroughRealHosts(t *testing.T) {
 // all three are DEGRADED and so fill maxUnavailable (reverts count the
 // jobs in flight only). The second wave never received the release.
 func TestRegressionRollsTheFleetBack(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 0)
 	bad, err := bins.BuildSampleFailingAfter(f.ctx, "1.3.0", 5*time.Second)
 	if err != nil {
