@@ -21,6 +21,9 @@ import (
 // transition; a host in UTC with the same schedule waits until that wall
 // time comes round in UTC, half an hour later.
 func TestHostZoneWindowAcrossDST(t *testing.T) {
+	// It owns its server, hosts and zone directory, and sets no variable
+	// of the test process: safe beside the other parallel tests.
+	t.Parallel()
 	zones := t.TempDir()
 	env := []string{"ZONEINFO=" + zones}
 	f := newFleetWith(t, 0, e2e.ServerOptions{Env: env})
