@@ -148,6 +148,7 @@ type Server struct {
 	CA string
 	// Client trusts CA; every request to the server goes through it.
 	Client *http.Client
+	env    []string // more environment of its process (ServerOptions.Env)
 	config string
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -165,6 +166,9 @@ type ServerOptions struct {
 	// LogLevel is log_level (default info); "debug" logs every request
 	// (Requests counts them).
 	LogLevel string
+	// Env is more environment (NAME=value) for the server's process, e.g.
+	// ZONEINFO naming a directory of test zones (WriteZone).
+	Env []string
 }
 
 // StartServerWith is StartServer with options.
@@ -187,7 +191,7 @@ func startServer(ctx context.Context, b *Bins, dir, dataDir, db, name string, us
 		return nil, err
 	}
 	s := &Server{Bins: b, DataDir: dataDir, DB: db, URL: "http://" + addr, Log: filepath.Join(dir, name+".log"),
-		config: filepath.Join(dir, name+".toml"), Client: http.DefaultClient}
+		config: filepath.Join(dir, name+".toml"), Client: http.DefaultClient, env: o.Env}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -244,6 +248,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(s.Bins.Poolserver, "serve", "--config", s.config)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -29,6 +29,7 @@ type Host struct {
 	// A test whose release is a shell script sets it: a shell reads its
 	// script by path, and a self-update may replace the file meanwhile.
 	StatusBin string
+	env       []string // more environment of poolagent (HostOptions.Env)
 	mu        sync.Mutex
 	cmd       *exec.Cmd
 	done      chan struct{}
@@ -64,6 +65,10 @@ type HostOptions struct {
 	// Timezone is the IANA zone the host reports (the config's timezone);
 	// empty: the zone of the machine running the test.
 	Timezone string
+	// Env is more environment (NAME=value) for every poolagent command the
+	// host runs (enroll, run, status), e.g. ZONEINFO naming a directory
+	// of test zones (WriteZone) for Timezone.
+	Env []string
 }
 
 func quoteList(items []string) string {
@@ -77,7 +82,7 @@ func quoteList(items []string) string {
 // NewHost lays out a host under dir: install root, state dir, the managed
 // agent's starting binary and poolagent's config.
 func NewHost(b *Bins, dir string, o HostOptions) (*Host, error) {
-	h := &Host{Name: o.Name, Dir: filepath.Join(dir, o.Name)}
+	h := &Host{Name: o.Name, Dir: filepath.Join(dir, o.Name), env: o.Env}
 	// Each host runs its own copy of poolagent: a self-update replaces it.
 	h.AgentBin = filepath.Join(h.Dir, "bin", "poolagent")
 	if o.Poolagent == "" {
@@ -179,6 +184,7 @@ interval = "200ms"
 // Enroll exchanges an enrollment token for the host's credentials.
 func (h *Host) Enroll(ctx context.Context, serverURL, token string) error {
 	cmd := exec.CommandContext(ctx, h.AgentBin, "enroll", "--config", h.Config, "--server", serverURL, "--token", token)
+	cmd.Env = append(os.Environ(), h.env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("poolagent enroll (%s): %v: %s", h.Name, err, b)
 	}
@@ -217,6 +223,7 @@ func (h *Host) start() error {
 		return err
 	}
 	cmd := exec.Command(h.AgentBin, "run", "--config", h.Config)
+	cmd.Env = append(os.Environ(), h.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a kill reaches the supervised agent too
 	// only when the test means it to.
@@ -307,6 +314,7 @@ func (h *Host) Status(ctx context.Context) (*AgentStatus, error) {
 		bin = h.AgentBin
 	}
 	cmd := exec.CommandContext(ctx, bin, "status", "--config", h.Config, "--json")
+	cmd.Env = append(os.Environ(), h.env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("poolagent status (%s): %v: %s", h.Name, err, stderr.String())

@@ -156,6 +156,7 @@ func (f *fleet) addHost(name, poolagent string, more ...e2e.HostOptions) *e2e.Ho
 		o.SelfConfirmTimeout, o.WatchInterval = m.SelfConfirmTimeout, m.WatchInterval
 		o.AgentEnv = m.AgentEnv
 		o.Timezone = m.Timezone
+		o.Env = m.Env
 	}
 	h, err := e2e.NewHost(bins, f.t.TempDir(), o)
 	if err != nil {

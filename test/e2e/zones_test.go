@@ -15,8 +15,8 @@ import (
 // open now in Tokyo and closed in São Paulo (both without DST, twelve
 // hours apart), so the Tokyo host updates and the São Paulo host waits
 // with its own opening time; once Tokyo's host is done the update is
-// Scheduled until São Paulo's window opens. DST changes need a fake clock: the schedule
-// and engine tests cover them.
+// Scheduled until São Paulo's window opens. A clock change:
+// TestHostZoneWindowAcrossDST.
 func TestHostZoneWindows(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t, 0)
