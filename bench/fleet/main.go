@@ -231,6 +231,17 @@ func run() error {
 
 	ro := o
 	ro.interval = *rolloutInterval
+	if ro.interval != o.interval {
+		// The rollout's hosts check in every ro.interval: a server told
+		// another interval would take them for silent between two
+		// heartbeats (inactive_after is counted in intervals) and hold
+		// their jobs until they were heard again. Same data, new config.
+		stop(srv.cmd)
+		if srv, err = startServer(ctx, bin, f.dir, ro, ""); err != nil {
+			return err
+		}
+		defer stop(srv.cmd)
+	}
 	roll, err := rollout(ctx, srv, f, ro, goodRollout)
 	if err != nil {
 		return err
