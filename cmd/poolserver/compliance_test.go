@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane"
 	"github.com/poolagent/poolagent/controlplane/store"
-	"github.com/poolagent/poolagent/controlplane/store/sqlite"
 )
 
 // TestPoolsComplianceCommand runs `poolserver pools compliance` against an
@@ -26,18 +24,7 @@ import (
 // --limit and its errors.
 func TestPoolsComplianceCommand(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := controlplane.DefaultConfig()
-	cfg.DataDir = dir
-	srv := controlplane.New(cfg, st, nil)
-	t.Cleanup(srv.Close)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	st, _, hs, dir := inProcessServer(t)
 	now := time.Now()
 	token, _, err := controlplane.CreateToken(ctx, st, "viewer", []store.Scope{store.ScopeRead}, 0, now)
 	if err != nil {

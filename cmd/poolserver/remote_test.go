@@ -27,13 +27,12 @@ type simHost struct {
 	jobs                map[string]sailpoint.JobReport
 }
 
-// TestOperatorCLIDrivesARollout rolls out a release to simulated hosts of
-// an in-process poolserver with the operator commands alone, watching it
-// to the end, and checks their errors.
-func TestOperatorCLIDrivesARollout(t *testing.T) {
-	ctx := context.Background()
+// inProcessServer is a poolserver on a fresh SQLite store in a data dir
+// of its own, behind an httptest server, all closed with the test.
+func inProcessServer(t *testing.T) (*sqlite.DB, *controlplane.Server, *httptest.Server, string) {
+	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
+	st, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +43,15 @@ func TestOperatorCLIDrivesARollout(t *testing.T) {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	return st, srv, hs, dir
+}
+
+// TestOperatorCLIDrivesARollout rolls out a release to simulated hosts of
+// an in-process poolserver with the operator commands alone, watching it
+// to the end, and checks their errors.
+func TestOperatorCLIDrivesARollout(t *testing.T) {
+	ctx := context.Background()
+	st, srv, hs, dir := inProcessServer(t)
 	now := time.Now()
 	token, _, err := controlplane.CreateToken(ctx, st, "ops", []store.Scope{store.ScopeManage}, 0, now)
 	if err != nil {
@@ -217,18 +225,7 @@ func TestOperatorCLIDrivesARollout(t *testing.T) {
 // watch` show the progress and phase a host reported for its job.
 func TestWatchShowsEachHostsProgress(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := controlplane.DefaultConfig()
-	cfg.DataDir = dir
-	srv := controlplane.New(cfg, st, nil)
-	t.Cleanup(srv.Close)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	st, srv, hs, dir := inProcessServer(t)
 	now := time.Now()
 	token, _, err := controlplane.CreateToken(ctx, st, "ops", []store.Scope{store.ScopeManage}, 0, now)
 	if err != nil {
