@@ -40,7 +40,7 @@ func (u *Updater) keepPrevious(e *entry) {
 	}
 }
 
-// fetchKept returns the kept previous binary of t when it is a's artifact
+// fetchKept returns the kept previous binary of t when it is the job's artifact
 // (size, SHA-256, signature), or nil.
 func (u *Updater) fetchKept(job Job, t Target, sig []byte) *Fetched {
 	if t.Name == "" {
