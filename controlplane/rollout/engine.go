@@ -38,6 +38,7 @@ type Store interface {
 	ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent, error)
 	ListClients(ctx context.Context, poolIDs ...string) ([]*store.Client, error)
 	ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error)
+	ListUpdateHeaders(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error)
 	GetUpdate(ctx context.Context, poolID, id string) (*store.Update, error)
 	CreateUpdate(ctx context.Context, u *store.Update) error
 	NextSequence(ctx context.Context, name string, n int) (int64, error)
@@ -360,15 +361,22 @@ func (e *Engine) load(ctx context.Context, now time.Time) error {
 	for _, u := range us {
 		e.addUpdate(u)
 	}
-	// A stopped update is kept while its fleet rollback runs.
-	stopped, err := e.d.Store.ListActiveUpdates(ctx, okta.JobCancelled)
+	// A stopped update is kept while its fleet rollback runs. Stopped
+	// updates accumulate, so only their headers are read, and the agents
+	// of the few whose rollback runs.
+	stopped, err := e.d.Store.ListUpdateHeaders(ctx, okta.JobCancelled)
 	if err != nil {
 		return fmt.Errorf("load stopped updates: %w", err)
 	}
-	for _, u := range stopped {
-		if RollbackActive(u) {
-			e.addUpdate(u)
+	for _, h := range stopped {
+		if !RollbackActive(h) {
+			continue
 		}
+		u, err := e.d.Store.GetUpdate(ctx, h.PoolID, h.ID)
+		if err != nil {
+			return fmt.Errorf("load stopped update %s: %w", h.ID, err)
+		}
+		e.addUpdate(u)
 	}
 	// Every client's jobs are published afresh.
 	e.table.clear()

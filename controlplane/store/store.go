@@ -432,6 +432,11 @@ type Store interface {
 	// ListActiveUpdates returns the updates in the given statuses, with
 	// their agents, in (pool, sortOrder, creation) order.
 	ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*Update, error)
+	// ListUpdateHeaders returns the updates in the given statuses without
+	// their agents (Agents nil), in the same order: for statuses whose
+	// updates pile up over time (Cancelled), where reading every agent row
+	// would grow with the history.
+	ListUpdateHeaders(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*Update, error)
 	// UpdateAgentDiagnostics returns the diagnostics (JSON) a host sent
 	// with an agent's failure in an update; "" when none.
 	UpdateAgentDiagnostics(ctx context.Context, updateID, agentID string) (string, error)

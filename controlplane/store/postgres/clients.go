@@ -385,6 +385,23 @@ func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdat
 	return db.listUpdates(ctx, `SELECT `+updateCols+` FROM updates WHERE status = ANY($1) ORDER BY pool_id, sort_order, seq`, strs(statuses))
 }
 
+// ListUpdateHeaders returns the updates in the given statuses without
+// their agents.
+func (db *DB) ListUpdateHeaders(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error) {
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+updateCols+` FROM updates WHERE status = ANY($1) ORDER BY pool_id, sort_order, seq`, strs(statuses))
+	if err != nil {
+		return nil, fmt.Errorf("list update headers: %w", err)
+	}
+	out, err := collect(rows, scanUpdate)
+	if err != nil {
+		return nil, fmt.Errorf("list update headers: %w", err)
+	}
+	return out, nil
+}
+
 // NextSequence reserves n values of a named counter and returns the first.
 // One upsert statement: atomic without a transaction of its own.
 func (db *DB) NextSequence(ctx context.Context, name string, n int) (int64, error) {

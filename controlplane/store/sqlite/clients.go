@@ -389,6 +389,16 @@ func (db *DB) attachPatches(ctx context.Context, rs []*store.Release, name strin
 
 // ListActiveUpdates returns the updates in the given statuses with agents.
 func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error) {
+	out, err := db.ListUpdateHeaders(ctx, statuses...)
+	if err != nil {
+		return nil, err
+	}
+	return out, loadUpdateAgents(ctx, db.r, out...)
+}
+
+// ListUpdateHeaders returns the updates in the given statuses without
+// their agents.
+func (db *DB) ListUpdateHeaders(ctx context.Context, statuses ...okta.AgentUpdateJobStatus) ([]*store.Update, error) {
 	if len(statuses) == 0 {
 		return nil, nil
 	}
@@ -399,13 +409,13 @@ func (db *DB) ListActiveUpdates(ctx context.Context, statuses ...okta.AgentUpdat
 	rows, err := db.r.QueryContext(ctx, `SELECT `+updateCols+` FROM updates WHERE status IN (`+placeholders(len(statuses))+`)
 		ORDER BY pool_id, sort_order, seq`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list active updates: %w", err)
+		return nil, fmt.Errorf("list update headers: %w", err)
 	}
 	out, err := collect(rows, scanUpdate)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list update headers: %w", err)
 	}
-	return out, loadUpdateAgents(ctx, db.r, out...)
+	return out, nil
 }
 
 // NextSequence reserves n values of a named counter and returns the first.

@@ -156,6 +156,10 @@ func testHeartbeats(t *testing.T, s store.Store) {
 	if err != nil || len(active) != 1 || len(active[0].Agents) != 1 {
 		t.Errorf("ListActiveUpdates = %v, %v", active, err)
 	}
+	headers, err := s.ListUpdateHeaders(ctx, okta.JobInProgress)
+	if err != nil || len(headers) != 1 || headers[0].ID != active[0].ID || headers[0].Agents != nil {
+		t.Errorf("ListUpdateHeaders = %v, %v; want the update without its agents", headers, err)
+	}
 }
 
 func testEnroll(t *testing.T, s store.Store) {
