@@ -114,7 +114,11 @@ func (u *Updater) poll(ctx context.Context, h HealthCheck, probe func(context.Co
 		if err == nil {
 			return nil
 		}
-		last = err
+		// A probe cut off by the deadline says less than the answer
+		// before it (a 503, a refused connection): keep that one.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		if sleep(ctx, h.Interval) != nil {
 			return fmt.Errorf("no success within %s: last error: %w", h.Timeout, last)
 		}

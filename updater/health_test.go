@@ -29,7 +29,7 @@ func TestCheckHealth(t *testing.T) {
 	defer srv.Close()
 	u := newTestUpdater(t, []string{newSigner(t).pubText()}, nil)
 	svc := &upService{}
-	h := HealthCheck{Grace: time.Hour, URL: srv.URL + "/healthz", Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond}
+	h := HealthCheck{Grace: time.Hour, URL: srv.URL + "/healthz", Timeout: time.Second, Interval: 10 * time.Millisecond}
 
 	err := u.CheckHealth(t.Context(), svc, h)
 	if !errors.Is(err, ErrHealthCheck) || !strings.Contains(err.Error(), "the process is not running") {
