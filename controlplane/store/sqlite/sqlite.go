@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 var pragmas = []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)",
 	"temp_store(MEMORY)"}
 
+// writerCacheKiB is the writing connection's page cache.
+var writerCacheKiB = 32 << 10
+
 // OpenFile opens the database at path and applies the embedded migrations.
 func OpenFile(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
@@ -62,7 +66,10 @@ func OpenFile(ctx context.Context, path string) (*DB, error) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// The writer's page cache holds a whole rollout batch's dirty pages
+	// (its rows land at random places of five b-trees): with SQLite's
+	// default 2 MB it spilled them to the WAL mid-transaction.
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma="+url.QueryEscape("cache_size(-"+strconv.Itoa(writerCacheKiB)+")"))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}

@@ -487,3 +487,70 @@ func testChangesConcurrent(t *testing.T, s store.Store) {
 	}
 	t.Logf("%d polls of the feed up to revision %d", polls, rev)
 }
+
+// testWriteRolloutMany: a dispatch of more rows than one statement of the
+// store carries, with rows already there (a host's earlier row) spread
+// through it: every new row is inserted with its fields and the revision,
+// each existing one is skipped and keeps what it had.
+func testWriteRolloutMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p := mustPool(t, s, okta.AgentTypeAD, "a")
+	const n = 1000
+	u := &store.Update{ID: store.NewID("upd"), PoolID: p.ID, AgentType: okta.AgentTypeAD, Status: okta.JobInProgress, CreatedAt: now, ModifiedAt: now}
+	exists := func(i int) bool { return i%97 == 5 || i == n-1 }
+	for i := range n {
+		if exists(i) {
+			u.Agents = append(u.Agents, store.UpdateAgent{AgentID: fmt.Sprintf("agt%04d", i), Position: i, Status: okta.InstanceFailed, Message: "before", ModifiedAt: now})
+		}
+	}
+	if err := s.CreateUpdate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	w := &store.RolloutWrite{}
+	for i := range n {
+		w.Agents = append(w.Agents, store.UpdateAgentRow{UpdateID: u.ID, UpdateAgent: store.UpdateAgent{AgentID: fmt.Sprintf("agt%04d", i), Position: i,
+			Status: okta.InstanceScheduled, ModifiedAt: now, JobID: fmt.Sprintf("job-%d", i), JobSeq: int64(i + 1), DispatchedAt: now, FromVersion: "1.0.0"}})
+	}
+	skipped, err := s.WriteRollout(ctx, w)
+	if err != nil {
+		t.Fatalf("WriteRollout: %v", err)
+	}
+	rev := mustRev(t, s)
+	var want int
+	for i, a := range w.Agents {
+		switch {
+		case exists(i) && a.Rev != 0:
+			t.Errorf("row %d existed but was marked written (Rev %d)", i, a.Rev)
+		case !exists(i) && a.Rev != rev:
+			t.Errorf("row %d Rev = %d, want the write's %d", i, a.Rev, rev)
+		}
+		if exists(i) {
+			want++
+		}
+	}
+	if skipped != want {
+		t.Errorf("skipped %d, want %d", skipped, want)
+	}
+	gu, err := s.GetUpdate(ctx, p.ID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gu.Agents) != n {
+		t.Fatalf("update has %d rows, want %d", len(gu.Agents), n)
+	}
+	for _, a := range gu.Agents {
+		var i int
+		if _, err := fmt.Sscanf(a.AgentID, "agt%04d", &i); err != nil {
+			t.Fatalf("row %q: %v", a.AgentID, err)
+		}
+		if exists(i) {
+			if a.Status != okta.InstanceFailed || a.Message != "before" || a.JobID != "" {
+				t.Errorf("existing row %d was overwritten: %+v", i, a)
+			}
+			continue
+		}
+		if !sameRow(a, w.Agents[i].UpdateAgent) {
+			t.Errorf("row %d = %+v, want %+v", i, a, w.Agents[i].UpdateAgent)
+		}
+	}
+}

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("Changes", func(t *testing.T) { testChanges(t, open(t)) })
 	t.Run("ChangesConcurrent", func(t *testing.T) { testChangesConcurrent(t, open(t)) })
+	t.Run("WriteRolloutMany", func(t *testing.T) { testWriteRolloutMany(t, open(t)) })
 }
 
 func testHeartbeats(t *testing.T, s store.Store) {
