@@ -13,7 +13,11 @@ import (
 	"github.com/poolagent/poolagent/controlplane/store"
 )
 
-const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, last_seen, created_at, rev, timezone`
+const clientCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, facts, GREATEST(last_seen, COALESCE(seen_at, 0)), created_at, rev, timezone`
+
+// clientsFrom is the FROM of a client read: a client's last-seen time is
+// the later of its row's and the keep-alives' (the seen table).
+const clientsFrom = `clients LEFT JOIN seen ON seen_client = clients.id`
 
 func scanClient(s pgx.Row) (*store.Client, error) {
 	var c store.Client
@@ -57,7 +61,7 @@ func (db *DB) CreateClient(ctx context.Context, c *store.Client) error {
 
 // GetClient returns a client by id.
 func (db *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
-	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM clients WHERE id = $1`, id))
+	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM `+clientsFrom+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("client %s: %w", id, store.ErrNotFound)
 	}
@@ -69,7 +73,7 @@ func (db *DB) GetClient(ctx context.Context, id string) (*store.Client, error) {
 
 // ClientBySecret returns the client whose secret hashes to hash.
 func (db *DB) ClientBySecret(ctx context.Context, hash []byte) (*store.Client, error) {
-	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM clients WHERE secret_hash = $1`, hash))
+	c, err := scanClient(db.pool.QueryRow(ctx, `SELECT `+clientCols+` FROM `+clientsFrom+` WHERE secret_hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("client: %w", store.ErrNotFound)
 	}
@@ -81,7 +85,7 @@ func (db *DB) ClientBySecret(ctx context.Context, hash []byte) (*store.Client, e
 
 // ListClients returns the clients of the given pools, or all clients.
 func (db *DB) ListClients(ctx context.Context, poolIDs ...string) ([]*store.Client, error) {
-	query, args := `SELECT `+clientCols+` FROM clients`, []any{}
+	query, args := `SELECT `+clientCols+` FROM `+clientsFrom, []any{}
 	if len(poolIDs) > 0 {
 		query += ` WHERE pool_id = ANY($1)`
 		args = append(args, poolIDs)
@@ -191,8 +195,8 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 	})
 }
 
-// TouchClients records last-seen times of clients and their agents, in
-// the lock order of ApplyHeartbeats.
+// TouchClients records last-seen times of clients (and so their agents)
+// in the seen table, rows locked in id order.
 func (db *DB) TouchClients(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
@@ -202,14 +206,19 @@ func (db *DB) TouchClients(ctx context.Context, seen map[string]time.Time) error
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	stmts := make([]stmt, 0, 2*len(ids))
-	for _, id := range ids {
-		stmts = append(stmts, stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{ms(seen[id]), id}, "touch client " + id})
+	times := make([]int64, len(ids))
+	for i, id := range ids {
+		times[i] = ms(seen[id])
 	}
-	for _, id := range ids {
-		stmts = append(stmts, stmt{`UPDATE agents SET last_connection = GREATEST(last_connection, $1) WHERE client_id = $2`, []any{ms(seen[id]), id}, "touch agents of client " + id})
-	}
-	return db.inTxRetry(ctx, func(tx pgx.Tx) error { return execBatch(ctx, tx, stmts) })
+	// One statement into the narrow seen table, rows locked in id order:
+	// a flush rewrites neither client rows (with their facts) nor agents'.
+	return db.inTxRetry(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO seen (seen_client, seen_at) SELECT * FROM unnest($1::text[], $2::bigint[])
+			ON CONFLICT (seen_client) DO UPDATE SET seen_at = GREATEST(seen.seen_at, excluded.seen_at)`, ids, times); err != nil {
+			return fmt.Errorf("touch clients: %w", err)
+		}
+		return nil
+	})
 }
 
 // CreateEnrollToken stores an enrollment token's hash.

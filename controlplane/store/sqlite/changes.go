@@ -49,7 +49,7 @@ func (db *DB) Revision(ctx context.Context) (int64, error) {
 }
 
 // clientFeedCols are clientCols without the facts.
-const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, '', last_seen, created_at, rev, timezone`
+const clientFeedCols = `seq, id, pool_id, secret_hash, type, hostname, status, os, arch, agent_version, '', max(last_seen, coalesce(seen_at, 0)), created_at, rev, timezone`
 
 // ChangesSince returns what was committed after revision since, from one
 // read snapshot, using the rev indexes.
@@ -103,14 +103,14 @@ func (db *DB) ChangesSince(ctx context.Context, since int64, skip ...int64) (*st
 			}
 			return err
 		}),
-		each("agents", `SELECT `+agentCols+` FROM agents`+window, func(r scanner) error {
+		each("agents", `SELECT `+agentCols+` FROM `+agentsFrom+window, func(r scanner) error {
 			a, err := scanAgent(r)
 			if err == nil {
 				ch.Agents = append(ch.Agents, a)
 			}
 			return err
 		}),
-		each("clients", `SELECT `+clientFeedCols+` FROM clients`+window, func(r scanner) error {
+		each("clients", `SELECT `+clientFeedCols+` FROM `+clientsFrom+window, func(r scanner) error {
 			c, err := scanClient(r)
 			if err == nil {
 				ch.Clients = append(ch.Clients, c)

@@ -291,7 +291,11 @@ func (db *DB) ModifyPool(ctx context.Context, id string, fn func(*store.Pool) er
 
 // Agents.
 
-const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, is_hidden, created_at, rev`
+const agentCols = `seq, id, pool_id, client_id, agent_name, name, type, version, max(last_connection, coalesce(seen_at, 0)), operational_status, operational_message, is_hidden, created_at, rev`
+
+// agentsFrom is the FROM of an agent read: an agent's last connection is
+// the later of its row's and its host's keep-alives' (the seen table).
+const agentsFrom = `agents LEFT JOIN seen ON seen_client = agents.client_id`
 
 func scanAgent(s scanner) (*store.Agent, error) {
 	var a store.Agent
@@ -339,7 +343,7 @@ func (db *DB) ListAgents(ctx context.Context, poolIDs ...string) ([]*store.Agent
 	for i, id := range poolIDs {
 		args[i] = id
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE pool_id IN (`+placeholders(len(poolIDs))+`) ORDER BY seq`, args...)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+agentCols+` FROM `+agentsFrom+` WHERE pool_id IN (`+placeholders(len(poolIDs))+`) ORDER BY seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
