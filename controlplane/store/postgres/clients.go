@@ -149,7 +149,9 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 				WHERE id = $9`,
 				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, revArg, hb.Timezone}, who}})
 		} else {
-			clients = append(clients, keyed{s: stmt{`UPDATE clients SET last_seen = GREATEST(last_seen, $1) WHERE id = $2`, []any{seen, hb.ClientID}, who}})
+			// Only the time: the narrow seen row, not the client's.
+			clients = append(clients, keyed{s: stmt{`INSERT INTO seen (seen_client, seen_at) VALUES ($2, $1)
+				ON CONFLICT (seen_client) DO UPDATE SET seen_at = GREATEST(seen.seen_at, excluded.seen_at)`, []any{seen, hb.ClientID}, who}})
 		}
 		for _, a := range hb.Agents {
 			agents = append(agents, keyed{hb.ClientID, a.AgentName, stmt{`INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status,

@@ -145,7 +145,8 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7
 				OR timezone != ?11 THEN ?10 ELSE rev END
 			WHERE id = ?9`},
-		{&st.seen, `UPDATE clients SET last_seen = max(last_seen, ?) WHERE id = ?`},
+		// Only the time: the narrow seen row, not the client's.
+		{&st.seen, `INSERT INTO seen (seen_client, seen_at) VALUES (?2, ?1) ON CONFLICT (seen_client) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)`},
 		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, created_at, rev)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
