@@ -76,6 +76,7 @@ func run() error {
 	var o options
 	var conns string
 	flag.IntVar(&o.hosts, "hosts", 10000, "simulated hosts")
+	flag.IntVar(&simWorkers, "sim-conns", simWorkers, "the simulator's concurrent requests and connections to poolserver (its hosts share them)")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of each heartbeat load step")
 	flag.DurationVar(&o.interval, "interval", 5*time.Second, "heartbeat interval of the simulated hosts in the safety scenarios")
 	flag.DurationVar(&o.install, "install", time.Second, "simulated install time of one host")

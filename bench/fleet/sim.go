@@ -27,8 +27,11 @@ import (
 // the few bytes of hostState; ids and secrets are derived (identities).
 
 // simWorkers bounds the simulator's concurrent requests (and
-// connections): the load generator's concurrency of 256.
-const simWorkers = 256
+// connections): the load generator's concurrency, 256 unless -sim-conns
+// says otherwise. A real fleet has a connection per host; with few
+// workers, hosts whose requests wait on the server (job reports behind a
+// dispatch's writes) hold back every other host's heartbeat.
+var simWorkers = 256
 
 type event struct {
 	at   int64 // nanoseconds since the simulation's start
