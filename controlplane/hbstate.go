@@ -116,21 +116,29 @@ type seenCoalescer struct {
 
 type seenShard struct {
 	mu sync.Mutex
-	m  map[string]*seenEntry
+	m  map[string]seenEntry
 	// pending lists the hosts whose last time is after the one written.
 	pending map[string]struct{}
 }
 
-// seenEntry is one host's last keep-alive and the time last written for it.
+// seenEntry is one host's last keep-alive and the time last written for
+// it, in Unix nanoseconds (0: none): 16 bytes kept in the map itself, where
+// two time.Time behind a pointer cost 48 and a separate allocation a host.
 type seenEntry struct {
-	last, written time.Time
+	last, written int64
 }
+
+// unixNano is t as a seenEntry time; fromUnixNano turns one back into a
+// time (in UTC, as the heartbeat path's times are).
+func unixNano(t time.Time) int64 { return t.UnixNano() }
+
+func fromUnixNano(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 // init makes the shards' maps; res is the resolution of written times.
 func (c *seenCoalescer) init(res time.Duration) {
 	c.res = res
 	for i := range c.shards {
-		c.shards[i].m = map[string]*seenEntry{}
+		c.shards[i].m = map[string]seenEntry{}
 		c.shards[i].pending = map[string]struct{}{}
 	}
 }
@@ -139,18 +147,15 @@ func (c *seenCoalescer) init(res time.Duration) {
 func (c *seenCoalescer) mark(id string, t time.Time) {
 	sh := &c.shards[shardOf(id)]
 	sh.mu.Lock()
-	e := sh.m[id]
-	if e == nil {
-		if len(sh.m) >= maxHostsPerShard {
-			sh.evictWritten()
-		}
-		e = &seenEntry{}
-		sh.m[id] = e
+	e, ok := sh.m[id]
+	if !ok && len(sh.m) >= maxHostsPerShard {
+		sh.evictWritten()
 	}
-	if t.After(e.last) {
-		e.last = t
+	if ns := unixNano(t); ns > e.last {
+		e.last = ns
 	}
-	if e.last.After(e.written) {
+	sh.m[id] = e
+	if e.last > e.written {
 		sh.pending[id] = struct{}{}
 	}
 	sh.mu.Unlock()
@@ -161,12 +166,13 @@ func (c *seenCoalescer) mark(id string, t time.Time) {
 func (c *seenCoalescer) wrote(id string, t time.Time) {
 	sh := &c.shards[shardOf(id)]
 	sh.mu.Lock()
-	if e := sh.m[id]; e != nil && t.After(e.written) {
-		e.written = t
-		if !e.last.After(t) {
-			e.last = t
+	if e, ok := sh.m[id]; ok && unixNano(t) > e.written {
+		e.written = unixNano(t)
+		if e.last <= e.written {
+			e.last = e.written
 			delete(sh.pending, id)
 		}
+		sh.m[id] = e
 	}
 	sh.mu.Unlock()
 }
@@ -185,8 +191,8 @@ func (c *seenCoalescer) get(id string) (time.Time, bool) {
 	sh := &c.shards[shardOf(id)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.m[id]; e != nil {
-		return e.last, true
+	if e, ok := sh.m[id]; ok {
+		return fromUnixNano(e.last), true
 	}
 	return time.Time{}, false
 }
@@ -200,19 +206,20 @@ func (c *seenCoalescer) take(now time.Time, all bool) map[string]time.Time {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for id := range sh.pending {
-			e := sh.m[id]
-			if e == nil {
+			e, ok := sh.m[id]
+			if !ok {
 				delete(sh.pending, id)
 				continue
 			}
-			if !all && now.Sub(e.written) < c.res {
+			if !all && unixNano(now)-e.written < int64(c.res) {
 				continue
 			}
 			if out == nil {
 				out = map[string]time.Time{}
 			}
-			out[id] = e.last
+			out[id] = fromUnixNano(e.last)
 			e.written = e.last
+			sh.m[id] = e
 			delete(sh.pending, id)
 		}
 		sh.mu.Unlock()
@@ -225,8 +232,9 @@ func (c *seenCoalescer) untake(m map[string]time.Time) {
 	for id, t := range m {
 		sh := &c.shards[shardOf(id)]
 		sh.mu.Lock()
-		if e := sh.m[id]; e != nil && e.written.Equal(t) {
-			e.written = time.Time{}
+		if e, ok := sh.m[id]; ok && e.written == unixNano(t) {
+			e.written = 0
+			sh.m[id] = e
 			sh.pending[id] = struct{}{}
 		}
 		sh.mu.Unlock()

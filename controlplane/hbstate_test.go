@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/poolagent/poolagent/controlplane/store"
 )
 
 func TestSeenCoalescer(t *testing.T) {
@@ -102,14 +100,14 @@ func TestPerHostTablesHoldTheTargetFleet(t *testing.T) {
 	const hosts = 300_000
 	var (
 		h  hbState
-		cc ttlCache[*store.Client]
+		cc ttlCache[authedClient]
 	)
 	cc.init(0, maxHosts, nil)
 	ids := make([]string, hosts)
 	for i := range ids {
 		ids[i] = "host-" + strconv.Itoa(i)
 		h.changed(ids[i], hbPrint{uint64(i)})
-		cc.put(sha256.Sum256([]byte(ids[i])), &store.Client{ID: ids[i]})
+		cc.put(sha256.Sum256([]byte(ids[i])), authedClient{ID: ids[i]})
 	}
 	for i, id := range ids {
 		if c := h.changed(id, hbPrint{uint64(i)}); c != 0 {

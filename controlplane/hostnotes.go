@@ -75,20 +75,26 @@ type hostNote struct {
 	logged     string // the mismatches last logged, so each set is logged once
 }
 
-// hostNotes holds the notes of every host heard from, by client id.
+// hostNotes holds the notes of every host heard from, by client id. Of
+// most hosts only the clock skew is ever read (skew, maxSkew), so that is
+// all it keeps of them (a Duration a host); the whole note is kept only
+// for the hosts with mismatches, which the pool listing reads.
 type hostNotes struct {
 	mu sync.Mutex
-	m  map[string]*hostNote
-	// mismatched indexes the hosts with mismatches, for the pool listing.
-	mismatched map[string]struct{}
+	// skews holds the skew of each host whose last heartbeat carried a
+	// timestamp.
+	skews map[string]time.Duration
+	// mismatched holds the notes of the hosts with mismatches.
+	mismatched map[string]*hostNote
 }
 
-// maxHostNotes bounds hostNotes (like the per-host tables, maxHosts):
-// past it the notes start over, refilled by the next heartbeats.
+// maxHostNotes bounds each of hostNotes' maps (like the per-host tables,
+// maxHosts): past it the notes start over, refilled by the next
+// heartbeats.
 const maxHostNotes = maxHosts
 
 func newHostNotes() hostNotes {
-	return hostNotes{m: map[string]*hostNote{}, mismatched: map[string]struct{}{}}
+	return hostNotes{skews: map[string]time.Duration{}, mismatched: map[string]*hostNote{}}
 }
 
 // record keeps a heartbeat's notes and reports whether its mismatches
@@ -100,19 +106,26 @@ func (h *hostNotes) record(clientID string, n hostNote) (logNow bool) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old := h.m[clientID]
-	if old == nil && len(h.m) >= maxHostNotes {
-		clear(h.m)
+	old := h.mismatched[clientID]
+	_, hadSkew := h.skews[clientID]
+	if (n.hasSkew && !hadSkew && len(h.skews) >= maxHostNotes) || (key != "" && old == nil && len(h.mismatched) >= maxHostNotes) {
+		clear(h.skews)
 		clear(h.mismatched)
+		old = nil
 	}
+	logged := "" // a host without mismatches last logged none
 	if old != nil {
-		n.logged = old.logged
+		logged = old.logged
 	}
-	logNow = key != "" && key != n.logged
-	n.logged = key
-	h.m[clientID] = &n
-	if len(n.mismatches) > 0 {
-		h.mismatched[clientID] = struct{}{}
+	logNow = key != "" && key != logged
+	if n.hasSkew {
+		h.skews[clientID] = n.skew
+	} else {
+		delete(h.skews, clientID)
+	}
+	if key != "" {
+		n.logged = key
+		h.mismatched[clientID] = &n
 	} else {
 		delete(h.mismatched, clientID)
 	}
@@ -123,10 +136,8 @@ func (h *hostNotes) record(clientID string, n hostNote) (logNow bool) {
 func (h *hostNotes) skew(clientID string) (time.Duration, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n := h.m[clientID]; n != nil && n.hasSkew {
-		return n.skew, true
-	}
-	return 0, false
+	d, ok := h.skews[clientID]
+	return d, ok
 }
 
 // maxSkew returns the largest absolute clock skew of the hosts heard from.
@@ -134,10 +145,8 @@ func (h *hostNotes) maxSkew() time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var most time.Duration
-	for _, n := range h.m {
-		if n.hasSkew {
-			most = max(most, absDuration(n.skew))
-		}
+	for _, d := range h.skews {
+		most = max(most, absDuration(d))
 	}
 	return most
 }
@@ -148,15 +157,15 @@ func (h *hostNotes) mismatchesIn(poolID string) ([]string, []hostNote) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var ids []string
-	for id := range h.mismatched {
-		if n := h.m[id]; n != nil && n.poolID == poolID {
+	for id, n := range h.mismatched {
+		if n.poolID == poolID {
 			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
 	notes := make([]hostNote, len(ids))
 	for i, id := range ids {
-		notes[i] = *h.m[id]
+		notes[i] = *h.mismatched[id]
 	}
 	return ids, notes
 }

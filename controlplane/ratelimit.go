@@ -17,12 +17,14 @@ type rateLimiter struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]bucket
 	swept   time.Time
 }
 
+// bucket is one key's window: kept in the map by value, 16 bytes a key
+// (the heartbeat limiter holds one per host) and no allocation per key.
 type bucket struct {
-	start time.Time
+	start int64 // the window's start, in Unix nanoseconds
 	count int
 }
 
@@ -35,7 +37,7 @@ type quota struct {
 }
 
 func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rateLimiter {
-	return &rateLimiter{limit: limit, window: window, now: now, buckets: make(map[string]*bucket)}
+	return &rateLimiter{limit: limit, window: window, now: now, buckets: make(map[string]bucket)}
 }
 
 // take counts one request for key.
@@ -45,26 +47,26 @@ func (l *rateLimiter) take(key string) quota {
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) > 10*l.window {
 		for k, b := range l.buckets {
-			if now.Sub(b.start) >= l.window {
+			if now.UnixNano()-b.start >= int64(l.window) {
 				delete(l.buckets, k)
 			}
 		}
 		l.swept = now
 	}
-	b := l.buckets[key]
-	if b == nil || now.Sub(b.start) >= l.window {
-		b = &bucket{start: now.Truncate(l.window)}
-		if now.Sub(b.start) >= l.window { // a window that does not divide time evenly
-			b.start = now
+	b, ok := l.buckets[key]
+	if !ok || now.UnixNano()-b.start >= int64(l.window) {
+		start := now.Truncate(l.window)
+		if now.Sub(start) >= l.window { // a window that does not divide time evenly
+			start = now
 		}
-		l.buckets[key] = b
+		b = bucket{start: start.UnixNano()}
 	}
-	q := quota{Limit: l.limit, Reset: b.start.Add(l.window)}
-	if b.count >= l.limit {
-		return q
+	q := quota{Limit: l.limit, Reset: time.Unix(0, b.start).Add(l.window)}
+	if b.count < l.limit {
+		b.count++
+		q.Remaining = l.limit - b.count
+		q.Allowed = true
 	}
-	b.count++
-	q.Remaining = l.limit - b.count
-	q.Allowed = true
+	l.buckets[key] = b
 	return q
 }

@@ -55,7 +55,7 @@ type Server struct {
 
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
-	clients     ttlCache[*store.Client] // identities, without expiry: hbstate.go
+	clients     ttlCache[authedClient] // identities, without expiry: hbstate.go
 	hbState     hbState
 	seen        seenCoalescer
 	writer      *hbWriter

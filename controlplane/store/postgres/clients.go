@@ -27,6 +27,7 @@ func scanClient(s pgx.Row) (*store.Client, error) {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
+	c.Intern()
 	return &c, nil
 }
 

@@ -351,6 +351,7 @@ func scanAgent(s pgx.Row) (*store.Agent, error) {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
+	a.Intern()
 	return &a, nil
 }
 
@@ -464,6 +465,7 @@ func scanUpdateAgent(s pgx.Row) (store.UpdateAgentRow, error) {
 		return r, err
 	}
 	r.ModifiedAt, r.DispatchedAt = fromMS(modified), fromMS(dispatched)
+	r.Intern()
 	return r, nil
 }
 

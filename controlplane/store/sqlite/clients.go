@@ -26,6 +26,7 @@ func scanClient(s scanner) (*store.Client, error) {
 		return nil, err
 	}
 	c.LastSeen, c.CreatedAt = fromMS(last), fromMS(created)
+	c.Intern()
 	return &c, nil
 }
 

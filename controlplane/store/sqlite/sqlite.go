@@ -304,6 +304,7 @@ func scanAgent(s scanner) (*store.Agent, error) {
 		return nil, err
 	}
 	a.LastConnection, a.CreatedAt = fromMS(last), fromMS(created)
+	a.Intern()
 	return &a, nil
 }
 
@@ -426,6 +427,7 @@ func scanUpdateAgent(s scanner) (store.UpdateAgentRow, error) {
 		return r, err
 	}
 	r.ModifiedAt, r.DispatchedAt = fromMS(modified), fromMS(dispatched)
+	r.Intern()
 	return r, nil
 }
 

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Changes", func(t *testing.T) { testChanges(t, open(t)) })
 	t.Run("ChangesConcurrent", func(t *testing.T) { testChangesConcurrent(t, open(t)) })
 	t.Run("WriteRolloutMany", func(t *testing.T) { testWriteRolloutMany(t, open(t)) })
+	t.Run("Interned", func(t *testing.T) { testInterned(t, open(t)) })
 }
 
 func testHeartbeats(t *testing.T, s store.Store) {
