@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/api/sailpoint"
 	"github.com/poolagent/poolagent/controlplane/store"
@@ -219,7 +218,7 @@ func (e *Engine) planRollback(ctx context.Context, us *updState, doc *Doc, chang
 		seq := e.seqNext
 		e.seqNext++
 		e.mutate(us, i, func(ua *store.UpdateAgent) {
-			ua.JobID, ua.JobSeq, ua.DispatchedAt = RevertJobPrefix+uuid.NewString(), seq, now
+			ua.JobID, ua.JobSeq, ua.DispatchedAt = RevertJobPrefix+newJobID(), seq, now
 			ua.Progress, ua.Phase = 0, ""
 			ua.Status, ua.Message, ua.ModifiedAt = okta.InstanceScheduled, CodeRollingBack+": to "+ua.FromVersion+" after "+rb.Reason, now
 		})

@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/poolagent/poolagent/controlplane/store"
@@ -287,6 +289,11 @@ func insertUpdateAgents(ctx context.Context, tx *sql.Tx, w []store.UpdateAgentRo
 			live = append(live, i)
 		}
 	}
+	// In key order: consecutive rows land on the same pages of the
+	// primary key's b-tree (the batch commits as one, so its order is free).
+	slices.SortFunc(live, func(a, b int) int {
+		return cmp.Or(cmp.Compare(w[a].UpdateID, w[b].UpdateID), cmp.Compare(w[a].AgentID, w[b].AgentID))
+	})
 	var full *sql.Stmt
 	defer func() {
 		if full != nil {
