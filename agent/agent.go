@@ -68,13 +68,16 @@ type Daemon struct {
 	checkHealth func(ctx context.Context, t updater.Target) error
 	newTicker   func(every time.Duration) (<-chan time.Time, func())
 
-	mu        sync.Mutex
-	st        *state.State
-	windows   map[string]window // by job uuid
-	runs      map[string]*jobRun
-	wake      chan struct{} // closed and replaced when jobs should re-check
-	beatNow   chan struct{}
-	interval  time.Duration
+	mu       sync.Mutex
+	st       *state.State
+	windows  map[string]window // by job uuid
+	runs     map[string]*jobRun
+	wake     chan struct{} // closed and replaced when jobs should re-check
+	beatNow  chan struct{}
+	interval time.Duration
+	// nextBeat, when set, is the wait before the next heartbeat instead
+	// of interval, once (the server's nextHeartbeat: a job is coming).
+	nextBeat  time.Duration
 	connected bool
 	lastErr   string
 	// watches are the managed agents' health watches by name.

@@ -96,7 +96,8 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		}
 		wait, err := d.beat(ctx)
 		d.mu.Lock()
-		interval := d.interval
+		interval, soon := d.interval, d.nextBeat
+		d.nextBeat = 0
 		confirmBy := d.selfConfirmBy
 		pending := d.selfPending
 		d.mu.Unlock()
@@ -112,6 +113,9 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		} else {
 			failures = 0
 			wait = interval
+			if soon > 0 {
+				wait = soon
+			}
 		}
 		if pending && !confirmBy.IsZero() && time.Now().After(confirmBy) {
 			d.log.Error("the new poolagent binary had no good heartbeat before its deadline; restarting to roll back")

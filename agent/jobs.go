@@ -24,6 +24,10 @@ import (
 	"github.com/poolagent/poolagent/updater"
 )
 
+// minNextBeat is the soonest a server's nextHeartbeat brings the next
+// heartbeat.
+const minNextBeat = time.Second
+
 // handleReply applies a heartbeat reply: the interval, the server's clock,
 // new jobs (checked), refreshed windows and cancellations.
 func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, recv time.Time, reported []string) {
@@ -35,6 +39,12 @@ func (d *Daemon) handleReply(ctx context.Context, rep *sailpoint.StatusReply, re
 			d.log.Info("heartbeat interval set by the server", zap.Duration("interval", iv))
 			d.interval = iv
 		}
+	}
+	d.nextBeat = 0
+	if s, err := strconv.Atoi(rep.Body.Configuration[sailpoint.ConfigNextHeartbeat]); err == nil && s > 0 {
+		// Once, and never more often than every second nor later than
+		// the interval: a server cannot make a host spin.
+		d.nextBeat = min(max(time.Duration(s)*time.Second, minNextBeat), d.interval)
 	}
 	d.noteWarningsLocked(&rep.Body)
 	// The server's clock only moves forward: a replayed old reply does

@@ -768,3 +768,43 @@ func TestJobReportWritesOnlyTheJob(t *testing.T) {
 		t.Errorf("finished job: agents %+v, rows %d", ch.Agents, len(ch.UpdateAgents))
 	}
 }
+
+// TestNextHeartbeatWhileJobsAreMade: a host that checks in between an
+// operator's create and the engine's dispatch is told to come back in
+// seconds (nextHeartbeat), not a whole interval later; once the engine
+// has decided, nobody is (a host left without a slot waits its interval).
+func TestNextHeartbeatWhileJobsAreMade(t *testing.T) {
+	f := newFleet(t, func(c *controlplane.Config) { c.Heartbeat.Interval.Duration = 60 * time.Second })
+	f.publish("1.1.0")
+	h1, h2 := f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0")
+	if r := f.beat(h1); r.Body.Configuration[sailpoint.ConfigNextHeartbeat] != "" {
+		t.Fatalf("nextHeartbeat with no update: %q", r.Body.Configuration[sailpoint.ConfigNextHeartbeat])
+	}
+	u := f.createUpdate(f.pool.ID, `{"targetVersion":"1.1.0"}`)
+	r := f.beat(h1) // before the engine's tick
+	if len(r.Body.Jobs) != 0 || r.Body.Configuration[sailpoint.ConfigNextHeartbeat] != "5" {
+		t.Fatalf("before the dispatch: %d jobs, nextHeartbeat %q; want none and 5 (60 s / 10, at most 5)",
+			len(r.Body.Jobs), r.Body.Configuration[sailpoint.ConfigNextHeartbeat])
+	}
+	if r.Body.Configuration[sailpoint.ConfigHeartbeatInterval] != "60" {
+		t.Errorf("heartbeatInterval %q: the interval itself does not change", r.Body.Configuration[sailpoint.ConfigHeartbeatInterval])
+	}
+	f.tick()
+	r1, r2 := f.beat(h1), f.beat(h2)
+	if len(r1.Body.Jobs) != 1 || r1.Body.Configuration[sailpoint.ConfigNextHeartbeat] != "" {
+		t.Errorf("after the dispatch, host 1: %d jobs, nextHeartbeat %q", len(r1.Body.Jobs), r1.Body.Configuration[sailpoint.ConfigNextHeartbeat])
+	}
+	// maxUnavailable 1: host 2 waits for a slot, at its own interval.
+	if len(r2.Body.Jobs) != 0 || r2.Body.Configuration[sailpoint.ConfigNextHeartbeat] != "" {
+		t.Errorf("host 2 without a slot: %d jobs, nextHeartbeat %q", len(r2.Body.Jobs), r2.Body.Configuration[sailpoint.ConfigNextHeartbeat])
+	}
+	// Pausing is an operator's action too: until the engine has seen it,
+	// hosts without a job are asked back soon; then not.
+	if rr := f.do("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates/"+u.ID+"/pause", f.manage, ""); rr.status/100 != 2 {
+		t.Fatalf("pause: %d %s", rr.status, rr.body)
+	}
+	f.tick()
+	if r := f.beat(h2); r.Body.Configuration[sailpoint.ConfigNextHeartbeat] != "" {
+		t.Errorf("after the engine saw the pause: nextHeartbeat %q", r.Body.Configuration[sailpoint.ConfigNextHeartbeat])
+	}
+}

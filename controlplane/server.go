@@ -174,7 +174,11 @@ func (s *Server) inactiveAfter() time.Duration {
 	return time.Duration(s.cfg.Heartbeat.InactiveAfter) * s.cfg.Heartbeat.Interval.Duration
 }
 
+// notify tells the engine an operator changed poolID's updates or
+// settings: it ticks soon, and the pool's hosts that check in meanwhile
+// are told to come back soon (rollout.Engine.Expect).
 func (s *Server) notify(poolID string) {
+	s.engine.Expect(poolID)
 	s.engine.Kick()
 }
 

@@ -269,8 +269,8 @@ type ReplyBody struct {
 	VADownloadURL   string `json:"vaDownloadUrl"`
 	ClusterJobCount int    `json:"clusterJobCount"`
 	// Configuration holds the seed's keys (ConfigClusterType and the
-	// other Config* constants) and the extensions ConfigHeartbeatInterval
-	// and ConfigPoolType; every value is a string.
+	// other Config* constants) and the extensions ConfigHeartbeatInterval,
+	// ConfigNextHeartbeat and ConfigPoolType; every value is a string.
 	Configuration map[string]string `json:"configuration"`
 	// ConnectorServices are the cluster's connector services in the seed;
 	// always empty: poolserver runs no connectors.
@@ -291,7 +291,8 @@ type ReplyBody struct {
 }
 
 // Keys of ReplyBody.Configuration. The seed's keys keep the seed's
-// meaning; ConfigHeartbeatInterval and ConfigPoolType are extensions.
+// meaning; ConfigHeartbeatInterval, ConfigNextHeartbeat and ConfigPoolType
+// are extensions.
 const (
 	// ConfigClusterType is the SailPoint cluster type ("sqsCluster" in
 	// the seed: how the cluster gets its work); empty from poolserver,
@@ -307,6 +308,12 @@ const (
 	ConfigCookbook          = "cookbook"
 	// ConfigHeartbeatInterval (extension) is the interval in whole seconds.
 	ConfigHeartbeatInterval = "heartbeatInterval"
+	// ConfigNextHeartbeat (extension), present only when the server
+	// has a reason, asks the host to send its next heartbeat after this
+	// many whole seconds instead of heartbeatInterval, once: a job for it
+	// is being made (an update was just created or resumed, or its rows
+	// are being written). The interval is unchanged.
+	ConfigNextHeartbeat = "nextHeartbeat"
 	// ConfigPoolType (extension) is the Okta agent type of the client's
 	// pool (AD, LDAP, Radius, ...): its agents of this type are the
 	// pool's agents. Servers before it sent the pool type as clusterType.

@@ -209,3 +209,22 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	r.s = r.s[n:]
 	return n, nil
 }
+
+func TestNextHeartbeatHint(t *testing.T) {
+	tests := []struct {
+		reply string
+		want  time.Duration
+	}{
+		{`{"body":{"configuration":{"heartbeatInterval":"30"},"jobs":[]}}`, 0},
+		{`{"body":{"configuration":{"heartbeatInterval":"30","nextHeartbeat":"3"},"jobs":[]}}`, 3 * time.Second},
+		{`{"body":{"configuration":{"nextHeartbeat":"0"}}}`, 0},
+		{`{"body":{"configuration":{"nextHeartbeat":"x"}}}`, 0},
+		{`{"body":{"configuration":{"nextHeartbeat":"90"}}}`, 30 * time.Second}, // at most the interval
+		{`{"body":{"configuration":{"nextHeartbeat":"3`, 0},                      // cut short
+	}
+	for _, tt := range tests {
+		if got := nextHeartbeat([]byte(tt.reply), 30*time.Second); got != tt.want {
+			t.Errorf("nextHeartbeat(%s) = %s, want %s", tt.reply, got, tt.want)
+		}
+	}
+}

@@ -170,6 +170,26 @@ func mayHaveJobs(b []byte) bool {
 	return !bytes.HasPrefix(rest, []byte("[]")) && !bytes.HasPrefix(rest, []byte("null"))
 }
 
+// nextHeartbeat reads the reply's nextHeartbeat hint (0: none), as
+// poolagent does: at least a second, at most interval.
+func nextHeartbeat(b []byte, interval time.Duration) time.Duration {
+	key := []byte(`"` + sailpoint.ConfigNextHeartbeat + `":"`)
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return 0
+	}
+	rest := b[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(string(rest[:end]))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return min(max(time.Duration(n)*time.Second, time.Second), interval)
+}
+
 // latencies is a log-scale histogram of request latencies (about 1%
 // resolution from 10 µs to 100 s), safe for concurrent use.
 type latencies struct{ b [1000]atomic.Int64 }
@@ -236,9 +256,12 @@ type sim struct {
 	// heartbeats sent a whole interval late (the simulator or the server
 	// could not keep up).
 	lastTaken, lastDone, behind atomic.Int64
-	inFlight, maxInFlight       atomic.Int64
-	busy                        atomic.Int64 // downloads refused with 503 or 429
-	lat                         latencies
+	// hinted counts the heartbeats sent early at the server's word
+	// (nextHeartbeat: a job was on its way).
+	hinted                atomic.Int64
+	inFlight, maxInFlight atomic.Int64
+	busy                  atomic.Int64 // downloads refused with 503 or 429
+	lat                   latencies
 
 	startsMu sync.Mutex
 	starts   map[int64]int // download starts per second
@@ -321,6 +344,7 @@ type worker struct {
 	body  []byte
 	reply bytes.Buffer
 	rep   jobReply
+	soon  time.Duration // the last reply's nextHeartbeat (0: none)
 }
 
 // step does host e.host's due event and schedules its next one.
@@ -336,6 +360,12 @@ func (w *worker) step(ctx context.Context, e event) {
 		if h.next = at + int64(s.interval); h.next < now {
 			h.next = now + int64(s.interval) // fallen a whole interval behind
 			s.behind.Add(1)
+		}
+		if ok && w.soon > 0 && len(w.rep.Body.Jobs) == 0 {
+			// The server's hint, as poolagent takes it: once, then the
+			// interval from there.
+			h.next = now + int64(w.soon)
+			s.hinted.Add(1)
 		}
 		if !ok || len(w.rep.Body.Jobs) == 0 || w.rep.Body.Jobs[0].State != sailpoint.JobPending {
 			s.sched.push(h.next, i)
@@ -485,6 +515,7 @@ func (w *worker) beat(ctx context.Context, i int, h *hostState, jobs []byte) boo
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return false
 	}
+	w.soon = nextHeartbeat(w.reply.Bytes(), s.interval)
 	if mayHaveJobs(w.reply.Bytes()) {
 		if err := json.Unmarshal(w.reply.Bytes(), &w.rep); err != nil {
 			s.errs.Add(1)

@@ -106,6 +106,8 @@ type Engine struct {
 	selfFailed sync.Map
 	summaries  atomic.Pointer[map[string]Summary]
 	zonesPub   atomic.Pointer[map[string][]ZoneWindow]
+	// expect: pools whose hosts may get jobs within seconds (soon.go).
+	expect expectSet
 
 	mu      sync.Mutex // held by a tick; guards everything below
 	loaded  bool
@@ -145,6 +147,8 @@ type Engine struct {
 	seenPolled time.Time
 	seqEnd     int64
 	lead       bool
+	// tickStart is when the running tick began (time.Now).
+	tickStart time.Time
 }
 
 // New builds an engine; it loads its state on its first tick.
@@ -247,6 +251,10 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := time.Now()
+	e.tickStart = start
+	// What was expected before this tick began, it has read, planned and
+	// written by its end (or failed, and its hosts wait their interval).
+	defer func() { e.expect.clear(start, time.Now()) }()
 	e.ticks++
 	e.stats = tickStats{}
 	defer func() {

@@ -428,6 +428,15 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 	if len(refs) == 0 && len(hdrs) == 0 {
 		return nil
 	}
+	// Hosts that check in while their rows are written come back soon,
+	// not an interval later; the marks end with this tick.
+	marked := map[*poolState]bool{}
+	for _, r := range refs {
+		if ps := r.us.pool; !marked[ps] {
+			marked[ps] = true
+			e.expect.mark(ps.p.ID, e.tickStart)
+		}
+	}
 	slices.SortFunc(refs, func(a, b ref) int {
 		if c := cmp.Compare(a.key, b.key); c != 0 {
 			return c

@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/poolagent/poolagent/agent/state"
+	"github.com/poolagent/poolagent/api/sailpoint"
+	"github.com/poolagent/poolagent/platform/hostinfo"
+)
+
+func TestNextHeartbeatFromReply(t *testing.T) {
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"3", 3 * time.Second},
+		{"0", 0},
+		{"-4", 0},
+		{"soon", 0},
+		{"1.5", 0},
+		{"3600", 30 * time.Second}, // never later than the interval
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			d := testDaemon(t)
+			d.interval = 30 * time.Second
+			d.nextBeat = 7 * time.Second // a previous reply's: replaced
+			rep := &sailpoint.StatusReply{Body: sailpoint.ReplyBody{Configuration: map[string]string{sailpoint.ConfigNextHeartbeat: tt.value}}}
+			d.handleReply(context.Background(), rep, time.Now(), nil)
+			if d.nextBeat != tt.want {
+				t.Errorf("nextBeat = %s, want %s", d.nextBeat, tt.want)
+			}
+			if d.interval != 30*time.Second {
+				t.Errorf("interval changed to %s", d.interval)
+			}
+		})
+	}
+}
+
+// TestHeartbeatLoopTakesNextHeartbeat: with an hour's interval, the
+// server's nextHeartbeat brings the second heartbeat within seconds, once.
+func TestHeartbeatLoopTakesNextHeartbeat(t *testing.T) {
+	var beats atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := beats.Add(1)
+		cfg := `{"heartbeatInterval":"3600"}`
+		if n == 1 {
+			cfg = `{"heartbeatInterval":"3600","nextHeartbeat":"1"}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"NORMAL","type":"VA","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) +
+			`","body":{"id":"c1","clientId":"c1","clusterId":"p1","configuration":` + cfg + `,"jobs":[]}}`))
+	}))
+	defer srv.Close()
+	d := testDaemon(t, func(deps *Deps) {
+		deps.Server, _ = url.Parse(srv.URL)
+		deps.Transport = srv.Client().Transport
+		deps.Creds = state.Credentials{ClientID: "c1", Secret: "pcs_x"}
+		deps.Facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.heartbeatLoop(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for beats.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Long enough for a third heartbeat had the hint stuck.
+	time.Sleep(2500 * time.Millisecond)
+	cancel()
+	<-done
+	if n := beats.Load(); n != 2 {
+		t.Errorf("%d heartbeats, want 2: the first, then one at nextHeartbeat, then the hour's interval", n)
+	}
+}
