@@ -220,7 +220,7 @@ func TestNextHeartbeatHint(t *testing.T) {
 		{`{"body":{"configuration":{"nextHeartbeat":"0"}}}`, 0},
 		{`{"body":{"configuration":{"nextHeartbeat":"x"}}}`, 0},
 		{`{"body":{"configuration":{"nextHeartbeat":"90"}}}`, 30 * time.Second}, // at most the interval
-		{`{"body":{"configuration":{"nextHeartbeat":"3`, 0},                      // cut short
+		{`{"body":{"configuration":{"nextHeartbeat":"3`, 0},                     // cut short
 	}
 	for _, tt := range tests {
 		if got := nextHeartbeat([]byte(tt.reply), 30*time.Second); got != tt.want {

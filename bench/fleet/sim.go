@@ -224,6 +224,7 @@ func (l *latencies) quantile(q float64) float64 {
 // over one interval, and obeys its jobs per sc.
 type sim struct {
 	base     string // server URL
+	rawHost  string // host:port of base, for the heartbeats' rawClient
 	ids      *identities
 	tmpl     *bodyTemplate
 	client   *http.Client
@@ -270,6 +271,7 @@ type sim struct {
 func newSim(base string, ids *identities, interval, install time.Duration, sc scenario) *sim {
 	tr := &http.Transport{MaxIdleConns: simWorkers, MaxIdleConnsPerHost: simWorkers, MaxConnsPerHost: simWorkers, IdleConnTimeout: time.Minute}
 	s := &sim{base: base, ids: ids, tmpl: newBodyTemplate(), client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		rawHost:  strings.TrimPrefix(base, "http://"),
 		interval: interval, install: install, sc: sc, sched: newScheduler(ids.n), hosts: make([]hostState, ids.n),
 		versions: []string{"1.0.0"}, shas: []string{sc.installedSHA}, jobs: map[int]*activeJob{}, starts: map[int64]int{},
 		regress: map[int]int64{}}
@@ -326,7 +328,8 @@ func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Cont
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{s: s}
+			w := &worker{s: s, raw: rawClient{addr: s.rawHost, host: s.rawHost, timeout: 30 * time.Second}}
+			defer w.raw.close()
 			for e := range due {
 				step(w, reqCtx, e)
 			}
@@ -345,6 +348,10 @@ type worker struct {
 	reply bytes.Buffer
 	rep   jobReply
 	soon  time.Duration // the last reply's nextHeartbeat (0: none)
+	// raw sends the heartbeats when poolserver is plain http (always,
+	// in these benchmarks); path and auth are its buffers.
+	raw        rawClient
+	path, auth []byte
 }
 
 // step does host e.host's due event and schedules its next one.
@@ -495,6 +502,12 @@ func (w *worker) beat(ctx context.Context, i int, h *hostState, jobs []byte) boo
 	w.rep.Body.Jobs = w.rep.Body.Jobs[:0]
 	now := time.Now()
 	w.body = s.tmpl.appendBody(w.body[:0], s.ids, i, s.version(h.version), s.sha(h.version), h.health, jobs, now)
+	if !strings.HasPrefix(s.base, "https://") {
+		w.path = heartbeatURL(w.path[:0], "", s.ids, i)
+		w.auth = s.ids.appendSecret(append(w.auth[:0], "Bearer "...), i)
+		status, err := w.raw.post(string(w.path), w.auth, w.body, &w.reply)
+		return w.took(now, status, err)
+	}
 	url := heartbeatURL(make([]byte, 0, len(s.base)+64), s.base, s.ids, i)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, string(url), bytes.NewReader(w.body))
 	req.Header.Set("Authorization", s.ids.bearer(i))
@@ -507,12 +520,24 @@ func (w *worker) beat(ctx context.Context, i int, h *hostState, jobs []byte) boo
 	defer resp.Body.Close()
 	w.reply.Reset()
 	_, err = w.reply.ReadFrom(resp.Body)
-	s.lat.add(time.Since(now))
+	return w.took(now, resp.StatusCode, err)
+}
+
+// took counts a heartbeat sent at start that got status (err: its reply
+// was cut short, or it failed) with its reply in w.reply, and decodes the
+// reply's jobs and hint.
+func (w *worker) took(start time.Time, status int, err error) bool {
+	s := w.s
+	if status == 0 {
+		s.errs.Add(1)
+		return false
+	}
+	s.lat.add(time.Since(start))
 	s.beats.Add(1)
-	if resp.StatusCode == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests {
 		s.limited.Add(1)
 	}
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil || status != http.StatusOK {
 		return false
 	}
 	w.soon = nextHeartbeat(w.reply.Bytes(), s.interval)
