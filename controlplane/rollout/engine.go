@@ -147,7 +147,7 @@ type Engine struct {
 	seenPolled time.Time
 	seqEnd     int64
 	lead       bool
-	// tickStart is when the running tick began (time.Now).
+	// tickStart is when the running tick began (d.Now).
 	tickStart time.Time
 }
 
@@ -251,10 +251,10 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := time.Now()
-	e.tickStart = start
-	// What was expected before this tick began, it has read, planned and
-	// written by its end (or failed, and its hosts wait their interval).
-	defer func() { e.expect.clear(start, time.Now()) }()
+	// What operators did before this tick began, it has read, planned and
+	// written by its end (or failed, and their hosts wait an interval).
+	e.tickStart = e.d.Now()
+	defer func() { e.expect.clear(e.tickStart, e.d.Now()) }()
 	e.ticks++
 	e.stats = tickStats{}
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -428,13 +429,22 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 	if len(refs) == 0 && len(hdrs) == 0 {
 		return nil
 	}
-	// Hosts that check in while their rows are written come back soon,
-	// not an interval later; the marks end with this tick.
-	marked := map[*poolState]bool{}
-	for _, r := range refs {
-		if ps := r.us.pool; !marked[ps] {
-			marked[ps] = true
-			e.expect.mark(ps.p.ID, e.tickStart)
+	// The hosts that checked in since an operator's change were told to
+	// come back within seconds (Soon): their rows go first, and once they
+	// are committed the pool's hosts are no longer told so (a host whose
+	// row comes later checks in at its interval, as the order expects).
+	gap := map[*poolState]time.Time{}
+	for _, ps := range e.pools {
+		if since, ok := e.expect.since(ps.p.ID); ok {
+			gap[ps] = since
+		}
+	}
+	lastGap := map[*poolState]int{} // index in refs of the pool's last such row
+	if len(gap) > 0 {
+		for k := range refs {
+			if since, ok := gap[refs[k].us.pool]; ok && refs[k].cs != nil && !refs[k].cs.seen.Before(since) {
+				refs[k].key = math.MinInt64
+			}
 		}
 	}
 	slices.SortFunc(refs, func(a, b ref) int {
@@ -456,6 +466,9 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 	for k, r := range refs {
 		if r.cs != nil {
 			lastBatch[r.cs] = k / batch
+		}
+		if _, ok := gap[r.us.pool]; ok && (r.key == math.MinInt64 || lastGap[r.us.pool] == 0) {
+			lastGap[r.us.pool] = k + 1 // +1: 0 is "none yet"
 		}
 	}
 	e.refreshInfos(now)
@@ -510,6 +523,12 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 					e.publishClient(r.cs)
 					delete(e.dirty, r.cs)
 				}
+			}
+		}
+		for ps, k := range lastGap {
+			if k-1 < end {
+				e.expect.clearPool(ps.p.ID, e.tickStart)
+				delete(lastGap, ps)
 			}
 		}
 		if last {

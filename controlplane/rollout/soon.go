@@ -14,34 +14,46 @@ const expectMax = 30 * time.Second
 // marks are dropped (a host then waits its interval, as without marks).
 const maxExpected = 1024
 
-// expectSet holds the pools whose hosts may be handed a job within
-// seconds: an operator's change the engine has not planned yet, or rows
-// the engine is writing. A host of such a pool that checks in without a
-// job is told to come back soon (Soon) instead of a whole interval later.
+// expectSet holds the pools an operator just changed (an update created,
+// edited or acted on) that the engine has not planned and written yet. A
+// host of such a pool that checks in without a job is told to come back
+// soon (Soon) instead of a whole interval later, and the engine writes
+// the rows of the hosts that checked in meanwhile first (write), so their
+// jobs are there when they come back.
 type expectSet struct {
 	n  atomic.Int32 // len(m), read without the lock: usually none
 	mu sync.Mutex
-	m  map[string]time.Time // pool id -> when marked (time.Now, monotonic)
+	m  map[string]expectMark
 }
+
+// expectMark is when a pool was first and last marked (the engine's clock).
+type expectMark struct{ first, last time.Time }
 
 func (x *expectSet) mark(poolID string, at time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.m == nil {
-		x.m = map[string]time.Time{}
+		x.m = map[string]expectMark{}
 	}
-	if _, ok := x.m[poolID]; !ok && len(x.m) >= maxExpected {
+	m, ok := x.m[poolID]
+	if !ok && len(x.m) >= maxExpected {
 		var oldest string
-		for id, t := range x.m {
-			if oldest == "" || t.Before(x.m[oldest]) {
+		for id, om := range x.m {
+			if oldest == "" || om.last.Before(x.m[oldest].last) {
 				oldest = id
 			}
 		}
 		delete(x.m, oldest)
 	}
-	if t, ok := x.m[poolID]; !ok || at.After(t) {
-		x.m[poolID] = at
+	switch {
+	case !ok:
+		m = expectMark{first: at, last: at}
+	case at.Before(m.first):
+		m.first = at
+	case at.After(m.last):
+		m.last = at
 	}
+	x.m[poolID] = m
 	x.n.Store(int32(len(x.m)))
 }
 
@@ -51,8 +63,33 @@ func (x *expectSet) has(poolID string, now time.Time) bool {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	t, ok := x.m[poolID]
-	return ok && now.Sub(t) < expectMax
+	m, ok := x.m[poolID]
+	return ok && now.Sub(m.last) < expectMax
+}
+
+// since returns when poolID was first marked, if it is.
+func (x *expectSet) since(poolID string) (time.Time, bool) {
+	if x.n.Load() == 0 {
+		return time.Time{}, false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m, ok := x.m[poolID]
+	return m.first, ok
+}
+
+// clearPool drops poolID's mark if it was last marked at or before seen
+// (the start of the tick that planned what the mark announced).
+func (x *expectSet) clearPool(poolID string, seen time.Time) {
+	if x.n.Load() == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if m, ok := x.m[poolID]; ok && !m.last.After(seen) {
+		delete(x.m, poolID)
+		x.n.Store(int32(len(x.m)))
+	}
 }
 
 // clear drops the marks made at or before seen (the start of a tick that
@@ -63,22 +100,22 @@ func (x *expectSet) clear(seen, now time.Time) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for id, t := range x.m {
-		if !t.After(seen) || now.Sub(t) >= expectMax {
+	for id, m := range x.m {
+		if !m.last.After(seen) || now.Sub(m.last) >= expectMax {
 			delete(x.m, id)
 		}
 	}
 	x.n.Store(int32(len(x.m)))
 }
 
-// Expect says that poolID's hosts may be handed jobs within seconds: the
-// API calls it when an operator creates, changes or acts on an update,
-// before its write and again after it, until a tick that started after
-// the last call has planned and written its jobs. It takes no engine lock.
-func (e *Engine) Expect(poolID string) { e.expect.mark(poolID, time.Now()) }
+// Expect says that an operator changed poolID's updates: the API calls it
+// before its write and again after it. Until a tick that began after the
+// last call has written the jobs of the hosts that checked in meanwhile,
+// Soon is true for the pool. It takes no engine lock.
+func (e *Engine) Expect(poolID string) { e.expect.mark(poolID, e.d.Now()) }
 
 // Soon reports whether a host of poolID that has no job should check in
-// again soon rather than a whole interval later: its pool has a change the
-// engine has not planned yet, or rows it is writing now. It takes no
-// engine lock.
-func (e *Engine) Soon(poolID string) bool { return e.expect.has(poolID, time.Now()) }
+// again within seconds rather than a whole interval later: an operator's
+// change to its pool is not planned and written yet. It takes no engine
+// lock.
+func (e *Engine) Soon(poolID string) bool { return e.expect.has(poolID, e.d.Now()) }

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestExpectSetBounded(t *testing.T) {
 }
 
 // soonStore records whether the engine said Soon for the pool while it
-// wrote the rollout's rows.
+// wrote each batch of the rollout's rows.
 type soonStore struct {
 	*countingStore
 	e    *Engine
@@ -70,48 +71,72 @@ func (s *soonStore) WriteRollout(ctx context.Context, w *store.RolloutWrite) (in
 	return s.countingStore.WriteRollout(ctx, w)
 }
 
-// TestSoonWhileJobsAreMade: a pool's hosts are told to come back soon
-// from the operator's create until the tick that planned it has written
-// every job, and not after.
-func TestSoonWhileJobsAreMade(t *testing.T) {
-	const n = 250
+// TestSoonAfterAnOperatorsChange: from an operator's change until the
+// rows of the hosts that checked in meanwhile are committed, the pool's
+// hosts are told to come back soon; those hosts' rows are written first
+// (they come back within seconds, not an interval later), and the pool is
+// no longer "soon" for the rest of the write.
+func TestSoonAfterAnOperatorsChange(t *testing.T) {
+	const n, gap = 250, 10
 	f := newFleet(t, n, store.Settings{})
 	ss := &soonStore{countingStore: f.cs, pool: f.pool.ID}
 	e := New(Deps{Store: ss, Now: f.clock, Config: Config{Tick: time.Second, InactiveAfter: 90 * time.Second, WriteBatch: 100},
 		Catalog: func(context.Context) (Catalog, error) { return f.cat, nil }})
 	ss.e = e
-	for _, h := range f.hosts {
-		e.Heard(h, f.clock())
+	base := f.clock()
+	for i, h := range f.hosts {
+		e.Heard(h, base.Add(time.Duration(i)*100*time.Millisecond)) // host 0 heard first
 	}
+	f.advance(time.Minute)
 	f.tick(e, true)
 	if e.Soon(f.pool.ID) {
-		t.Fatal("Soon with no update")
+		t.Fatal("Soon with no operator's change")
 	}
-	e.Expect(f.pool.ID) // the API, as an operator acts
+	e.Expect(f.pool.ID) // an action that changes nothing the engine writes
 	if !e.Soon(f.pool.ID) {
 		t.Fatal("not Soon after the operator's action")
 	}
-	f.tick(e, true) // nothing to plan: the mark ends with the tick
-	if e.Soon(f.pool.ID) {
-		t.Fatal("still Soon after a tick that had nothing to write")
-	}
-	// Without the API's mark (a schedule's window opening): the rows'
-	// write marks the pool while it runs.
-	f.createUpdate(false)
+	f.advance(time.Second)
 	f.tick(e, true)
-	if len(ss.seen) != 3 {
-		t.Fatalf("%d batches written, want 3", len(ss.seen))
+	if e.Soon(f.pool.ID) {
+		t.Fatal("still Soon after a tick that began after the action")
 	}
-	for i, soon := range ss.seen {
-		if !soon {
-			t.Errorf("batch %d: not Soon while the rows were written", i)
-		}
+
+	e.Expect(f.pool.ID) // the API, before its write
+	f.advance(time.Second)
+	// The hosts heard last check in now: without the operator's change
+	// their rows would be written last.
+	for _, h := range f.hosts[n-gap:] {
+		e.Heard(h, f.clock())
+	}
+	u := f.createUpdate(false)
+	e.Expect(f.pool.ID) // and after it
+	f.advance(time.Second)
+	f.tick(e, true)
+	if want := []bool{true, false, false}; fmt.Sprint(ss.seen) != fmt.Sprint(want) {
+		t.Errorf("Soon while the three batches were written: %v, want %v", ss.seen, want)
 	}
 	if e.Soon(f.pool.ID) {
 		t.Error("still Soon after every job was written")
 	}
-	if len(e.JobsFor(f.hosts[n-1], f.clock())) != 1 {
-		t.Error("the last host has no job")
+	got, err := f.st.GetUpdate(f.ctx, f.pool.ID, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := map[string]int64{}
+	first := int64(math.MaxInt64)
+	for _, ua := range got.Agents {
+		rev[ua.AgentID] = ua.Rev
+		first = min(first, ua.Rev)
+	}
+	for _, h := range f.hosts[n-gap:] {
+		if rev[f.agent[h]] != first {
+			t.Errorf("host %s checked in after the create: its row has revision %d, want the first batch's %d", h, rev[f.agent[h]], first)
+		}
+	}
+	if rev[f.agent[f.hosts[0]]] != first || rev[f.agent[f.hosts[n-gap-1]]] == first {
+		t.Errorf("the rest in check-in order: host 0 revision %d, host %d revision %d (first batch %d)",
+			rev[f.agent[f.hosts[0]]], n-gap-1, rev[f.agent[f.hosts[n-gap-1]]], first)
 	}
 	if e.Soon("another-pool") {
 		t.Error("Soon for a pool nobody touched")
