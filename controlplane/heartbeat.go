@@ -530,7 +530,7 @@ func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.
 	if len(jobs) == 0 && s.engine.Soon(c.PoolID) {
 		// A job for this host may be seconds away: come back then, not
 		// an interval later.
-		if d := nextHeartbeatHint(s.cfg.Heartbeat.Interval.Duration); d > 0 {
+		if d := rollout.NextHeartbeat(s.cfg.Heartbeat.Interval.Duration); d > 0 {
 			body.Configuration[sailpoint.ConfigNextHeartbeat] = strconv.Itoa(int(d / time.Second))
 		}
 	}
@@ -539,17 +539,6 @@ func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.
 		body.Maintenance = &sailpoint.Maintenance{Window: "false", WindowClusterTime: now.Format(time.RFC3339)}
 	}
 	return sailpoint.StatusReply{Body: body, Status: req.Status, Type: req.Type, Timestamp: now}
-}
-
-// nextHeartbeatHint is how soon a host without a job is asked to check in
-// again while its pool's jobs are being made: a tenth of the interval,
-// from 1 to 5 s in whole seconds; none when the interval is not longer.
-func nextHeartbeatHint(interval time.Duration) time.Duration {
-	d := min(max(interval/10, time.Second), 5*time.Second).Truncate(time.Second)
-	if d >= interval {
-		return 0
-	}
-	return d
 }
 
 // hbWriter group-commits heartbeat writes: requests that arrive while a

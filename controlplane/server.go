@@ -105,7 +105,8 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	s.downloads = newDownloadGate(cfg.Artifacts.MaxConcurrentDownloads, s.metrics)
 	s.engine = rollout.New(rollout.Deps{
 		Store: st, Now: s.clock.Now, Log: log.Named("rollout"),
-		Config: rollout.Config{Tick: cfg.Rollout.Tick.Duration, InactiveAfter: s.inactiveAfter(), SelfUpdate: cfg.Rollout.SelfUpdate},
+		Config: rollout.Config{Tick: cfg.Rollout.Tick.Duration, InactiveAfter: s.inactiveAfter(), SelfUpdate: cfg.Rollout.SelfUpdate,
+			HeartbeatInterval: cfg.Heartbeat.Interval.Duration},
 		Catalog: func(ctx context.Context) (rollout.Catalog, error) {
 			c, err := s.loadCatalog(ctx, true)
 			if err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// WriteBatch bounds the rows of one write transaction, so heartbeats'
 	// writes interleave with a large dispatch (default 4096).
 	WriteBatch int
+	// HeartbeatInterval is the hosts' heartbeat interval: a dispatch
+	// writes its rows in the order the hosts are expected to check in.
+	HeartbeatInterval time.Duration
 }
 
 // Deps is what the engine is built with.

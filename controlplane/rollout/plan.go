@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -402,7 +401,9 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 		us  *updState
 		i   int
 		cs  *clientState
-		key int64 // when the host was last heard from
+		key int64 // when the host is expected to check in next
+		// called: the host was told to come back soon (Soon).
+		called bool
 	}
 	var refs []ref
 	var hdrs []*updState
@@ -416,7 +417,7 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 			for i := range us.dirty {
 				r := ref{us: us, i: i}
 				if as := e.agents[us.u.Agents[i].AgentID]; as != nil && as.client != nil {
-					r.cs, r.key = as.client, as.client.seen.UnixNano()
+					r.cs, r.key = as.client, as.client.seen.UnixNano()+int64(e.d.Config.HeartbeatInterval)
 				}
 				refs = append(refs, r)
 			}
@@ -430,20 +431,23 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	// The hosts that checked in since an operator's change were told to
-	// come back within seconds (Soon): their rows go first, and once they
-	// are committed the pool's hosts are no longer told so (a host whose
-	// row comes later checks in at its interval, as the order expects).
+	// come back within seconds (Soon): they are expected then, not an
+	// interval later. Once their rows are committed the pool's hosts are
+	// no longer told so (a host whose row comes later checks in when the
+	// order expects it to).
 	gap := map[*poolState]time.Time{}
 	for _, ps := range e.pools {
 		if since, ok := e.expect.since(ps.p.ID); ok {
 			gap[ps] = since
 		}
 	}
-	lastGap := map[*poolState]int{} // index in refs of the pool's last such row
+	lastGap := map[*poolState]int{} // 1 + index in refs of the pool's last such row
+	soon := int64(NextHeartbeat(e.d.Config.HeartbeatInterval))
 	if len(gap) > 0 {
 		for k := range refs {
 			if since, ok := gap[refs[k].us.pool]; ok && refs[k].cs != nil && !refs[k].cs.seen.Before(since) {
-				refs[k].key = math.MinInt64
+				refs[k].key = refs[k].cs.seen.UnixNano() + soon
+				refs[k].called = true
 			}
 		}
 	}
@@ -467,7 +471,7 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 		if r.cs != nil {
 			lastBatch[r.cs] = k / batch
 		}
-		if _, ok := gap[r.us.pool]; ok && (r.key == math.MinInt64 || lastGap[r.us.pool] == 0) {
+		if _, ok := gap[r.us.pool]; ok && (r.called || lastGap[r.us.pool] == 0) {
 			lastGap[r.us.pool] = k + 1 // +1: 0 is "none yet"
 		}
 	}

@@ -108,6 +108,17 @@ func (x *expectSet) clear(seen, now time.Time) {
 	x.n.Store(int32(len(x.m)))
 }
 
+// NextHeartbeat is how soon a host without a job is asked to check in
+// again while its pool's jobs are being made: a tenth of the interval,
+// from 1 to 5 s in whole seconds; none when the interval is not longer.
+func NextHeartbeat(interval time.Duration) time.Duration {
+	d := min(max(interval/10, time.Second), 5*time.Second).Truncate(time.Second)
+	if d >= interval {
+		return 0
+	}
+	return d
+}
+
 // Expect says that an operator changed poolID's updates: the API calls it
 // before its write and again after it. Until a tick that began after the
 // last call has written the jobs of the hosts that checked in meanwhile,

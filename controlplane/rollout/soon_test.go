@@ -80,14 +80,15 @@ func TestSoonAfterAnOperatorsChange(t *testing.T) {
 	const n, gap = 250, 10
 	f := newFleet(t, n, store.Settings{})
 	ss := &soonStore{countingStore: f.cs, pool: f.pool.ID}
-	e := New(Deps{Store: ss, Now: f.clock, Config: Config{Tick: time.Second, InactiveAfter: 90 * time.Second, WriteBatch: 100},
+	e := New(Deps{Store: ss, Now: f.clock, Config: Config{Tick: time.Second, InactiveAfter: 90 * time.Second, WriteBatch: 100,
+		HeartbeatInterval: 30 * time.Second}, // hosts told to come back are expected 3 s later
 		Catalog: func(context.Context) (Catalog, error) { return f.cat, nil }})
 	ss.e = e
 	base := f.clock()
 	for i, h := range f.hosts {
-		e.Heard(h, base.Add(time.Duration(i)*100*time.Millisecond)) // host 0 heard first
+		e.Heard(h, base.Add(time.Duration(i)*100*time.Millisecond)) // host 0 heard first, host 249 24.9 s later
 	}
-	f.advance(time.Minute)
+	f.advance(25 * time.Second)
 	f.tick(e, true)
 	if e.Soon(f.pool.ID) {
 		t.Fatal("Soon with no operator's change")
@@ -96,22 +97,24 @@ func TestSoonAfterAnOperatorsChange(t *testing.T) {
 	if !e.Soon(f.pool.ID) {
 		t.Fatal("not Soon after the operator's action")
 	}
-	f.advance(time.Second)
+	f.advance(100 * time.Millisecond)
 	f.tick(e, true)
 	if e.Soon(f.pool.ID) {
 		t.Fatal("still Soon after a tick that began after the action")
 	}
 
 	e.Expect(f.pool.ID) // the API, before its write
-	f.advance(time.Second)
-	// The hosts heard last check in now: without the operator's change
-	// their rows would be written last.
+	f.advance(100 * time.Millisecond)
+	// The hosts heard last check in again now, told to come back in 3 s:
+	// expected before every other host (due 30 s after they were heard,
+	// from 5 s on), where without the operator's change their rows would
+	// be written last.
 	for _, h := range f.hosts[n-gap:] {
 		e.Heard(h, f.clock())
 	}
 	u := f.createUpdate(false)
 	e.Expect(f.pool.ID) // and after it
-	f.advance(time.Second)
+	f.advance(100 * time.Millisecond)
 	f.tick(e, true)
 	if want := []bool{true, false, false}; fmt.Sprint(ss.seen) != fmt.Sprint(want) {
 		t.Errorf("Soon while the three batches were written: %v, want %v", ss.seen, want)
@@ -140,5 +143,22 @@ func TestSoonAfterAnOperatorsChange(t *testing.T) {
 	}
 	if e.Soon("another-pool") {
 		t.Error("Soon for a pool nobody touched")
+	}
+}
+
+func TestNextHeartbeat(t *testing.T) {
+	tests := []struct {
+		interval, want time.Duration
+	}{
+		{time.Second, 0}, // no sooner than the interval itself
+		{5 * time.Second, time.Second},
+		{30 * time.Second, 3 * time.Second},
+		{45 * time.Second, 4 * time.Second},
+		{5 * time.Minute, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := NextHeartbeat(tt.interval); got != tt.want {
+			t.Errorf("NextHeartbeat(%s) = %s, want %s", tt.interval, got, tt.want)
+		}
 	}
 }
