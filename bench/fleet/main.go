@@ -132,6 +132,16 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	if o.pg != "" {
+		// A schema of the run's own: the server loads this run's hosts,
+		// not every earlier run's.
+		dsn, drop, err := freshSchema(ctx, o.pg)
+		if err != nil {
+			return fmt.Errorf("-pg: %w", err)
+		}
+		defer drop()
+		o.pg = dsn
+	}
 	bin := filepath.Join(work, "poolserver")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/poolserver").CombinedOutput(); err != nil {
 		return fmt.Errorf("build poolserver: %v\n%s", err, out)

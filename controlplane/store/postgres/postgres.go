@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"slices"
 	"sort"
@@ -45,6 +46,20 @@ type DB struct {
 }
 
 var _ store.Store = (*DB)(nil)
+
+// WithSearchPath returns dsn with its search_path set to schema, for a
+// URL or a key=value DSN: the store's tables then live in that schema.
+func WithSearchPath(dsn, schema string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			q := u.Query()
+			q.Set("search_path", schema)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+	}
+	return dsn + " search_path=" + schema
+}
 
 // Open connects to the PostgreSQL database that dsn names (a URL,
 // postgres://user@host:5432/db?sslmode=..., or key=value pairs; pgxpool's

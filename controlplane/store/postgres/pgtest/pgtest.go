@@ -9,9 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/url"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -67,19 +65,9 @@ func NewSchema(t testing.TB) string {
 	return WithSearchPath(dsn, schema)
 }
 
-// WithSearchPath returns dsn with its search_path set to schema, for a
-// URL or a key=value DSN.
-func WithSearchPath(dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " search_path=" + schema
-}
+// WithSearchPath returns dsn with its search_path set to schema
+// (postgres.WithSearchPath).
+func WithSearchPath(dsn, schema string) string { return postgres.WithSearchPath(dsn, schema) }
 
 // Open returns a fresh, migrated store in a new schema; it is closed and
 // its schema dropped when the test ends.
