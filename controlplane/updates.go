@@ -140,6 +140,10 @@ func (s *Server) readUpdateWrite(r *http.Request, withBody bool) (*updateWrite, 
 	if err != nil {
 		return nil, err
 	}
+	// The pool's hosts that check in while the update is written and its
+	// jobs made are told to come back soon (notify says so again after
+	// the write; a refused request's mark ends with the next tick).
+	s.engine.Expect(p.ID)
 	in := &updateWrite{pool: p}
 	if in.reply, err = replyQuery(r); err != nil {
 		return nil, err
@@ -160,10 +164,6 @@ func (s *Server) readUpdateWrite(r *http.Request, withBody bool) (*updateWrite, 
 
 // handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
 func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	// The pool's hosts that check in while the update is created and its
-	// jobs written are told to come back soon (notify says it again after
-	// the write).
-	s.engine.Expect(r.PathValue("poolId"))
 	in, err := s.readUpdateWrite(r, true)
 	if err != nil {
 		return err
@@ -356,7 +356,6 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 // resume, retry, stop). They carry no body.
 func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-		s.engine.Expect(r.PathValue("poolId")) // as for a create
 		in, err := s.readUpdateWrite(r, false)
 		if err != nil {
 			return err

@@ -311,8 +311,8 @@ const (
 	// ConfigNextHeartbeat (extension), present only when the server
 	// has a reason, asks the host to send its next heartbeat after this
 	// many whole seconds instead of heartbeatInterval, once: a job for it
-	// is being made (an update was just created or resumed, or its rows
-	// are being written). The interval is unchanged.
+	// may be seconds away (an operator just created, edited or acted on an
+	// update of its pool). The interval is unchanged.
 	ConfigNextHeartbeat = "nextHeartbeat"
 	// ConfigPoolType (extension) is the Okta agent type of the client's
 	// pool (AD, LDAP, Radius, ...): its agents of this type are the

@@ -14,8 +14,9 @@ import (
 // rawClient is a minimal HTTP/1.1 client over one kept-alive plain-text
 // connection, for the simulator's heartbeats: one write and buffered
 // reads a request, no goroutine hand-offs, header maps or per-request
-// allocations. net/http's client cost the simulator about 50 µs of CPU a
-// heartbeat, taken from the two cores the measured server shares. It is
+// allocations. With net/http's client the simulator spent 66 µs of CPU a
+// heartbeat in a 100,000-host rollout (41-43 µs with this one), taken
+// from the two cores the measured server shares. It is
 // used by one goroutine; the zero value with addr and host set is ready.
 type rawClient struct {
 	addr    string // host:port to dial

@@ -62,12 +62,8 @@ func NewSchema(t testing.TB) string {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	return WithSearchPath(dsn, schema)
+	return postgres.WithSearchPath(dsn, schema)
 }
-
-// WithSearchPath returns dsn with its search_path set to schema
-// (postgres.WithSearchPath).
-func WithSearchPath(dsn, schema string) string { return postgres.WithSearchPath(dsn, schema) }
 
 // Open returns a fresh, migrated store in a new schema; it is closed and
 // its schema dropped when the test ends.
