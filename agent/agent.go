@@ -74,6 +74,7 @@ type Daemon struct {
 	runs     map[string]*jobRun
 	wake     chan struct{} // closed and replaced when jobs should re-check
 	beatNow  chan struct{}
+	beatSoon chan struct{} // a heartbeat within ProgressDelay (kickSoon)
 	interval time.Duration
 	// nextBeat, when set, is the wait before the next heartbeat instead
 	// of interval, once (the server's nextHeartbeat: a job is coming).
@@ -123,6 +124,7 @@ func New(cfg config.Config, log *zap.Logger, deps Deps) (*Daemon, error) {
 		runs:      map[string]*jobRun{},
 		wake:      make(chan struct{}),
 		beatNow:   make(chan struct{}, 1),
+		beatSoon:  make(chan struct{}, 1),
 		interval:  cfg.HeartbeatInterval.Duration,
 		started:   time.Now(),
 		watches:   map[string]*agentWatch{},
@@ -385,10 +387,28 @@ func (d *Daemon) saveLocked() {
 	}
 }
 
-// kick asks for a heartbeat soon, to report a change.
+// kick asks for a heartbeat now, to report a change the server acts on:
+// a job's end, an agent's health.
 func (d *Daemon) kick() {
 	select {
 	case d.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// ProgressDelay is the longest a job's progress (started, swapped,
+// health-checking) waits for its heartbeat. Heartbeats carry the host's
+// whole state, so every change within it goes in one heartbeat, and an
+// install that ends within it sends only its end: one request per host
+// instead of three, which is what a rollout of a big fleet costs the
+// server.
+const ProgressDelay = 2 * time.Second
+
+// kickSoon asks for a heartbeat within ProgressDelay, to report a job's
+// progress.
+func (d *Daemon) kickSoon() {
+	select {
+	case d.beatSoon <- struct{}{}:
 	default:
 	}
 }

@@ -86,6 +86,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 	failures := 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	due := time.Now() // when timer fires
 	for {
 		select {
 		case <-ctx.Done():
@@ -93,6 +94,19 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 		case <-timer.C:
 		case <-d.beatNow:
 			timer.Stop()
+		case <-d.beatSoon:
+			// Progress: within ProgressDelay, unless a heartbeat is due
+			// sooner anyway (a failing server's backoff is kept too).
+			if failures == 0 && time.Until(due) > ProgressDelay {
+				due = time.Now().Add(ProgressDelay)
+				timer.Reset(ProgressDelay)
+			}
+			continue
+		}
+		// This heartbeat carries whatever progress asked for one.
+		select {
+		case <-d.beatSoon:
+		default:
 		}
 		wait, err := d.beat(ctx)
 		d.mu.Lock()
@@ -130,6 +144,7 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 			// is looked at on time all the same.
 			wait = min(wait, max(time.Until(confirmBy), 0))
 		}
+		due = time.Now().Add(wait)
 		timer.Reset(wait)
 	}
 }

@@ -498,13 +498,13 @@ func (d *Daemon) mayInstallLocked(j *state.Job) bool {
 }
 
 // setStep makes j take step s outside the daemon's lock; a change of its
-// state is saved and reported at once.
+// state is saved at once and reported within ProgressDelay.
 func (d *Daemon) setStep(j *state.Job, s jobStep) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.moveLocked(j, s, 0, "") {
 		d.saveLocked()
-		defer d.kick()
+		defer d.kickSoon()
 	}
 }
 

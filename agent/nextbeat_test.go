@@ -80,3 +80,58 @@ func TestHeartbeatLoopTakesNextHeartbeat(t *testing.T) {
 		t.Errorf("%d heartbeats, want 2: the first, then one at nextHeartbeat, then the hour's interval", n)
 	}
 }
+
+// TestProgressHeartbeats: a job's progress is reported within
+// ProgressDelay, in one heartbeat however many steps it took; a change
+// reported at once (a job's end) carries the progress before it, with no
+// heartbeat of its own left over.
+func TestProgressHeartbeats(t *testing.T) {
+	tests := []struct {
+		name  string
+		kicks func(d *Daemon)
+	}{
+		{"progress only", func(d *Daemon) { d.kickSoon(); d.kickSoon(); d.kickSoon() }},
+		{"progress, then the end at once", func(d *Daemon) { d.kickSoon(); d.kick() }},
+		{"the end, then progress", func(d *Daemon) { d.kick(); d.kickSoon() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var beats atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				beats.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"status":"NORMAL","type":"VA","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) +
+					`","body":{"id":"c1","clientId":"c1","clusterId":"p1","configuration":{"heartbeatInterval":"3600"},"jobs":[]}}`))
+			}))
+			defer srv.Close()
+			d := testDaemon(t, func(deps *Deps) {
+				deps.Server, _ = url.Parse(srv.URL)
+				deps.Transport = srv.Client().Transport
+				deps.Creds = state.Credentials{ClientID: "c1", Secret: "pcs_x"}
+				deps.Facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); d.heartbeatLoop(ctx) }()
+			waitBeats := func(n int32) {
+				t.Helper()
+				for deadline := time.Now().Add(30 * time.Second); beats.Load() < n; {
+					if time.Now().After(deadline) {
+						t.Fatalf("%d heartbeats, want %d", beats.Load(), n)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			waitBeats(1) // the first, at start
+			tt.kicks(d)
+			waitBeats(2)
+			// Long enough for a progress heartbeat left over.
+			time.Sleep(ProgressDelay + 500*time.Millisecond)
+			cancel()
+			<-done
+			if n := beats.Load(); n != 2 {
+				t.Errorf("%d heartbeats, want 2: the first, then one for the kicks", n)
+			}
+		})
+	}
+}

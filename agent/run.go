@@ -89,7 +89,7 @@ func (x *jobExec) warnPatch(err error) {
 	x.j.UpdateMessage = x.j.Warning
 	d.setAgentStatusLocked(x.j)
 	d.saveLocked()
-	d.kick()
+	d.kickSoon()
 }
 
 // precheck applies the host's downgrade policy, then the job's
@@ -191,7 +191,7 @@ func (x *jobExec) lastLook() bool {
 	d.moveLocked(j, stepSwap, 0, "")
 	d.saveLocked()
 	d.mu.Unlock()
-	d.kick()
+	d.kickSoon()
 	x.log.Info("installing inside the maintenance window")
 	return true
 }
@@ -249,7 +249,7 @@ func (x *jobExec) install() {
 		d.moveLocked(j, stepHealth, 0, "")
 		d.saveLocked()
 		d.mu.Unlock()
-		d.kick()
+		d.kickSoon()
 	}
 	res, err := d.upd.Apply(actx, x.fetched, t, onPhase)
 	if err == nil && res.Outcome != updater.OutcomeCommitted {

@@ -49,7 +49,7 @@ func (d *Daemon) waitSplay(jctx context.Context, j *state.Job, log *zap.Logger) 
 		if !announced {
 			announced = true
 			log.Info("waiting for the job's start time (splay)", zap.Time("start_after", at), zap.Duration("wait", wait))
-			d.kick()
+			d.kickSoon()
 		}
 		tm := time.NewTimer(min(wait, time.Minute))
 		select {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/poolagent/poolagent/agent"
 	"github.com/poolagent/poolagent/api/sailpoint"
 )
 
@@ -115,6 +116,7 @@ const (
 	stepBeat     uint8 = iota // a regular heartbeat
 	stepDownload              // start downloading its job's artifact
 	stepInstall               // the install is over: report the job
+	stepProgress              // the job's progress heartbeat (agent.ProgressDelay after its start)
 )
 
 // hostState is all the simulator keeps per host.
@@ -133,6 +135,7 @@ type activeJob struct {
 	patchURL   string // the patch offered from the host's binary, if any
 	mirrorURL  string // the first mirror the job names, if any
 	startAfter time.Time
+	taken      int64 // on the scheduler's clock
 }
 
 // jobReply is the part of a heartbeat reply the simulator reads.
@@ -405,14 +408,27 @@ func (w *worker) step(ctx context.Context, e event) {
 		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
 			s.maxInFlight.Store(n) // racy max, good enough for a bound check
 		}
-		w.beat(ctx, i, h, w.jobsJSON(sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}))
+		j.taken = s.sched.now()
 		if s.sc.download && j.url != "" {
+			w.beat(ctx, i, h, w.jobsJSON(runningReport(j)))
 			h.step = stepDownload
 			s.sched.push(max(s.sched.now(), int64(j.startAfter.Sub(s.sched.start))), i)
 			return
 		}
+		if s.install >= agent.ProgressDelay {
+			// As poolagent: progress goes out within ProgressDelay; an
+			// install that ends sooner reports only its end.
+			h.step = stepProgress
+			s.sched.push(j.taken+int64(agent.ProgressDelay), i)
+			return
+		}
 		h.step = stepInstall
-		s.sched.push(s.sched.now()+int64(s.install), i)
+		s.sched.push(j.taken+int64(s.install), i)
+	case stepProgress:
+		j := s.job(i)
+		w.beat(ctx, i, h, w.jobsJSON(runningReport(j)))
+		h.step = stepInstall
+		s.sched.push(max(s.sched.now(), j.taken+int64(s.install)), i)
 	case stepDownload:
 		j := s.job(i)
 		// Counted when the host meant to start (as a host with its own
@@ -481,6 +497,11 @@ func (w *worker) step(ctx context.Context, e event) {
 		h.step = stepBeat
 		s.sched.push(max(h.next, s.sched.now()), i)
 	}
+}
+
+// runningReport is a started job's progress.
+func runningReport(j *activeJob) sailpoint.JobReport {
+	return sailpoint.JobReport{UUID: j.uuid, State: sailpoint.JobRunning, Progress: 10, Phase: "download"}
 }
 
 func (s *sim) job(i int) *activeJob {
