@@ -677,6 +677,8 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	cpu0, simCPU0 := srv.cpu(), selfCPU()
 	beats0, behind0, hinted0 := s.beats.Load(), s.behind.Load(), s.hinted.Load()
 	t0 := time.Now()
+	s.created.Store(t0.UnixNano())
+	defer s.created.Store(0)
 	// agents=none: the reply without the pool's every agent (90 MB at
 	// 300,000 hosts), as a script at this scale creates (docs/api.md).
 	u, err := api("POST", "/api/v1/agentPools/"+f.pool.ID+"/updates?agents=none", sc.update)
@@ -725,6 +727,15 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 			return res, err
 		}
 	}
+	var taken []int64
+	for i := range s.takenBy {
+		taken = append(taken, s.takenBy[i].Swap(0))
+	}
+	for len(taken) > 0 && taken[len(taken)-1] == 0 {
+		taken = taken[:len(taken)-1]
+	}
+	fmt.Fprintf(os.Stderr, "fleet: jobs taken per 5 s after the create: %v; heartbeats of hosts not yet updated answered with neither a job nor a hint: %d\n",
+		taken, s.missed.Swap(0))
 	res.lastTaken = time.Duration(s.lastTaken.Load() - t0.UnixNano())
 	res.lastDone = time.Duration(s.lastDone.Load() - t0.UnixNano())
 	res.behind = s.behind.Load() - behind0

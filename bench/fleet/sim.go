@@ -262,7 +262,14 @@ type sim struct {
 	lastTaken, lastDone, behind atomic.Int64
 	// hinted counts the heartbeats sent early at the server's word
 	// (nextHeartbeat: a job was on its way).
-	hinted                atomic.Int64
+	hinted atomic.Int64
+	// created is when (UnixNano) the rollout's update was created; from
+	// then, takenBy counts the jobs taken per 5 s after it, and missed
+	// the heartbeats of hosts still on their first version answered with
+	// neither a job nor a hint (each costs that host an interval).
+	created               atomic.Int64
+	takenBy               [64]atomic.Int64
+	missed                atomic.Int64
 	inFlight, maxInFlight atomic.Int64
 	busy                  atomic.Int64 // downloads refused with 503 or 429
 	lat                   latencies
@@ -376,6 +383,8 @@ func (w *worker) step(ctx context.Context, e event) {
 			// interval from there.
 			h.next = now + int64(w.soon)
 			s.hinted.Add(1)
+		} else if ok && len(w.rep.Body.Jobs) == 0 && h.version == 0 && s.created.Load() != 0 {
+			s.missed.Add(1)
 		}
 		if !ok || len(w.rep.Body.Jobs) == 0 || w.rep.Body.Jobs[0].State != sailpoint.JobPending {
 			s.sched.push(h.next, i)
@@ -404,7 +413,11 @@ func (w *worker) step(ctx context.Context, e event) {
 		}
 		s.jobsMu.Unlock()
 		s.jobsTaken.Add(1)
-		storeMax(&s.lastTaken, time.Now().UnixNano())
+		tn := time.Now().UnixNano()
+		storeMax(&s.lastTaken, tn)
+		if c := s.created.Load(); c != 0 {
+			s.takenBy[min(max(tn-c, 0)/int64(5*time.Second), int64(len(s.takenBy)-1))].Add(1)
+		}
 		if n := s.inFlight.Add(1); n > s.maxInFlight.Load() {
 			s.maxInFlight.Store(n) // racy max, good enough for a bound check
 		}
