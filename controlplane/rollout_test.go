@@ -808,3 +808,39 @@ func TestNextHeartbeatWhileJobsAreMade(t *testing.T) {
 		t.Errorf("after the engine saw the pause: nextHeartbeat %q", r.Body.Configuration[sailpoint.ConfigNextHeartbeat])
 	}
 }
+
+// TestCreateAllAgentsByCount: an update of every agent created with
+// agents=none takes its count from the engine (no listing of the pool):
+// the reply counts every agent Scheduled, the update reads back complete,
+// and the next tick hands out its jobs (one: maxUnavailable 1).
+func TestCreateAllAgentsByCount(t *testing.T) {
+	f := newFleet(t)
+	f.publish("1.1.0")
+	hosts := []*host{f.host("dc1", "1.0.0"), f.host("dc2", "1.0.0"), f.host("dc3", "1.0.0")}
+	for _, h := range hosts {
+		f.beat(h)
+	}
+	f.tick() // the engine knows the pool's three agents
+	base := "/api/v1/agentPools/" + f.pool.ID + "/updates"
+	r := f.do("POST", base+"?agents=none", f.manage, `{"targetVersion":"1.1.0"}`)
+	var created struct {
+		ID          string
+		Agents      *json.RawMessage `json:"agents"`
+		AgentCounts map[string]int   `json:"agentCounts"`
+	}
+	r.decode(t, &created)
+	if r.status != http.StatusCreated || created.Agents != nil || created.AgentCounts["Scheduled"] != len(hosts) {
+		t.Fatalf("create ?agents=none: %d %s; want 201, no agents array, %d Scheduled", r.status, r.body, len(hosts))
+	}
+	if n := len(f.update(created.ID).Agents); n != len(hosts) {
+		t.Errorf("the update reads back %d agents, want %d", n, len(hosts))
+	}
+	f.tick()
+	jobs := 0
+	for _, h := range hosts {
+		jobs += len(f.beat(h).Body.Jobs)
+	}
+	if jobs != 1 {
+		t.Errorf("%d jobs handed out after the tick, want 1", jobs)
+	}
+}

@@ -641,15 +641,21 @@ func (s *Server) getUpdateSummary(w http.ResponseWriter, r *http.Request, p *sto
 	if !ok || sum.Total <= bufferedAgents {
 		return false, nil
 	}
+	s.writeUpdateCounts(w, r, http.StatusOK, head, sum.Counts, sum.Total)
+	return true, nil
+}
+
+// writeUpdateCounts answers with an update's fields and the given counts
+// of its total agents (agents=none), for an update whose rows are not at
+// hand.
+func (s *Server) writeUpdateCounts(w http.ResponseWriter, r *http.Request, status int, head *store.Update,
+	counts map[okta.AgentUpdateInstanceStatus]int, total int) {
 	cat, _ := s.catalog(r.Context())
 	v := s.updateHead(r, head, cat)
-	counts := agentCounts(head)
-	for st, n := range sum.Counts {
-		counts[st] = n
+	for st, n := range counts {
+		v.AgentCounts[st] = n
 	}
-	v.AgentCounts = counts
-	v.Rollout = rolloutViewN(head, sum.Total)
+	v.Rollout = rolloutViewN(head, total)
 	w.Header().Add("Vary", "User-Agent")
-	writeJSON(w, http.StatusOK, headJSON{AgentPoolUpdate: v})
-	return true, nil
+	writeJSON(w, status, headJSON{AgentPoolUpdate: v})
 }

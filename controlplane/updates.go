@@ -123,7 +123,7 @@ func (s *Server) handleGetUpdate(w http.ResponseWriter, r *http.Request, _ *stor
 
 // updateWrite is what a create, a modify or a lifecycle action reads
 // before it writes: the pool, the reply's query, the checked body (nil for
-// an action) and the pool's agents.
+// an action) and the pool's agents (listAgents).
 type updateWrite struct {
 	pool   *store.Pool
 	reply  agentsQuery
@@ -156,16 +156,30 @@ func (s *Server) readUpdateWrite(r *http.Request, withBody bool) (*updateWrite, 
 			return nil, err
 		}
 	}
-	if in.agents, in.list, err = s.poolAgents(r, p.ID); err != nil {
-		return nil, err
-	}
 	return in, nil
+}
+
+// listAgents reads the pool's agents into in.
+func (in *updateWrite) listAgents(s *Server, r *http.Request) (err error) {
+	in.agents, in.list, err = s.poolAgents(r, in.pool.ID)
+	return err
 }
 
 // handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
 func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	in, err := s.readUpdateWrite(r, true)
 	if err != nil {
+		return err
+	}
+	// An update of every agent answered with agents=none (how a script
+	// creates one at scale) needs only their count: the engine's, not a
+	// listing of the pool (seconds at 300,000 hosts, while the pool's
+	// hosts wait for their jobs).
+	counted, byCount := 0, false
+	allAgents := in.body.Agents == nil || len(*in.body.Agents) == 0
+	if n, ok := s.engine.PoolAgents(in.pool.ID); ok && allAgents && in.reply.none {
+		counted, byCount = n, true
+	} else if err := in.listAgents(s, r); err != nil {
 		return err
 	}
 	p, q, b, agents, list := in.pool, in.reply, in.body, in.agents, in.list
@@ -204,6 +218,10 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
 		Detail: "targetVersion " + u.TargetVersion})
 	s.notify(p.ID)
+	if byCount {
+		s.writeUpdateCounts(w, r, http.StatusCreated, u, map[okta.AgentUpdateInstanceStatus]int{okta.InstanceScheduled: counted}, counted)
+		return nil
+	}
 	s.writeUpdate(w, r, http.StatusCreated, u, agents, q)
 	return nil
 }
@@ -269,6 +287,9 @@ func setUpdateAgents(u *store.Update, refs *[]agentRef, agents map[string]*store
 // Fields absent from the body keep their values.
 func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	in, err := s.readUpdateWrite(r, true)
+	if err == nil {
+		err = in.listAgents(s, r)
+	}
 	if err != nil {
 		return err
 	}
@@ -357,6 +378,9 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 		in, err := s.readUpdateWrite(r, false)
+		if err == nil {
+			err = in.listAgents(s, r)
+		}
 		if err != nil {
 			return err
 		}

@@ -93,6 +93,8 @@ func isActive(s okta.AgentUpdateJobStatus) bool {
 // tickStats is what one tick did, for its log line.
 type tickStats struct {
 	feed, dispatched, written, published int
+	// passed counts the rows the plan's passes went over.
+	passed int
 	// Where the time went.
 	read, plan, write, publish time.Duration
 }
@@ -108,6 +110,7 @@ type Engine struct {
 	// restarted server offers it once more.
 	selfFailed sync.Map
 	summaries  atomic.Pointer[map[string]Summary]
+	poolSizes  atomic.Pointer[map[string]int] // agents by pool id (PoolAgents)
 	zonesPub   atomic.Pointer[map[string][]ZoneWindow]
 	// expect: pools whose hosts may get jobs within seconds (soon.go).
 	expect expectSet
@@ -265,6 +268,7 @@ func (e *Engine) tick(ctx context.Context, lead bool) error {
 		if took := time.Since(start); took > 250*time.Millisecond {
 			e.d.Log.Info("rollout tick", zap.Duration("took", took), zap.Bool("lead", lead), zap.Int("feedRows", e.stats.feed),
 				zap.Int("dispatched", e.stats.dispatched), zap.Int("rowsWritten", e.stats.written), zap.Int("clientsPublished", e.stats.published),
+				zap.Int("rowsPassed", e.stats.passed),
 				zap.Duration("read", e.stats.read), zap.Duration("plan", e.stats.plan), zap.Duration("write", e.stats.write), zap.Duration("publish", e.stats.publish))
 		}
 	}()

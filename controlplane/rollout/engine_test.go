@@ -204,6 +204,12 @@ func TestTickWorkFollowsChanges(t *testing.T) {
 	if loads == 0 {
 		t.Fatal("the first tick did not load the fleet")
 	}
+	if n, ok := e.PoolAgents(f.pool.ID); !ok || n != len(f.hosts) {
+		t.Errorf("PoolAgents = %d, %v; want %d, true", n, ok, len(f.hosts))
+	}
+	if _, ok := e.PoolAgents("pol-unknown"); ok {
+		t.Error("PoolAgents of an unknown pool is ok")
+	}
 	u := f.createUpdate()
 	f.tick(e, true) // follows the new update and hands out every job
 	if got := f.cs.rowsWritten.Load(); got != n {
@@ -240,6 +246,10 @@ func TestTickWorkFollowsChanges(t *testing.T) {
 	f.tick(e, true)
 	if got := f.cs.feedRows.Load() - feed; got > 4 {
 		t.Errorf("one report brought %d rows through the feed", got)
+	}
+	if e.stats.passed != 0 {
+		// Its agent's new version decides nothing for the other rows.
+		t.Errorf("one report made the plan go over %d rows", e.stats.passed)
 	}
 	if got := f.cs.rowsWritten.Load() - written; got != 0 {
 		t.Errorf("one report made the engine write %d rows", got)

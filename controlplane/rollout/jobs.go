@@ -205,6 +205,24 @@ func (e *Engine) publishSummaries() {
 		sums[us.u.ID] = Summary{Counts: c, Total: len(us.u.Agents)}
 	}
 	e.summaries.Store(&sums)
+	sizes := make(map[string]int, len(e.pools))
+	for id, ps := range e.pools {
+		sizes[id] = len(ps.agents)
+	}
+	e.poolSizes.Store(&sizes)
+}
+
+// PoolAgents returns how many agents a pool has, as of the engine's last
+// tick: the rows it will write for an update of every agent of the pool.
+// ok is false for a pool the engine has not loaded yet. It takes no
+// engine lock.
+func (e *Engine) PoolAgents(poolID string) (n int, ok bool) {
+	m := e.poolSizes.Load()
+	if m == nil {
+		return 0, false
+	}
+	n, ok = (*m)[poolID]
+	return n, ok
 }
 
 // publish rebuilds the published jobs of the clients something touched

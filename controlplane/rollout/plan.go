@@ -139,6 +139,7 @@ func (e *Engine) plan(ctx context.Context, us *updState, now time.Time) (int, er
 				cut = true
 				break
 			}
+			e.stats.passed++
 			ua := &u.Agents[i]
 			if IsRevertJob(ua) {
 				continue // a fleet rollback's (rollback.go)

@@ -101,6 +101,24 @@ type updState struct {
 	zinfo map[string]*updInfo
 }
 
+// versionMatters reports whether a new version of agent id can change
+// what a pass over us's rows does: its row waits for a job (the dispatch
+// compares the version with the target) or was cancelled (it is due
+// again), or a fleet rollback runs (it judges which hosts moved). Every
+// job that succeeds changes its agent's version: a pass over all rows for
+// each would cost the fleet's size per tick while a rollout reports.
+func (us *updState) versionMatters(id string) bool {
+	if rb := us.doc.State.Rollback; rb != nil && rb.State == RollbackInProgress {
+		return true
+	}
+	i, ok := us.idx[id]
+	if !ok {
+		return false
+	}
+	ua := &us.u.Agents[i]
+	return ua.Status == okta.InstanceCancelled || (ua.Status == okta.InstanceScheduled && ua.JobID == "")
+}
+
 // live reports whether an agent's share holds a job in flight.
 func live(ua *store.UpdateAgent) bool {
 	if ua.JobID == "" {
@@ -169,7 +187,9 @@ func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 		if old.Version != a.Version && as.pool != nil {
 			as.pool.minDirty = true
 			for _, us := range as.pool.updates {
-				us.replan = true
+				if us.versionMatters(a.ID) {
+					us.replan = true
+				}
 			}
 		}
 		if old.PoolID != a.PoolID || old.ClientID != a.ClientID {
