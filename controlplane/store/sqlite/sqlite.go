@@ -39,17 +39,7 @@ type DB struct {
 	w  *sql.DB // one connection, BEGIN IMMEDIATE
 	r  *sql.DB // readers
 	hb *hbStmts
-	// stop ends the checkpoints goroutine, which closes stopped.
-	stop, stopped chan struct{}
 }
-
-// checkpointEvery is how often the WAL's pages are copied into the
-// database file, by a goroutine of the DB's own. SQLite's automatic
-// checkpoint ran inside the commit of whichever write crossed 1000 pages:
-// the one writer (a heartbeat batch, a rollout batch) waited for it, and
-// a page written again and again (a busy index's) was copied once per 4 MB
-// of WAL instead of once a second.
-const checkpointEvery = time.Second
 
 var _ store.Store = (*DB)(nil)
 
@@ -79,8 +69,7 @@ func OpenFile(ctx context.Context, path string) (*DB, error) {
 	// The writer's page cache holds a whole rollout batch's dirty pages
 	// (its rows land at random places of five b-trees): with SQLite's
 	// default 2 MB it spilled them to the WAL mid-transaction.
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma="+url.QueryEscape("cache_size(-"+strconv.Itoa(writerCacheKiB)+")")+
-		"&_pragma="+url.QueryEscape("wal_autocheckpoint(0)"))
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma="+url.QueryEscape("cache_size(-"+strconv.Itoa(writerCacheKiB)+")"))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -101,36 +90,11 @@ func OpenFile(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	db.stop, db.stopped = make(chan struct{}), make(chan struct{})
-	go db.checkpoints()
 	return db, nil
-}
-
-// checkpoints copies the WAL into the database file every
-// checkpointEvery until Close. PASSIVE never waits for a reader or the
-// writer: what a reader still needs is copied by a later one. (A failed
-// checkpoint is tried again a second later; the last connection's close
-// checkpoints too.)
-func (db *DB) checkpoints() {
-	defer close(db.stopped)
-	t := time.NewTicker(checkpointEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.stop:
-			return
-		case <-t.C:
-		}
-		_, _ = db.r.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-	}
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
-	if db.stop != nil {
-		close(db.stop)
-		<-db.stopped
-	}
 	if db.hb != nil {
 		db.hb.close()
 	}

@@ -3,13 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/poolagent/poolagent/api/okta"
 	"github.com/poolagent/poolagent/controlplane/store"
@@ -132,54 +129,4 @@ func BenchmarkRollout300k(b *testing.B) {
 	}
 	defer db.Close()
 	storetest.BenchRollout(b, db, 300_000)
-}
-
-// TestBackgroundCheckpoint: commits leave their pages in the WAL (no
-// checkpoint in the writer's commit); the DB's own goroutine copies them
-// into the database file while the store stays open.
-func TestBackgroundCheckpoint(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	now := time.Now()
-	if err := db.CreatePool(ctx, &store.Pool{ID: "pol1", Name: "p", Type: okta.AgentTypeAD, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, FileName)
-	size := func() int64 {
-		t.Helper()
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	// Stop the goroutine's checkpoints for the writes: what lands in the
-	// file then is the writer's doing.
-	close(db.stop)
-	<-db.stopped
-	defer func() { db.stop = nil }() // restarted below, or not to be stopped again
-	before := size()
-	for i := range 5000 { // well over the 1000 pages of SQLite's automatic checkpoint
-		id := fmt.Sprintf("client-%05d-%s", i, strings.Repeat("x", 1000))
-		if err := db.CreateClient(ctx, &store.Client{ID: id, PoolID: "pol1", SecretHash: []byte(id), CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := size(); got != before {
-		t.Fatalf("the database file grew from %d to %d bytes with no checkpoint running: the writer checkpoints in its commits", before, got)
-	}
-	stop := make(chan struct{})
-	db.stop, db.stopped = stop, make(chan struct{})
-	go db.checkpoints()
-	defer func() { close(stop); <-db.stopped }()
-	for deadline := time.Now().Add(30 * time.Second); size() == before; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the database file is still %d bytes: no background checkpoint", before)
-		}
-	}
 }
