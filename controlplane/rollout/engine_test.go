@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,5 +404,57 @@ func TestDispatchWritesInCheckInOrder(t *testing.T) {
 	first, last := byAgent[f.agent[f.hosts[n-1]]], byAgent[f.agent[f.hosts[0]]]
 	if first >= last || byAgent[f.agent[f.hosts[n/2]]] <= first || byAgent[f.agent[f.hosts[n/2]]] >= last {
 		t.Errorf("revisions: host heard first %d, middle %d, last %d; want rising in check-in order", first, byAgent[f.agent[f.hosts[n/2]]], last)
+	}
+}
+
+// TestMinimumFollowsVersionChanges: with minimalSupportedVersion set, an
+// agent whose version drops below it after the pool was checked gets an
+// update of its own (the check looks at the agents whose versions changed,
+// not the pool), and so does an agent that joins the pool below it.
+func TestMinimumFollowsVersionChanges(t *testing.T) {
+	f := newFleet(t, 4, store.Settings{MinimalSupportedVersion: "1.0.0"})
+	e := f.engine()
+	for _, h := range f.hosts {
+		e.Heard(h, f.clock())
+	}
+	f.tick(e, true)
+	minUpdates := func() []*store.Update {
+		t.Helper()
+		list, err := f.st.ListUpdates(f.ctx, f.pool.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*store.Update
+		for _, u := range list {
+			if strings.HasPrefix(u.Name, "minimalSupportedVersion") {
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	if got := minUpdates(); len(got) != 0 {
+		t.Fatalf("every agent at the minimum, yet %d updates", len(got))
+	}
+	// Host 2's agent goes back to 0.9.0.
+	if err := f.st.ApplyHeartbeats(f.ctx, []store.Heartbeat{f.beat(f.hosts[2], "0.9.0")}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(e, true)
+	got := minUpdates()
+	if len(got) != 1 || len(got[0].Agents) != 1 || got[0].Agents[0].AgentID != f.agent[f.hosts[2]] {
+		t.Fatalf("after one agent fell below the minimum: %d updates %+v", len(got), got)
+	}
+	// A new host joins with its agent below the minimum.
+	id := "host-new"
+	if err := f.st.CreateClient(f.ctx, &store.Client{ID: id, PoolID: f.pool.ID, SecretHash: []byte(id), CreatedAt: f.clock()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.ApplyHeartbeats(f.ctx, []store.Heartbeat{f.beat(id, "0.8.0")}); err != nil {
+		t.Fatal(err)
+	}
+	e.Heard(id, f.clock())
+	f.tick(e, true)
+	if got := minUpdates(); len(got) != 2 {
+		t.Fatalf("after an agent joined below the minimum: %d updates, want 2", len(got))
 	}
 }

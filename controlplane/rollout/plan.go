@@ -564,14 +564,26 @@ func (e *Engine) write(ctx context.Context, now time.Time) error {
 // minimalSupportedVersion that no update covers: it creates an update
 // named "minimalSupportedVersion <v>" targeting the pool's latest version.
 // An agent in a failed update is left to the operator (retry), so a broken
-// release is not retried forever. It runs for a pool only when its
-// settings, its agents' versions, its updates or the catalog changed.
+// release is not retried forever. It looks at every agent of a pool when
+// its settings, its updates or the catalog changed, and otherwise at the
+// agents whose versions changed or that joined it: a rollout's reports do
+// not make it go over the pool every tick.
 func (e *Engine) enforceMinimum(ctx context.Context, now time.Time) error {
 	for _, ps := range e.pools {
-		if !ps.minDirty {
+		if !ps.minDirty && len(ps.minCheck) == 0 {
 			continue
 		}
+		check := ps.agents
+		if !ps.minDirty {
+			check = make(map[string]*agentState, len(ps.minCheck))
+			for as := range ps.minCheck {
+				if as.pool == ps { // not moved to another pool since
+					check[as.a.ID] = as
+				}
+			}
+		}
 		ps.minDirty = false
+		clear(ps.minCheck)
 		p := ps.p
 		minV := p.Settings.MinimalSupportedVersion
 		if minV == "" {
@@ -582,7 +594,7 @@ func (e *Engine) enforceMinimum(ctx context.Context, now time.Time) error {
 			continue // nothing to update to
 		}
 		var below []*store.Agent
-		for _, as := range ps.agents {
+		for _, as := range check {
 			a := as.a
 			if a.Version == "" || vercmp.Compare(a.Version, minV) >= 0 {
 				continue

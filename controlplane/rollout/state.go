@@ -17,9 +17,23 @@ type poolState struct {
 	// updates are the pool's active updates in (sortOrder, creation)
 	// order: the order they take the pool's slots in.
 	updates []*updState
-	// minDirty: the minimalSupportedVersion check is due (settings,
-	// versions or the catalog changed).
+	// minDirty: the minimalSupportedVersion check of every agent is due
+	// (settings, the catalog or the pool's updates changed); minCheck:
+	// that of these agents (their versions changed, or they joined).
 	minDirty bool
+	minCheck map[*agentState]struct{}
+}
+
+// checkMin makes as due for the minimalSupportedVersion check: one agent's
+// new version costs one agent's check, not the pool's.
+func (ps *poolState) checkMin(as *agentState) {
+	if ps.minDirty {
+		return // the whole pool is checked anyway
+	}
+	if ps.minCheck == nil {
+		ps.minCheck = map[*agentState]struct{}{}
+	}
+	ps.minCheck[as] = struct{}{}
 }
 
 // free is how many more of the pool's agents may start a job now.
@@ -185,7 +199,7 @@ func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 		old := as.a
 		as.a = a
 		if old.Version != a.Version && as.pool != nil {
-			as.pool.minDirty = true
+			as.pool.checkMin(as)
 			for _, us := range as.pool.updates {
 				if us.versionMatters(a.ID) {
 					us.replan = true
@@ -208,6 +222,7 @@ func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 		}
 		as.pool = ps
 		ps.agents[a.ID] = as
+		ps.checkMin(as)
 		for _, us := range ps.updates {
 			if us.u.AllAgents && (us.u.Status == okta.JobScheduled || us.u.Status == okta.JobInProgress) {
 				if _, ok := us.idx[a.ID]; !ok {
