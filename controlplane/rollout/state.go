@@ -25,10 +25,17 @@ type poolState struct {
 }
 
 // checkMin makes as due for the minimalSupportedVersion check: one agent's
-// new version costs one agent's check, not the pool's.
+// new version costs one agent's check, not the pool's. Past a quarter of
+// the pool the whole pool is checked instead (cheaper then; and on a
+// follower, which never checks, the set stays bounded).
 func (ps *poolState) checkMin(as *agentState) {
 	if ps.minDirty {
 		return // the whole pool is checked anyway
+	}
+	if len(ps.minCheck) >= max(len(ps.agents)/4, 16) {
+		ps.minDirty = true
+		clear(ps.minCheck)
+		return
 	}
 	if ps.minCheck == nil {
 		ps.minCheck = map[*agentState]struct{}{}
