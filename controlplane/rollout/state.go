@@ -29,8 +29,8 @@ type poolState struct {
 // the pool the whole pool is checked instead (cheaper then; and on a
 // follower, which never checks, the set stays bounded).
 func (ps *poolState) checkMin(as *agentState) {
-	if ps.minDirty {
-		return // the whole pool is checked anyway
+	if ps.minDirty || ps.p.Settings.MinimalSupportedVersion == "" {
+		return // the whole pool is checked anyway, or nothing is (a new setting checks it whole)
 	}
 	if len(ps.minCheck) >= max(len(ps.agents)/4, 16) {
 		ps.minDirty = true
