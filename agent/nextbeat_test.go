@@ -44,21 +44,20 @@ func TestNextHeartbeatFromReply(t *testing.T) {
 	}
 }
 
-// TestHeartbeatLoopTakesNextHeartbeat: with an hour's interval, the
-// server's nextHeartbeat brings the second heartbeat within seconds, once.
-func TestHeartbeatLoopTakesNextHeartbeat(t *testing.T) {
-	var beats atomic.Int32
+// loopAgainst runs a daemon's heartbeat loop against a server that
+// answers heartbeat n (from 1) with the reply configuration config(n). It
+// returns the daemon, the heartbeats counted so far and stop, which ends
+// the loop.
+func loopAgainst(t *testing.T, config func(n int32) string) (*Daemon, *atomic.Int32, func()) {
+	t.Helper()
+	beats := new(atomic.Int32)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := beats.Add(1)
-		cfg := `{"heartbeatInterval":"3600"}`
-		if n == 1 {
-			cfg = `{"heartbeatInterval":"3600","nextHeartbeat":"1"}`
-		}
+		cfg := config(beats.Add(1))
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"NORMAL","type":"VA","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) +
 			`","body":{"id":"c1","clientId":"c1","clusterId":"p1","configuration":` + cfg + `,"jobs":[]}}`))
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	d := testDaemon(t, func(deps *Deps) {
 		deps.Server, _ = url.Parse(srv.URL)
 		deps.Transport = srv.Client().Transport
@@ -68,14 +67,33 @@ func TestHeartbeatLoopTakesNextHeartbeat(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.heartbeatLoop(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for beats.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	return d, beats, func() { cancel(); <-done }
+}
+
+// waitBeats waits (30 s at most) until beats counts n heartbeats.
+func waitBeats(t *testing.T, beats *atomic.Int32, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); beats.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d heartbeats, want %d", beats.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestHeartbeatLoopTakesNextHeartbeat: with an hour's interval, the
+// server's nextHeartbeat brings the second heartbeat within seconds, once.
+func TestHeartbeatLoopTakesNextHeartbeat(t *testing.T) {
+	_, beats, stop := loopAgainst(t, func(n int32) string {
+		if n == 1 {
+			return `{"heartbeatInterval":"3600","nextHeartbeat":"1"}`
+		}
+		return `{"heartbeatInterval":"3600"}`
+	})
+	waitBeats(t, beats, 2)
 	// Long enough for a third heartbeat had the hint stuck.
 	time.Sleep(2500 * time.Millisecond)
-	cancel()
-	<-done
+	stop()
 	if n := beats.Load(); n != 2 {
 		t.Errorf("%d heartbeats, want 2: the first, then one at nextHeartbeat, then the hour's interval", n)
 	}
@@ -92,43 +110,16 @@ func TestProgressHeartbeats(t *testing.T) {
 	}{
 		{"progress only", func(d *Daemon) { d.kickSoon(); d.kickSoon(); d.kickSoon() }},
 		{"progress, then the end at once", func(d *Daemon) { d.kickSoon(); d.kick() }},
-		{"the end, then progress", func(d *Daemon) { d.kick(); d.kickSoon() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var beats atomic.Int32
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				beats.Add(1)
-				w.Header().Set("Content-Type", "application/json")
-				w.Write([]byte(`{"status":"NORMAL","type":"VA","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) +
-					`","body":{"id":"c1","clientId":"c1","clusterId":"p1","configuration":{"heartbeatInterval":"3600"},"jobs":[]}}`))
-			}))
-			defer srv.Close()
-			d := testDaemon(t, func(deps *Deps) {
-				deps.Server, _ = url.Parse(srv.URL)
-				deps.Transport = srv.Client().Transport
-				deps.Creds = state.Credentials{ClientID: "c1", Secret: "pcs_x"}
-				deps.Facts = hostinfo.NewCollector(hostinfo.CollectorOptions{})
-			})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); d.heartbeatLoop(ctx) }()
-			waitBeats := func(n int32) {
-				t.Helper()
-				for deadline := time.Now().Add(30 * time.Second); beats.Load() < n; {
-					if time.Now().After(deadline) {
-						t.Fatalf("%d heartbeats, want %d", beats.Load(), n)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-			waitBeats(1) // the first, at start
+			d, beats, stop := loopAgainst(t, func(int32) string { return `{"heartbeatInterval":"3600"}` })
+			waitBeats(t, beats, 1) // the first, at start
 			tt.kicks(d)
-			waitBeats(2)
+			waitBeats(t, beats, 2)
 			// Long enough for a progress heartbeat left over.
 			time.Sleep(ProgressDelay + 500*time.Millisecond)
-			cancel()
-			<-done
+			stop()
 			if n := beats.Load(); n != 2 {
 				t.Errorf("%d heartbeats, want 2: the first, then one for the kicks", n)
 			}
