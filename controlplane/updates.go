@@ -165,6 +165,16 @@ func (in *updateWrite) listAgents(s *Server, r *http.Request) (err error) {
 	return err
 }
 
+// readUpdateWriteAgents is readUpdateWrite with the pool's agents read
+// (modify and the lifecycle actions need them all).
+func (s *Server) readUpdateWriteAgents(r *http.Request, withBody bool) (*updateWrite, error) {
+	in, err := s.readUpdateWrite(r, withBody)
+	if err == nil {
+		err = in.listAgents(s, r)
+	}
+	return in, err
+}
+
 // handleCreateUpdate serves POST /api/v1/agentPools/{poolId}/updates.
 func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	in, err := s.readUpdateWrite(r, true)
@@ -286,10 +296,7 @@ func setUpdateAgents(u *store.Update, refs *[]agentRef, agents map[string]*store
 // handleModifyUpdate serves POST /api/v1/agentPools/{poolId}/updates/{updateId}.
 // Fields absent from the body keep their values.
 func (s *Server) handleModifyUpdate(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-	in, err := s.readUpdateWrite(r, true)
-	if err == nil {
-		err = in.listAgents(s, r)
-	}
+	in, err := s.readUpdateWriteAgents(r, true)
 	if err != nil {
 		return err
 	}
@@ -377,10 +384,7 @@ func (s *Server) handleDeleteUpdate(w http.ResponseWriter, r *http.Request, tok 
 // resume, retry, stop). They carry no body.
 func (s *Server) handleAction(a okta.UpdateAction) func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
 	return func(w http.ResponseWriter, r *http.Request, tok *store.Token) error {
-		in, err := s.readUpdateWrite(r, false)
-		if err == nil {
-			err = in.listAgents(s, r)
-		}
+		in, err := s.readUpdateWriteAgents(r, false)
 		if err != nil {
 			return err
 		}
