@@ -54,6 +54,14 @@ func main() {
 		echoServer(os.Args[2])
 		return
 	}
+	if len(os.Args) > 3 && os.Args[1] == "-floor" {
+		n, err := strconv.Atoi(os.Args[3])
+		if err == nil {
+			err = serveFloor(os.Args[2], n)
+		}
+		fmt.Fprintln(os.Stderr, "fleet -floor:", err)
+		os.Exit(1)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
@@ -70,6 +78,9 @@ type options struct {
 	pg       string // a PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL
 	// maxDownloads is the server's artifacts.max_concurrent_downloads.
 	maxDownloads int
+	// floor: with -rollout-only, time the same rollout against a bare
+	// control plane first (floor.go), the run's own baseline.
+	floor bool
 }
 
 func run() error {
@@ -100,6 +111,7 @@ func run() error {
 	deltaSize := flag.Int("delta-size", 4, "artifact size in MB of -delta-only")
 	rampPolicy := flag.String("ramp", "", `instead of the benchmark, roll out to -ramp-hosts hosts with this rollout object (e.g. '{"maxPerMinute":120,"ramp":{"startPerMinute":6,"factor":2,"successesToRaise":5}}') and print the start rate over time`)
 	rampHosts := flag.Int("ramp-hosts", 300, "simulated hosts of -ramp")
+	flag.BoolVar(&o.floor, "floor", true, "with -rollout-only: first time the same rollout against a bare control plane (net/http and a byte per host, no store), the run's baseline")
 	cpuProfile := flag.String("cpuprofile", "", "write the simulator's own CPU profile to this file (go tool pprof)")
 	flag.StringVar(&o.pg, "pg", os.Getenv("POOLAGENT_BENCH_PG"), "PostgreSQL DSN: also measure heartbeats with poolserver on PostgreSQL (with -rollout-only or -heartbeat-only: run on PostgreSQL instead of SQLite)")
 	flag.Parse()
@@ -178,7 +190,7 @@ func run() error {
 	if *rolloutOnly || *hbOnly > 0 {
 		ro := o
 		ro.interval = *rolloutInterval
-		return runBig(ctx, bin, work, ro, *hbOnly)
+		return runBig(ctx, bin, self, work, ro, *hbOnly)
 	}
 
 	// Baseline: a bare net/http JSON echo server, same load generator.
@@ -334,10 +346,18 @@ func run() error {
 
 // runBig is -rollout-only and -heartbeat-only: one fleet at
 // o.interval, on SQLite or (with -pg) PostgreSQL, for big runs.
-func runBig(ctx context.Context, bin, work string, o options, hbOnly time.Duration) error {
+func runBig(ctx context.Context, bin, self, work string, o options, hbOnly time.Duration) error {
 	backend := "SQLite"
 	if o.pg != "" {
 		backend = "PostgreSQL"
+	}
+	var floor rolloutResult
+	if hbOnly == 0 && o.floor {
+		var err error
+		if floor, err = runFloor(ctx, self, o); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "fleet: the floor's rollout took %.1f s (last taken %.1f s, last done %.1f s)\n", floor.took.Seconds(), floor.lastTaken.Seconds(), floor.lastDone.Seconds())
 	}
 	f, err := setup(ctx, work, o.hosts, o.pg)
 	if err != nil {
@@ -378,6 +398,9 @@ func runBig(ctx context.Context, bin, work string, o options, hbOnly time.Durati
 		simCPURow(res)
 	default:
 		rolloutRows(o.hosts, o, res)
+		if floor.took > 0 {
+			floorRow(o, floor, res)
+		}
 	}
 	fmt.Printf("| server RSS with every host known / peak (VmHWM) | %.1f MB / %.1f MB | RSS before any heartbeat: %.1f MB | - | - |\n", mb(rssHosts), mb(hwm), mb(rssEmpty))
 	simRows(o.hosts, f.setupTook, res.simRSS, selfHWM())
