@@ -204,7 +204,7 @@ type Client struct {
 	LastSeen  time.Time
 	CreatedAt time.Time
 	// Rev is the change revision of the row's last write other than a
-	// last-seen time (set by the store).
+	// last-seen time or the facts alone (set by the store).
 	Rev int64
 }
 
@@ -307,7 +307,11 @@ type Changes struct {
 	// Agents are agents created or changed (a heartbeat that reported a
 	// change, not a keep-alive).
 	Agents []*Agent
-	// Clients are clients created or whose facts changed; Facts is empty.
+	// Clients are clients created or with a column other than Facts and
+	// LastSeen changed (type, hostname, status, os, arch, agent version,
+	// time zone); Facts is empty. A change of the facts alone (an agent's
+	// version or updateStatus: every job report) is not listed, so a
+	// rollout's reports do not bring every host back through the feed.
 	Clients []*Client
 }
 

@@ -142,10 +142,11 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 		seen := ms(hb.Seen)
 		who := "heartbeat of client " + hb.ClientID
 		if hb.Facts != "" {
-			// The revision moves only when the content does.
+			// The revision moves only when a column the feed carries
+			// does: not for the facts blob alone.
 			clients = append(clients, keyed{s: stmt{`UPDATE clients SET type = $1, hostname = $2, status = $3, os = $4, arch = $5, agent_version = $6, facts = $7,
 				last_seen = GREATEST(last_seen, $8), timezone = $11,
-				rev = CASE WHEN type <> $1 OR hostname <> $2 OR status <> $3 OR os <> $4 OR arch <> $5 OR agent_version <> $6 OR facts <> $7
+				rev = CASE WHEN type <> $1 OR hostname <> $2 OR status <> $3 OR os <> $4 OR arch <> $5 OR agent_version <> $6
 					OR timezone <> $11 THEN $10 ELSE rev END
 				WHERE id = $9`,
 				[]any{hb.Type, hb.Hostname, hb.Status, hb.OS, hb.Arch, hb.AgentVersion, hb.Facts, seen, hb.ClientID, revArg, hb.Timezone}, who}})

@@ -140,10 +140,12 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 		dst **sql.Stmt
 		sql string
 	}{
-		// Facts, agents: the revision moves only when the content does.
+		// Facts, agents: the revision moves only when a column the feed
+		// carries does; the facts blob alone (an agent's new version,
+		// its updateStatus) does not put the client in the feed.
 		{&st.facts, `UPDATE clients SET type = ?1, hostname = ?2, status = ?3, os = ?4, arch = ?5, agent_version = ?6, facts = ?7,
 			last_seen = max(last_seen, ?8), timezone = ?11,
-			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6 OR facts != ?7
+			rev = CASE WHEN type != ?1 OR hostname != ?2 OR status != ?3 OR os != ?4 OR arch != ?5 OR agent_version != ?6
 				OR timezone != ?11 THEN ?10 ELSE rev END
 			WHERE id = ?9`},
 		// Only the time: the narrow seen row, not the client's.

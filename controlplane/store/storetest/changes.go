@@ -182,6 +182,19 @@ func testChanges(t *testing.T, s store.Store) {
 	if ch := mustChanges(t, s, before); len(ch.Updates)+len(ch.UpdateAgents)+len(ch.Agents)+len(ch.Clients) != 0 {
 		t.Errorf("an unchanged heartbeat or TouchClients produced changes: %+v", ch)
 	}
+	// New facts alone (an agent's updateStatus) are stored but keep the
+	// client out of the feed: nothing the feed carries changed.
+	before = mustRev(t, s)
+	hb.Facts, hb.Jobs, hb.Agents = `{"a":2}`, nil, nil
+	if err := s.ApplyHeartbeats(ctx, []store.Heartbeat{hb}); err != nil {
+		t.Fatal(err)
+	}
+	if ch := mustChanges(t, s, before); len(ch.Clients) != 0 {
+		t.Errorf("a change of the facts alone put the client in the feed: %+v", ch.Clients)
+	}
+	if got, err := s.GetClient(ctx, c.ID); err != nil || got.Facts != `{"a":2}` {
+		t.Errorf("facts after a facts-only heartbeat: %+v %v", got, err)
+	}
 	before = mustRev(t, s)
 	if err := s.TouchClients(ctx, map[string]time.Time{c.ID: now.Add(2 * time.Hour)}); err != nil {
 		t.Fatal(err)
