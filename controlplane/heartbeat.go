@@ -442,23 +442,32 @@ func (s *Server) poolType(poolID string) okta.AgentType {
 // maintenance window of the first job, every other field of the seed's
 // response (empty where poolserver has nothing to say) and the warnings.
 func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.StatusRequest, now time.Time, warnings []string) sailpoint.StatusReply {
-	reported := map[string]sailpoint.JobState{}
-	for _, j := range req.Body.Jobs {
-		reported[j.UUID] = j.State
+	// reported and current stay nil (no allocation) for the heartbeats
+	// that report no job: nearly all of them.
+	var reported map[string]sailpoint.JobState
+	var current map[string]bool
+	if len(req.Body.Jobs) > 0 {
+		reported, current = make(map[string]sailpoint.JobState, len(req.Body.Jobs)), map[string]bool{}
+		for _, j := range req.Body.Jobs {
+			reported[j.UUID] = j.State
+		}
 	}
 	base := s.baseURL(r)
 	var mirrors []string
 	mirrorsRead := false
 	jobs := []sailpoint.Job{}
-	current := map[string]bool{}
 	for _, j := range s.engine.JobsFor(c.ID, now, req.Body.Agents...) {
-		current[j.UUID] = true
+		if current != nil {
+			current[j.UUID] = true
+		}
 		if st, ok := reported[j.UUID]; ok && st.Terminal() {
 			continue
 		}
 		j.ExpiresAt = now.Add(s.cfg.Rollout.JobTTL.Duration)
-		mpc := make(map[string]sailpoint.ManagedProcess, len(j.ManagedProcessConfiguration))
-		for name, mp := range j.ManagedProcessConfiguration {
+		// JobsFor's maps are this call's own: the URLs are completed in
+		// place.
+		mpc := j.ManagedProcessConfiguration
+		for name, mp := range mpc {
 			if mp.Artifact != nil {
 				a := *mp.Artifact
 				a.URL = base + a.URL
@@ -475,7 +484,6 @@ func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.
 			}
 			mpc[name] = mp
 		}
-		j.ManagedProcessConfiguration = mpc
 		if j.Maintenance != nil {
 			m := *j.Maintenance
 			m.WindowClusterTime = now.Format(time.RFC3339)
@@ -502,21 +510,17 @@ func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.
 	if warnings == nil {
 		warnings = []string{}
 	}
+	hint := ""
+	if len(jobs) == 0 && s.engine.Soon(c.PoolID) {
+		// A job for this host may be seconds away: come back then, not
+		// an interval later.
+		if d := rollout.NextHeartbeat(s.cfg.Heartbeat.Interval.Duration); d > 0 {
+			hint = strconv.Itoa(int(d / time.Second))
+		}
+	}
 	body := sailpoint.ReplyBody{
 		ID: c.ID, ClientID: c.ID, ClusterID: c.PoolID, ClusterJobCount: len(jobs), Jobs: jobs,
-		Configuration: map[string]string{
-			sailpoint.ConfigClusterType:       "", // no SailPoint cluster type: the hosts poll
-			sailpoint.ConfigClusterExternalID: c.PoolID,
-			sailpoint.ConfigDebug:             "false",
-			sailpoint.ConfigFailureThreshold:  "",
-			sailpoint.ConfigGMTOffset:         "0", // every time in the reply is UTC
-			sailpoint.ConfigScheduleUpgrade:   scheduled,
-			sailpoint.ConfigVAVersion:         "",
-			sailpoint.ConfigJobType:           sailpoint.JobTypeUpgrade,
-			sailpoint.ConfigCookbook:          cookbook,
-			sailpoint.ConfigHeartbeatInterval: strconv.Itoa(max(int(s.cfg.Heartbeat.Interval.Seconds()), 1)),
-			sailpoint.ConfigPoolType:          string(s.poolType(c.PoolID)),
-		},
+		Configuration:     s.replyConfiguration(c.PoolID, scheduled, cookbook, hint),
 		ConnectorServices: []sailpoint.ConnectorService{},
 		Queue:             &sailpoint.Queue{},
 		Warnings:          warnings,
@@ -527,18 +531,45 @@ func (s *Server) heartbeatReply(r *http.Request, c authedClient, req *sailpoint.
 			break
 		}
 	}
-	if len(jobs) == 0 && s.engine.Soon(c.PoolID) {
-		// A job for this host may be seconds away: come back then, not
-		// an interval later.
-		if d := rollout.NextHeartbeat(s.cfg.Heartbeat.Interval.Duration); d > 0 {
-			body.Configuration[sailpoint.ConfigNextHeartbeat] = strconv.Itoa(int(d / time.Second))
-		}
-	}
 	if body.Maintenance == nil {
 		// No job, no window: closed, with the server's clock.
 		body.Maintenance = &sailpoint.Maintenance{Window: "false", WindowClusterTime: now.Format(time.RFC3339)}
 	}
 	return sailpoint.StatusReply{Body: body, Status: req.Status, Type: req.Type, Timestamp: now}
+}
+
+// replyConfiguration is a heartbeat reply's configuration. The one of a
+// reply with no job and no hint (nearly every heartbeat) depends only on
+// the pool, so it is built once per pool and shared: replies only read it.
+func (s *Server) replyConfiguration(poolID, scheduled, cookbook, hint string) map[string]string {
+	idle := scheduled == "false" && cookbook == "" && hint == ""
+	if idle {
+		if m, ok := s.idleConfig.Load(poolID); ok {
+			return m.(map[string]string)
+		}
+	}
+	m := map[string]string{
+		sailpoint.ConfigClusterType:       "", // no SailPoint cluster type: the hosts poll
+		sailpoint.ConfigClusterExternalID: poolID,
+		sailpoint.ConfigDebug:             "false",
+		sailpoint.ConfigFailureThreshold:  "",
+		sailpoint.ConfigGMTOffset:         "0", // every time in the reply is UTC
+		sailpoint.ConfigScheduleUpgrade:   scheduled,
+		sailpoint.ConfigVAVersion:         "",
+		sailpoint.ConfigJobType:           sailpoint.JobTypeUpgrade,
+		sailpoint.ConfigCookbook:          cookbook,
+		sailpoint.ConfigHeartbeatInterval: strconv.Itoa(max(int(s.cfg.Heartbeat.Interval.Seconds()), 1)),
+		sailpoint.ConfigPoolType:          string(s.poolType(poolID)),
+	}
+	if hint != "" {
+		m[sailpoint.ConfigNextHeartbeat] = hint
+	}
+	if idle && m[sailpoint.ConfigPoolType] != "" {
+		// A pool not yet known (no type) is not cached: it may be a
+		// moment from being read.
+		s.idleConfig.Store(poolID, m)
+	}
+	return m
 }
 
 // hbWriter group-commits heartbeat writes: requests that arrive while a

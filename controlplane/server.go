@@ -66,7 +66,10 @@ type Server struct {
 	mirrors     mirrorCache
 	poolTypesMu sync.Mutex
 	poolTypes   map[string]okta.AgentType
-	notes       hostNotes
+	// idleConfig holds, per pool id, the configuration of a heartbeat
+	// reply with no job and no hint (replyConfiguration); read-only.
+	idleConfig sync.Map
+	notes      hostNotes
 
 	bgCancel context.CancelFunc
 	bgDone   sync.WaitGroup

@@ -345,7 +345,9 @@ func reportOf(installed []sailpoint.AgentReport, name string) *sailpoint.AgentRe
 // jobs in flight and a poolagent self-update offer. installed is what the
 // heartbeat reported of the host's agents: a job offers the patch from
 // the reported version and binary. Artifact URLs are paths; now stamps
-// the self-update's window. It takes no engine lock.
+// the self-update's window. It takes no engine lock. Every job's
+// ManagedProcessConfiguration (and its artifacts) is new for the call:
+// the caller may change them.
 func (e *Engine) JobsFor(clientID string, now time.Time, installed ...sailpoint.AgentReport) []sailpoint.Job {
 	cj := e.table.get(clientID)
 	if cj == nil {

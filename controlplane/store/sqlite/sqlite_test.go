@@ -3,8 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,4 +132,23 @@ func BenchmarkRollout300k(b *testing.B) {
 	}
 	defer db.Close()
 	storetest.BenchRollout(b, db, 300_000)
+}
+
+// BenchmarkReports: go test -run XXX -bench Reports -benchtime 3x ./controlplane/store/sqlite
+// (POOLAGENT_BENCH_HOSTS hosts, 20,000 unless set).
+func BenchmarkReports(b *testing.B) {
+	n := 20_000
+	if v, err := strconv.Atoi(os.Getenv("POOLAGENT_BENCH_HOSTS")); err == nil && v > 0 {
+		n = v
+	}
+	for _, facts := range []bool{true, false} {
+		b.Run(fmt.Sprint("facts=", facts), func(b *testing.B) {
+			db, err := Open(context.Background(), b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			storetest.BenchReports(b, db, n, 32, facts)
+		})
+	}
 }
