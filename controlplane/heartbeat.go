@@ -581,6 +581,15 @@ type hbWriter struct {
 	log  *zap.Logger
 	reqs chan hbReq
 	done chan struct{}
+	// When writes arrive together and back to back (the previous batch
+	// held several and its commit ended less than linger ago), a batch
+	// smaller than lingerBatch waits up to linger for more: a commit's own
+	// cost (the revision, the pages every commit rewrites) is then shared
+	// by more reports. storetest.BenchReports: 83 µs a report in batches
+	// of 4, 51 µs in batches of 32. A write after a quiet spell, or one
+	// host's writes one after the other, are never held.
+	linger      time.Duration
+	lingerBatch int
 }
 
 type hbReq struct {
@@ -591,7 +600,8 @@ type hbReq struct {
 const maxBatch = 512
 
 func newHBWriter(st store.Store, log *zap.Logger, m *metrics) *hbWriter {
-	w := &hbWriter{st: st, log: log, m: m, reqs: make(chan hbReq, maxBatch), done: make(chan struct{})}
+	w := &hbWriter{st: st, log: log, m: m, reqs: make(chan hbReq, maxBatch), done: make(chan struct{}),
+		linger: 2 * time.Millisecond, lingerBatch: 32}
 	go w.loop()
 	return w
 }
@@ -615,6 +625,10 @@ func (w *hbWriter) write(ctx context.Context, hb store.Heartbeat) error {
 
 func (w *hbWriter) loop() {
 	batch := make([]hbReq, 0, maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var last time.Time // when the previous commit ended
+	prev := 0          // and how many writes it held
 	for {
 		select {
 		case req := <-w.reqs:
@@ -631,6 +645,21 @@ func (w *hbWriter) loop() {
 				break drain
 			}
 		}
+		if len(batch) < w.lingerBatch && prev > 1 && time.Since(last) < w.linger {
+			linger.Reset(w.linger)
+		wait:
+			for len(batch) < w.lingerBatch {
+				select {
+				case req := <-w.reqs:
+					batch = append(batch, req)
+				case <-linger.C:
+					break wait
+				case <-w.done:
+					break wait
+				}
+			}
+			linger.Stop()
+		}
 		hbs := make([]store.Heartbeat, len(batch))
 		for i, r := range batch {
 			hbs[i] = r.hb
@@ -643,11 +672,13 @@ func (w *hbWriter) loop() {
 			for _, r := range batch {
 				r.err <- w.st.ApplyHeartbeats(context.Background(), []store.Heartbeat{r.hb})
 			}
+			last, prev = time.Now(), len(batch)
 			continue
 		}
 		for _, r := range batch {
 			r.err <- err
 		}
+		last, prev = time.Now(), len(batch)
 	}
 }
 

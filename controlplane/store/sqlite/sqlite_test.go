@@ -141,14 +141,17 @@ func BenchmarkReports(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("POOLAGENT_BENCH_HOSTS")); err == nil && v > 0 {
 		n = v
 	}
-	for _, facts := range []bool{true, false} {
-		b.Run(fmt.Sprint("facts=", facts), func(b *testing.B) {
+	for _, tc := range []struct {
+		batch int
+		facts bool
+	}{{4, true}, {32, true}, {128, true}, {32, false}} {
+		b.Run(fmt.Sprintf("batch=%d,facts=%v", tc.batch, tc.facts), func(b *testing.B) {
 			db, err := Open(context.Background(), b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			storetest.BenchReports(b, db, n, 32, facts)
+			storetest.BenchReports(b, db, n, tc.batch, tc.facts)
 		})
 	}
 }
