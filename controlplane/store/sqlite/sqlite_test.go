@@ -144,7 +144,7 @@ func BenchmarkReports(b *testing.B) {
 	for _, tc := range []struct {
 		batch int
 		facts bool
-	}{{4, true}, {32, true}, {128, true}, {32, false}} {
+	}{{4, true}, {16, true}, {32, true}, {64, true}, {128, true}, {32, false}} {
 		b.Run(fmt.Sprintf("batch=%d,facts=%v", tc.batch, tc.facts), func(b *testing.B) {
 			db, err := Open(context.Background(), b.TempDir())
 			if err != nil {
