@@ -110,8 +110,11 @@ type Engine struct {
 	// restarted server offers it once more.
 	selfFailed sync.Map
 	summaries  atomic.Pointer[map[string]Summary]
-	poolSizes  atomic.Pointer[map[string]int] // agents by pool id (PoolAgents)
-	zonesPub   atomic.Pointer[map[string][]ZoneWindow]
+	// created holds the counts of updates created by count (Created)
+	// until a tick holds them: updateID → createdSummary.
+	created   sync.Map
+	poolSizes atomic.Pointer[map[string]int] // agents by pool id (PoolAgents)
+	zonesPub  atomic.Pointer[map[string][]ZoneWindow]
 	// expect: pools whose hosts may get jobs within seconds (soon.go).
 	expect expectSet
 
@@ -465,6 +468,7 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 		e.upsertAgent(a, now)
 	}
 	for _, id := range ch.Deleted {
+		e.created.Delete(id)
 		if us := e.updates[id]; us != nil {
 			e.removeUpdate(us)
 		}
@@ -475,10 +479,14 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 		case us != nil && h.Rev <= us.u.Rev:
 			// The engine's own write coming back.
 		case !tracked(h):
+			e.created.Delete(h.ID) // the engine will not count it
 			if us != nil {
 				e.removeUpdate(us)
 			}
 		default:
+			if us != nil {
+				e.created.Delete(h.ID) // changed since: its counts are the engine's
+			}
 			// Created, or changed by an operator (who may have changed
 			// its agents): read it whole, once.
 			u, err := e.d.Store.GetUpdate(ctx, h.PoolID, h.ID)

@@ -458,3 +458,44 @@ func TestMinimumFollowsVersionChanges(t *testing.T) {
 		t.Fatalf("after an agent joined below the minimum: %d updates, want 2", len(got))
 	}
 }
+
+// An update created by count is counted all Scheduled from its creation
+// until a tick holds it, then by the engine; one the engine never holds
+// (deleted first) is forgotten once the feed says so.
+func TestCreatedSummary(t *testing.T) {
+	f := newFleet(t, 20, store.Settings{})
+	e := f.engine()
+	for _, h := range f.hosts {
+		e.Heard(h, f.clock())
+	}
+	f.tick(e, true)
+	u := f.createUpdate(false) // all agents, no rows yet
+	e.Created(u.ID, len(f.hosts))
+	if s, ok := e.Summary(u.ID); !ok || s.Total != len(f.hosts) || s.Counts[okta.InstanceScheduled] != len(f.hosts) {
+		t.Fatalf("Summary before a tick = %+v, %v; want %d Scheduled", s, ok, len(f.hosts))
+	}
+	f.tick(e, true)
+	if _, ok := e.created.Load(u.ID); ok {
+		t.Error("the created counts outlived the tick that holds the update")
+	}
+	// A host's success shows: the counts are the engine's.
+	h := f.hosts[3]
+	job := e.JobsFor(h, f.clock())[0].UUID
+	if err := f.st.ApplyHeartbeats(f.ctx, []store.Heartbeat{f.beat(h, "1.1.0", store.JobReport{JobID: job, Status: okta.InstanceSuccess, Progress: 100})}); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(e, true)
+	if s, ok := e.Summary(u.ID); !ok || s.Total != len(f.hosts) || s.Counts[okta.InstanceSuccess] != 1 {
+		t.Fatalf("Summary after one success = %+v, %v; want the engine's counts", s, ok)
+	}
+
+	gone := f.createUpdate(false)
+	e.Created(gone.ID, len(f.hosts))
+	if err := f.st.DeleteUpdate(f.ctx, f.pool.ID, gone.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.tick(e, true)
+	if s, ok := e.Summary(gone.ID); ok {
+		t.Errorf("Summary of a deleted update = %+v, want none", s)
+	}
+}

@@ -184,12 +184,33 @@ type Summary struct {
 // is false for an update the engine does not hold (finished, or not seen
 // yet). It takes no engine lock.
 func (e *Engine) Summary(updateID string) (Summary, bool) {
-	m := e.summaries.Load()
-	if m == nil {
-		return Summary{}, false
+	if m := e.summaries.Load(); m != nil {
+		if s, ok := (*m)[updateID]; ok {
+			return s, true
+		}
 	}
-	s, ok := (*m)[updateID]
-	return s, ok
+	if c, ok := e.created.Load(updateID); ok {
+		return c.(createdSummary).Summary, true
+	}
+	return Summary{}, false
+}
+
+// createdSummary is an update's counts from its creation until a tick
+// holds the update.
+type createdSummary struct {
+	Summary
+	at time.Time
+}
+
+// Created tells the engine of an update just created for all of a pool's
+// total agents, none of whose rows exist yet: until a tick holds it,
+// Summary counts them all Scheduled (the truth until the engine hands out
+// a job). Without it a read of a big update between its create and the
+// end of the tick that dispatches it (seconds at 300,000 hosts) reads
+// every agent of the pool.
+func (e *Engine) Created(updateID string, total int) {
+	e.created.Store(updateID, createdSummary{Summary: Summary{Counts: map[okta.AgentUpdateInstanceStatus]int{okta.InstanceScheduled: total}, Total: total},
+		at: e.d.Now()})
 }
 
 // publishSummaries publishes every active update's counts.
@@ -205,6 +226,14 @@ func (e *Engine) publishSummaries() {
 		sums[us.u.ID] = Summary{Counts: c, Total: len(us.u.Agents)}
 	}
 	e.summaries.Store(&sums)
+	// A created update leaves created once a tick holds it (its
+	// summary is above), or after a while if it never comes (deleted).
+	e.created.Range(func(k, v any) bool {
+		if _, held := sums[k.(string)]; held || e.d.Now().Sub(v.(createdSummary).at) > 10*time.Minute {
+			e.created.Delete(k)
+		}
+		return true
+	})
 	sizes := make(map[string]int, len(e.pools))
 	for id, ps := range e.pools {
 		sizes[id] = len(ps.agents)
