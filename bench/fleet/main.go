@@ -421,7 +421,21 @@ func rolloutRows(hosts int, o options, r rolloutResult) {
 	fmt.Printf("| server CPU during the rollout | %.2f s CPU over %.1f s (%.0f%% of one core) | - | - | - |\n",
 		r.cpu, r.took.Seconds(), 100*r.cpu/r.took.Seconds())
 	fmt.Printf("| heartbeat latency over the whole run (p50 / p99) | %.2f / %.2f ms | - | - | - |\n", r.p50*1e3, r.p99*1e3)
+	if r.commits > 0 {
+		fmt.Printf("| the heartbeat writer's group commits during the rollout | %.0f (%.1f jobs reported a commit) | - | - | - |\n",
+			r.commits, float64(r.jobs)/r.commits)
+	}
 	simCPURow(r)
+}
+
+// writerCommits reads how many group commits poolserver's heartbeat
+// writer has made (from /metrics; -1 when unreadable).
+func writerCommits(ctx context.Context, base string) float64 {
+	v, err := strconv.ParseFloat(metricValue(ctx, base, `poolserver_store_duration_seconds_count{op="ApplyHeartbeats"}`), 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // simCPURow prints the simulator's CPU over the measured time.
@@ -565,6 +579,9 @@ type rolloutResult struct {
 	peakStarts                 int    // most download starts in one second
 	halted                     string // the update's rollout state at the end
 	simRSS                     int64  // the simulator's RSS with every host playing
+	// commits is how many group commits the heartbeat writer made over
+	// took (0: unknown, the bare control plane has none).
+	commits float64
 	// Artifact bytes the hosts read from poolserver, full files and
 	// patches, and how many downloads of each.
 	fullBytes, patchBytes, fullGets, patchGets int64
@@ -697,6 +714,7 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	fmt.Fprintf(os.Stderr, "fleet: every host checked in; warm-up took %.1f s\n", time.Since(warm).Seconds())
 	res.simRSS = selfRSS()
 
+	commits0 := writerCommits(ctx, srv.base)
 	cpu0, simCPU0 := srv.cpu(), selfCPU()
 	beats0, behind0, hinted0 := s.beats.Load(), s.behind.Load(), s.hinted.Load()
 	t0 := time.Now()
@@ -765,6 +783,9 @@ func rollout(ctx context.Context, srv *server, f *fixture, o options, sc scenari
 	res.hinted = s.hinted.Load() - hinted0
 	res.cpu, res.simCPU = srv.cpu()-cpu0, selfCPU()-simCPU0
 	res.rolloutBeats = s.beats.Load() - beats0
+	if c1 := writerCommits(ctx, srv.base); c1 > 0 && commits0 >= 0 {
+		res.commits = c1 - commits0
+	}
 	if sc.fail {
 		// Jobs already handed out finish; nothing new must be.
 		time.Sleep(2*o.interval + o.install)
