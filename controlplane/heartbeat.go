@@ -672,11 +672,10 @@ func (w *hbWriter) loop() {
 			for _, r := range batch {
 				r.err <- w.st.ApplyHeartbeats(context.Background(), []store.Heartbeat{r.hb})
 			}
-			last, prev = time.Now(), len(batch)
-			continue
-		}
-		for _, r := range batch {
-			r.err <- err
+		} else {
+			for _, r := range batch {
+				r.err <- err
+			}
 		}
 		last, prev = time.Now(), len(batch)
 	}

@@ -227,12 +227,13 @@ func (s *Server) handleCreateUpdate(w http.ResponseWriter, r *http.Request, tok 
 	s.log.Info("update created", updateFields(u)...)
 	s.audit(r.Context(), tok, store.AuditEntry{Action: AuditUpdateCreate, PoolID: p.ID, UpdateID: u.ID, StatusAfter: string(u.Status),
 		Detail: "targetVersion " + u.TargetVersion})
+	var sum rollout.Summary
 	if byCount {
-		s.engine.Created(u.ID, counted) // before the engine may tick on it
+		sum = s.engine.Created(u.ID, counted) // before the engine may tick on it
 	}
 	s.notify(p.ID)
 	if byCount {
-		s.writeUpdateCounts(w, r, http.StatusCreated, u, map[okta.AgentUpdateInstanceStatus]int{okta.InstanceScheduled: counted}, counted)
+		s.writeUpdateCounts(w, r, http.StatusCreated, u, sum.Counts, sum.Total)
 		return nil
 	}
 	s.writeUpdate(w, r, http.StatusCreated, u, agents, q)

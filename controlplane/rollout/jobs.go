@@ -207,10 +207,11 @@ type createdSummary struct {
 // Summary counts them all Scheduled (the truth until the engine hands out
 // a job). Without it a read of a big update between its create and the
 // end of the tick that dispatches it (seconds at 300,000 hosts) reads
-// every agent of the pool.
-func (e *Engine) Created(updateID string, total int) {
-	e.created.Store(updateID, createdSummary{Summary: Summary{Counts: map[okta.AgentUpdateInstanceStatus]int{okta.InstanceScheduled: total}, Total: total},
-		at: e.d.Now()})
+// every agent of the pool. It returns those counts.
+func (e *Engine) Created(updateID string, total int) Summary {
+	sum := Summary{Counts: map[okta.AgentUpdateInstanceStatus]int{okta.InstanceScheduled: total}, Total: total}
+	e.created.Store(updateID, createdSummary{Summary: sum, at: e.d.Now()})
+	return sum
 }
 
 // publishSummaries publishes every active update's counts.
