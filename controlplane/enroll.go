@@ -64,7 +64,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		spUnauthorized(w, "send the enrollment token as Authorization: Bearer <token>")
 		return
 	}
-	q := s.hbLimiter.take("ip:" + clientAddr(r))
+	q := s.ipLimiter.take(clientAddr(r))
 	if !q.Allowed {
 		s.rateLimited(w, q)
 		return

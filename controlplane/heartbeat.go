@@ -161,7 +161,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			spInternal(w)
 			return
 		}
-		q := s.hbLimiter.take("ip:" + clientAddr(r))
+		q := s.ipLimiter.take(clientAddr(r))
 		if !q.Allowed {
 			s.rateLimited(w, q)
 			return
@@ -169,7 +169,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		spUnauthorized(w, err.Error())
 		return
 	}
-	q := s.hbLimiter.take("client:" + c.ID)
+	q := s.hbLimiter.take(c.ID)
 	if !q.Allowed {
 		s.rateLimited(w, q)
 		return

@@ -50,7 +50,7 @@ func BenchmarkHostTablesMemory(b *testing.B) {
 				key := [32]byte(HashSecret(id))
 				s.clients.put(key, authedClient{ID: id, PoolID: pool, secretHash: key})
 			}},
-			{"ratelimit", func(i int, id string) { s.hbLimiter.take("client:" + id) }},
+			{"ratelimit", func(i int, id string) { s.hbLimiter.take(id) }},
 			{"hbstate", func(i int, id string) { s.hbState.changed(id, hbPrint{uint64(i), 1, 2}) }},
 			{"seen", func(i int, id string) {
 				s.seen.wrote(id, now) // the first heartbeat: written

@@ -15,7 +15,13 @@ type rateLimiter struct {
 	limit  int
 	window time.Duration
 	now    func() time.Time
+	// The heartbeat limiter holds a key per host and is taken by every
+	// heartbeat: shards, each with its own lock and sweep, so heartbeats
+	// of different hosts rarely wait on one another.
+	shards [hbShards]limiterShard
+}
 
+type limiterShard struct {
 	mu      sync.Mutex
 	buckets map[string]bucket
 	swept   time.Time
@@ -37,23 +43,28 @@ type quota struct {
 }
 
 func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rateLimiter {
-	return &rateLimiter{limit: limit, window: window, now: now, buckets: make(map[string]bucket)}
+	l := &rateLimiter{limit: limit, window: window, now: now}
+	for i := range l.shards {
+		l.shards[i].buckets = map[string]bucket{}
+	}
+	return l
 }
 
 // take counts one request for key.
 func (l *rateLimiter) take(key string) quota {
 	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > 10*l.window {
-		for k, b := range l.buckets {
+	sh := &l.shards[shardOf(key)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now.Sub(sh.swept) > 10*l.window {
+		for k, b := range sh.buckets {
 			if now.UnixNano()-b.start >= int64(l.window) {
-				delete(l.buckets, k)
+				delete(sh.buckets, k)
 			}
 		}
-		l.swept = now
+		sh.swept = now
 	}
-	b, ok := l.buckets[key]
+	b, ok := sh.buckets[key]
 	if !ok || now.UnixNano()-b.start >= int64(l.window) {
 		start := now.Truncate(l.window)
 		if now.Sub(start) >= l.window { // a window that does not divide time evenly
@@ -67,6 +78,6 @@ func (l *rateLimiter) take(key string) quota {
 		q.Remaining = l.limit - b.count
 		q.Allowed = true
 	}
-	l.buckets[key] = b
+	sh.buckets[key] = b
 	return q
 }

@@ -226,6 +226,22 @@ func TestHeartbeatErrors(t *testing.T) {
 	if last.status != 429 || last.header.Get("Retry-After") == "" || !strings.Contains(string(last.body), "Rate Limit Exceeded") {
 		t.Errorf("6th heartbeat in a minute: %d %v %s", last.status, last.header, last.body)
 	}
+	// Failed authentications count against their address, never against
+	// a client: not even one an operator named like that address.
+	f.clock.Advance(time.Minute)
+	secret, named, err := controlplane.CreateClient(context.Background(), f.st, f.pool.ID, "127.0.0.1", f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		last = f.beatRaw("pcs_nope", named.ID, good)
+	}
+	if last.status != 429 {
+		t.Errorf("6th failed authentication from one address in a minute: %d %s", last.status, last.body)
+	}
+	if r := f.beatRaw(secret, named.ID, `{"status":"NORMAL","body":{"hostname":"lb"}}`); r.status != 200 {
+		t.Errorf("client %s after its address's failed authentications: %d %s", named.ID, r.status, r.body)
+	}
 }
 
 func TestHeartbeatShowsInAgentPoolsAPI(t *testing.T) {

@@ -53,6 +53,11 @@ type Server struct {
 	// downloads admits the artifact downloads (admission.go).
 	downloads *downloadGate
 
+	// ipLimiter counts the heartbeat path's unauthenticated requests
+	// (enrollments, failed authentications) by client address, apart from
+	// hbLimiter's per-client counts, so no client id shares an address's.
+	ipLimiter *rateLimiter
+
 	// The heartbeat path.
 	hbLimiter   *rateLimiter
 	clients     ttlCache[authedClient] // identities, without expiry: hbstate.go
@@ -104,6 +109,7 @@ func New(cfg Config, st store.Store, log *zap.Logger, opts ...Option) *Server {
 	s.seen.init(max(cfg.Heartbeat.FlushInterval.Duration, cfg.Heartbeat.Interval.Duration))
 	s.limiter = newRateLimiter(cfg.RateLimit.RequestsPerWindow, cfg.RateLimit.Window.Duration, s.clock.Now)
 	s.hbLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
+	s.ipLimiter = newRateLimiter(cfg.Heartbeat.RateLimit, time.Minute, s.clock.Now)
 	s.metrics = newMetrics(s)
 	s.downloads = newDownloadGate(cfg.Artifacts.MaxConcurrentDownloads, s.metrics)
 	s.engine = rollout.New(rollout.Deps{

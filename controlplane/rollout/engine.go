@@ -522,6 +522,7 @@ func (e *Engine) follow(ctx context.Context, now time.Time) error {
 			continue
 		}
 		old := us.u.Agents[j]
+		e.shareRow(&r.UpdateAgent, &old)
 		us.u.Agents[j] = r.UpdateAgent
 		us.u.Agents[j].Position = old.Position
 		e.rowChanged(us, j, old)

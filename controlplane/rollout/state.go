@@ -171,6 +171,7 @@ func (e *Engine) upsertClient(c *store.Client, now time.Time) {
 		cs = &clientState{c: row}
 		e.clients[c.ID] = cs
 	} else {
+		row.ID = cs.c.ID // the copy kept (share.go)
 		cs.c = row
 	}
 	e.setClientZone(cs)
@@ -200,10 +201,12 @@ func (e *Engine) see(cs *clientState, t, now time.Time) {
 func (e *Engine) upsertAgent(a *store.Agent, now time.Time) {
 	as := e.agents[a.ID]
 	if as == nil {
+		e.shareAgent(a, nil)
 		as = &agentState{a: a}
 		e.agents[a.ID] = as
 	} else {
 		old := as.a
+		e.shareAgent(a, old)
 		as.a = a
 		if old.Version != a.Version && as.pool != nil {
 			as.pool.checkMin(as)
@@ -383,6 +386,7 @@ func (e *Engine) removeUpdate(us *updState) {
 func (e *Engine) appendRow(us *updState, ua store.UpdateAgent) {
 	i := len(us.u.Agents)
 	ua.Position = i
+	e.shareRow(&ua, &store.UpdateAgent{})
 	us.u.Agents = append(us.u.Agents, store.UpdateAgent{AgentID: ua.AgentID})
 	us.idx[ua.AgentID] = i
 	blank := us.u.Agents[i]

@@ -122,14 +122,14 @@ func (db *DB) ApplyHeartbeats(ctx context.Context, hbs []store.Heartbeat) error 
 
 // hbStmts are the prepared statements of one heartbeat batch.
 type hbStmts struct {
-	facts, seen, agent, job, progress *sql.Stmt
+	facts, seen, agentSeen, agent, job, progress *sql.Stmt
 }
 
 // in binds the prepared statements to a transaction (on the one writer
 // connection they were prepared on, so nothing is prepared again).
 func (st *hbStmts) in(ctx context.Context, tx *sql.Tx) *hbStmts {
-	return &hbStmts{facts: tx.StmtContext(ctx, st.facts), seen: tx.StmtContext(ctx, st.seen), agent: tx.StmtContext(ctx, st.agent),
-		job: tx.StmtContext(ctx, st.job), progress: tx.StmtContext(ctx, st.progress)}
+	return &hbStmts{facts: tx.StmtContext(ctx, st.facts), seen: tx.StmtContext(ctx, st.seen), agentSeen: tx.StmtContext(ctx, st.agentSeen),
+		agent: tx.StmtContext(ctx, st.agent), job: tx.StmtContext(ctx, st.job), progress: tx.StmtContext(ctx, st.progress)}
 }
 
 func prepareHeartbeat(ctx context.Context, tx interface {
@@ -150,6 +150,14 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 			WHERE id = ?9`},
 		// Only the time: the narrow seen row, not the client's.
 		{&st.seen, `INSERT INTO seen (seen_client, seen_at) VALUES (?2, ?1) ON CONFLICT (seen_client) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)`},
+		// A known agent (nearly every report) is updated in place: the
+		// upsert below first tries an insert with a new random id, a probe
+		// of the id index and a new id for nothing.
+		{&st.agentSeen, `UPDATE agents SET version = ?1, last_connection = max(last_connection, ?2), operational_status = ?3,
+			operational_message = ?4, pool_id = ?5, name = ?6, type = ?7,
+			rev = CASE WHEN version != ?1 OR operational_status != ?3 OR operational_message != ?4 OR pool_id != ?5 OR name != ?6 OR type != ?7
+				THEN ?8 ELSE rev END
+			WHERE client_id = ?9 AND agent_name = ?10 AND client_id != ''`},
 		{&st.agent, `INSERT INTO agents (id, pool_id, client_id, agent_name, name, type, version, last_connection, operational_status, operational_message, created_at, rev)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (client_id, agent_name) WHERE client_id != '' DO UPDATE SET version = excluded.version,
@@ -172,7 +180,7 @@ func prepareHeartbeat(ctx context.Context, tx interface {
 }
 
 func (st *hbStmts) close() {
-	for _, s := range []*sql.Stmt{st.facts, st.seen, st.agent, st.job, st.progress} {
+	for _, s := range []*sql.Stmt{st.facts, st.seen, st.agentSeen, st.agent, st.job, st.progress} {
 		if s != nil {
 			s.Close()
 		}
@@ -190,6 +198,15 @@ func (st *hbStmts) apply(ctx context.Context, hb *store.Heartbeat, rev int64) er
 		return err
 	}
 	for _, a := range hb.Agents {
+		res, err := st.agentSeen.ExecContext(ctx, a.Version, seen, a.Status, a.Message, hb.PoolID, a.Name, a.Type, rev, hb.ClientID, a.AgentName)
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", a.AgentName, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("agent %s: %w", a.AgentName, err)
+		} else if n > 0 {
+			continue
+		}
 		if _, err := st.agent.ExecContext(ctx, store.NewID("agt"), hb.PoolID, hb.ClientID, a.AgentName, a.Name, a.Type, a.Version, seen, a.Status, a.Message, seen, rev); err != nil {
 			return fmt.Errorf("agent %s: %w", a.AgentName, err)
 		}
