@@ -229,8 +229,9 @@ func (e *Engine) publishSummaries() {
 	e.summaries.Store(&sums)
 	// A created update leaves created once a tick holds it (its
 	// summary is above), or after a while if it never comes (deleted).
+	now := e.d.Now()
 	e.created.Range(func(k, v any) bool {
-		if _, held := sums[k.(string)]; held || e.d.Now().Sub(v.(createdSummary).at) > 10*time.Minute {
+		if _, held := sums[k.(string)]; held || now.Sub(v.(createdSummary).at) > 10*time.Minute {
 			e.created.Delete(k)
 		}
 		return true
