@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,7 +130,60 @@ func TestJobReplyDecodes(t *testing.T) {
 	}
 }
 
-// The dispatcher hands hosts out in time order, each at or after its time.
+// Many workers taking events at once take each exactly once, none early.
+func TestSchedulerWorkers(t *testing.T) {
+	const n, workers = 2000, 16
+	s := newScheduler(n)
+	s.start = time.Now()
+	for i := range n {
+		s.push(int64(i%50)*int64(time.Millisecond), i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	taken := make([]int, n)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				e, ok := s.next(ctx)
+				if !ok {
+					return
+				}
+				if e.at > s.now() {
+					t.Errorf("host %d taken early", e.host)
+				}
+				mu.Lock()
+				taken[e.host]++
+				mu.Unlock()
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		total := 0
+		for _, c := range taken {
+			total += c
+		}
+		mu.Unlock()
+		if total >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	for i, c := range taken {
+		if c != 1 {
+			t.Fatalf("host %d taken %d times", i, c)
+		}
+	}
+}
+
+// Workers take hosts in time order, each at or after its time; an event
+// pushed earlier than the one a worker waits for is taken first.
 func TestSchedulerOrder(t *testing.T) {
 	s := newScheduler(8)
 	s.start = time.Now()
@@ -139,24 +193,53 @@ func TestSchedulerOrder(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := make(chan event)
-	go s.dispatch(ctx, out)
 	var got []int
 	for range 6 {
-		e := <-out
+		e, ok := s.next(ctx)
+		if !ok {
+			t.Fatal("next ended before ctx")
+		}
+		if e.at > s.now() {
+			t.Fatalf("host %d (at %v) taken early, at %v", e.host, time.Duration(e.at), time.Duration(s.now()))
+		}
 		i := int(e.host)
 		got = append(got, i)
 		if i == 3 {
-			s.push(s.now()+5*ms, 5) // a new earlier event wakes the dispatcher
+			s.push(s.now()+5*ms, 5)
 		}
 	}
 	// Host 3 at 0, host 5 pushed at 5 ms, hosts 1 and 4 at 10 ms (either
 	// order), host 2 at 20 ms, host 0 at 30 ms.
 	if g := fmt.Sprint(got); g != "[3 5 1 4 2 0]" && g != "[3 5 4 1 2 0]" {
-		t.Errorf("dispatch order %v", got)
+		t.Errorf("order %v", got)
 	}
 	if late := s.now(); late < 30*ms {
-		t.Errorf("host 0 (at 30 ms) dispatched at %v", time.Duration(late))
+		t.Errorf("host 0 (at 30 ms) taken at %v", time.Duration(late))
+	}
+	// A waiting worker is woken by an earlier event, and by ctx's end.
+	s.push(s.now()+int64(time.Hour), 6)
+	done := make(chan event)
+	go func() { e, _ := s.next(ctx); done <- e }()
+	time.Sleep(20 * time.Millisecond)
+	s.push(s.now()+ms, 7)
+	select {
+	case e := <-done:
+		if e.host != 7 {
+			t.Errorf("woken for host %d, want 7", e.host)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting worker missed an earlier event")
+	}
+	go func() { _, ok := s.next(ctx); done <- event{host: map[bool]uint32{true: 1, false: 0}[ok]} }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case e := <-done:
+		if e.host != 0 {
+			t.Error("next returned an event after ctx ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting worker did not return when ctx ended")
 	}
 }
 

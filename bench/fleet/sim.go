@@ -22,10 +22,10 @@ import (
 
 // The simulator plays every host without a goroutine of its own: each
 // host has one pending event (its next heartbeat, download or end of
-// install) in a time-ordered heap; a dispatcher hands due hosts to a
-// bounded pool of workers, which send the host's requests over one
-// shared http.Transport and schedule its next event. A host's state is
-// the few bytes of hostState; ids and secrets are derived (identities).
+// install) in a time-ordered heap; a bounded pool of workers takes the due
+// hosts from it, sends the host's requests over one shared http.Transport
+// and schedules its next event. A host's state is the few bytes of
+// hostState; ids and secrets are derived (identities).
 
 // simWorkers bounds the simulator's concurrent requests (and
 // connections): the load generator's concurrency, 256 unless -sim-conns
@@ -52,16 +52,26 @@ func (h *eventHeap) Pop() any {
 	return e
 }
 
-// scheduler is the time-ordered queue of host events.
+// scheduler is the time-ordered queue of host events. Workers take due
+// events themselves (next): while hosts are due, a worker that finishes a
+// request takes the next one at once, without waking another goroutine.
+// A dispatcher goroutine handing each event over a channel cost two
+// goroutine wake-ups an event, and the simulator's share of the two
+// cores with them (bench/README.md).
 type scheduler struct {
 	start time.Time
 	mu    sync.Mutex
 	h     eventHeap
+	// timed: an idle worker waits for the earliest event's time (at most
+	// one); wake tells it of an earlier event. The other idle workers
+	// wait for avail: a hint that an event may be theirs to take.
+	timed bool
 	wake  chan struct{}
+	avail chan struct{}
 }
 
 func newScheduler(n int) *scheduler {
-	return &scheduler{start: time.Now(), h: make(eventHeap, 0, n), wake: make(chan struct{}, 1)}
+	return &scheduler{start: time.Now(), h: make(eventHeap, 0, n), wake: make(chan struct{}, 1), avail: make(chan struct{}, 1)}
 }
 
 // now is the simulation's clock: nanoseconds since its start.
@@ -71,42 +81,68 @@ func (s *scheduler) push(at int64, host int) {
 	s.mu.Lock()
 	heap.Push(&s.h, event{at: at, host: uint32(host)})
 	first := s.h[0].host == uint32(host) && s.h[0].at == at
+	timed := s.timed
 	s.mu.Unlock()
-	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	if !first {
+		return
+	}
+	// An earlier event: the timed waiter waits for it instead, or an
+	// idle worker becomes that waiter.
+	ch := s.avail
+	if timed {
+		ch = s.wake
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
-// dispatch sends each event to out when it is due, until ctx ends.
-func (s *scheduler) dispatch(ctx context.Context, out chan<- event) {
+// next returns the earliest event once it is due; false once ctx ends.
+func (s *scheduler) next(ctx context.Context) (event, bool) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
+		if len(s.h) > 0 && s.h[0].at <= s.now() {
+			e := heap.Pop(&s.h).(event)
+			more := len(s.h) > 0 && !s.timed
+			s.mu.Unlock()
+			if more {
+				// An idle worker takes the timed role for the next event.
+				select {
+				case s.avail <- struct{}{}:
+				default:
+				}
+			}
+			return e, true
+		}
+		if s.timed {
+			s.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return event{}, false
+			case <-s.avail:
+			}
+			continue
+		}
+		s.timed = true
 		wait := time.Hour
 		if len(s.h) > 0 {
 			wait = time.Duration(s.h[0].at - s.now())
-		}
-		if wait <= 0 {
-			e := heap.Pop(&s.h).(event)
-			s.mu.Unlock()
-			select {
-			case out <- e:
-				continue
-			case <-ctx.Done():
-				return
-			}
 		}
 		s.mu.Unlock()
 		t.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return
 		case <-s.wake: // an earlier event (Reset drops a stale expiry: Go 1.23 timers)
 		case <-t.C:
+		}
+		s.mu.Lock()
+		s.timed = false
+		s.mu.Unlock()
+		if ctx.Err() != nil {
+			return event{}, false
 		}
 	}
 }
@@ -326,12 +362,11 @@ func (s *sim) internVersion(v, sha string) uint8 {
 // run plays the hosts until ctx ends.
 func (s *sim) run(ctx context.Context) { s.runWith(ctx, (*worker).step) }
 
-// runWith hands each due event to step on one of simWorkers workers
+// runWith runs step on each due event, on one of simWorkers workers,
 // until ctx ends; step schedules the host's next event. Requests under way
 // when ctx ends are finished, not cancelled (a cancelled heartbeat is an
 // error in the server's log).
 func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Context, e event)) {
-	due := make(chan event)
 	reqCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range simWorkers {
@@ -340,13 +375,15 @@ func (s *sim) runWith(ctx context.Context, step func(w *worker, ctx context.Cont
 			defer wg.Done()
 			w := &worker{s: s, raw: rawClient{addr: s.rawHost, host: s.rawHost, timeout: 30 * time.Second}}
 			defer w.raw.close()
-			for e := range due {
+			for {
+				e, ok := s.sched.next(ctx)
+				if !ok {
+					return
+				}
 				step(w, reqCtx, e)
 			}
 		}()
 	}
-	s.sched.dispatch(ctx, due)
-	close(due)
 	wg.Wait()
 	s.client.Transport.(*http.Transport).CloseIdleConnections()
 }
