@@ -230,12 +230,13 @@ func TestSchedulerOrder(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a waiting worker missed an earlier event")
 	}
-	go func() { _, ok := s.next(ctx); done <- event{host: map[bool]uint32{true: 1, false: 0}[ok]} }()
+	ended := make(chan bool)
+	go func() { _, ok := s.next(ctx); ended <- ok }()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	select {
-	case e := <-done:
-		if e.host != 0 {
+	case ok := <-ended:
+		if ok {
 			t.Error("next returned an event after ctx ended")
 		}
 	case <-time.After(5 * time.Second):
@@ -309,5 +310,34 @@ func TestNextHeartbeatHint(t *testing.T) {
 		if got := nextHeartbeat([]byte(tt.reply), 30*time.Second); got != tt.want {
 			t.Errorf("nextHeartbeat(%s) = %s, want %s", tt.reply, got, tt.want)
 		}
+	}
+}
+
+// Workers behind their hosts' schedule (every event already due, each one
+// pushed back due) still stop when ctx ends.
+func TestSchedulerStopsWhenBehind(t *testing.T) {
+	s := newScheduler(64)
+	s.start = time.Now()
+	for i := range 64 {
+		s.push(0, i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			e, ok := s.next(ctx)
+			if !ok {
+				return
+			}
+			s.push(0, int(e.host)) // due again at once
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a worker with due events kept taking them after ctx ended")
 	}
 }

@@ -103,6 +103,11 @@ func (s *scheduler) next(ctx context.Context) (event, bool) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		// Checked first: a simulator behind its hosts' schedule always
+		// has a due event, and would never stop.
+		if ctx.Err() != nil {
+			return event{}, false
+		}
 		s.mu.Lock()
 		if len(s.h) > 0 && s.h[0].at <= s.now() {
 			e := heap.Pop(&s.h).(event)
