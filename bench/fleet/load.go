@@ -93,16 +93,17 @@ func load(ctx context.Context, base string, echo bool, ids *identities, conns in
 	return r
 }
 
-// oneRound sends one heartbeat per host over 8 connections; it returns
+// oneRound sends one heartbeat per host over 64 connections (a host's
+// first heartbeat waits for the commit of its facts); it returns
 // how many were not answered 200.
 func oneRound(ctx context.Context, base string, ids *identities) int64 {
-	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	tmpl := newBodyTemplate()
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
-	for range 8 {
+	for range 64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

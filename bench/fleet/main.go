@@ -378,7 +378,7 @@ func runBig(ctx context.Context, bin, self, work string, o options, hbOnly time.
 	if failed := oneRound(ctx, srv.base, f.ids); failed > 0 {
 		fmt.Fprintf(os.Stderr, "fleet: %d of the first heartbeats failed\n", failed)
 	}
-	fmt.Fprintf(os.Stderr, "fleet: every host's first heartbeat (8 at once) took %.1f s\n", time.Since(first).Seconds())
+	fmt.Fprintf(os.Stderr, "fleet: every host's first heartbeat (64 at once) took %.1f s\n", time.Since(first).Seconds())
 	if hbOnly > 0 {
 		res, runErr = heartbeatOnly(ctx, srv, f, o, hbOnly)
 	} else {
