@@ -93,17 +93,21 @@ func load(ctx context.Context, base string, echo bool, ids *identities, conns in
 	return r
 }
 
-// oneRound sends one heartbeat per host over 64 connections (a host's
-// first heartbeat waits for the commit of its facts); it returns
-// how many were not answered 200.
+// firstRoundConns is oneRound's connections: a host's first heartbeat
+// waits for the commit of its facts, so the round is bound by how many
+// are in flight.
+const firstRoundConns = 64
+
+// oneRound sends one heartbeat per host over firstRoundConns connections;
+// it returns how many were not answered 200.
 func oneRound(ctx context.Context, base string, ids *identities) int64 {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	tr := &http.Transport{MaxIdleConnsPerHost: firstRoundConns}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	tmpl := newBodyTemplate()
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
-	for range 64 {
+	for range firstRoundConns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

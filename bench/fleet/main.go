@@ -378,7 +378,7 @@ func runBig(ctx context.Context, bin, self, work string, o options, hbOnly time.
 	if failed := oneRound(ctx, srv.base, f.ids); failed > 0 {
 		fmt.Fprintf(os.Stderr, "fleet: %d of the first heartbeats failed\n", failed)
 	}
-	fmt.Fprintf(os.Stderr, "fleet: every host's first heartbeat (64 at once) took %.1f s\n", time.Since(first).Seconds())
+	fmt.Fprintf(os.Stderr, "fleet: every host's first heartbeat (%d at once) took %.1f s\n", firstRoundConns, time.Since(first).Seconds())
 	if hbOnly > 0 {
 		res, runErr = heartbeatOnly(ctx, srv, f, o, hbOnly)
 	} else {
@@ -811,8 +811,9 @@ func heartbeatOnly(ctx context.Context, srv *server, f *fixture, o options, d ti
 	hctx, stopHosts := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { s.run(hctx); close(done) }()
-	// The first interval registers every host in the server's memory;
-	// measure after it.
+	// Every host's first heartbeat went out before (runBig); one interval
+	// more opens the simulator's connections and reaches its steady
+	// rate, as the rollout's warm-up does. Measure after it.
 	warm := min(o.interval+time.Second, d/2)
 	select {
 	case <-time.After(warm):
